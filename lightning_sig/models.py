@@ -1,0 +1,149 @@
+"""The paper's CIFAR-10 conv nets (Appendix A, Tables 1–3) as presets of one configurable class.
+
+Every net is: ``blocks`` × (``convs_per_block`` × [3×3 "same" conv with ``channels`` channels →
+activation]) → 2×2 max pooling after each block → flatten → hidden dense layers, each followed by
+the activation → a 10-way linear output (logits; the softmax is in the loss). Pooling is linear
+in the paper's sense: no activation follows it.
+
+Reading of the tables (the conv rows of Tables 1–3 are garbled in the arXiv text): we take every
+conv as 3 input → 3 output channels, 3×3 kernel, with bias (81 weights + 3 biases). This is the
+only reading consistent with the dense rows: after three 2×2 poolings a 32×32 image is 4×4, and
+the first dense layer has 48 = 3·4·4 inputs (Table 1: 392 = 48·8 + 8; Tables 2–3: 384 = 48·8
+weights). Table 1 counts weights + biases, Tables 2–3 weights only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Tuple
+
+import torch
+from torch import nn
+
+from lightning_sig.activations import ScaledActivation
+
+__all__ = ["ConvNetSpec", "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "INIT_SCHEMES", "init_parameters"]
+
+
+@dataclass(frozen=True)
+class ConvNetSpec:
+    """Architecture of one paper network.
+
+    Attributes:
+        blocks: number of conv blocks, each ended by 2×2 max pooling.
+        convs_per_block: 3×3 "same" convolutions per block.
+        channels: channels of every convolution (input images have 3).
+        hidden: widths of the hidden dense layers.
+        num_classes: outputs (10 for CIFAR-10).
+        image_size: input height = width in pixels (32 for CIFAR-10).
+    """
+
+    blocks: int
+    convs_per_block: int
+    channels: int
+    hidden: Tuple[int, ...]
+    num_classes: int = 10
+    image_size: int = 32
+
+    @property
+    def flat_features(self) -> int:
+        """Inputs of the first dense layer: channels · (image_size / 2^blocks)²."""
+        return self.channels * (self.image_size >> self.blocks) ** 2
+
+
+#: Table 1, large-parameters regime (Sec. 3.1): 3 blocks × 2 convs, dense 8, output 10.
+TABLE1 = ConvNetSpec(blocks=3, convs_per_block=2, channels=3, hidden=(8,))
+#: Table 2, many-layers regime (Sec. 3.2): 3 blocks × 3 convs, dense 8, 8, 8, 8, output 10.
+TABLE2 = ConvNetSpec(blocks=3, convs_per_block=3, channels=3, hidden=(8, 8, 8, 8))
+#: Table 3, combined regime (Sec. 3.3): 3 blocks × 2 convs, dense 8, 8, 8, output 10.
+TABLE3 = ConvNetSpec(blocks=3, convs_per_block=2, channels=3, hidden=(8, 8, 8))
+
+
+class SigmoidConvNet(nn.Module):
+    """A plain conv net with one α-scaled activation layer after every conv and hidden dense layer.
+
+    Args:
+        spec: the architecture (:data:`TABLE1`, :data:`TABLE2`, :data:`TABLE3` or your own).
+        activation: activation family, see :class:`~lightning_sig.ScaledActivation`.
+        alpha: the scale α of eq. 1 (finite, > 0; default 1.0).
+        learnable_alpha: one trainable α per activation layer.
+
+    Shape:
+        input (N, 3, image_size, image_size) float; output (N, num_classes) logits.
+
+    Raises:
+        ValueError: from :class:`~lightning_sig.ScaledActivation` for a bad family or α.
+    """
+
+    def __init__(self, spec: ConvNetSpec, activation: str = "tanh", alpha: float = 1.0,
+                 learnable_alpha: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+
+        def act() -> ScaledActivation:
+            return ScaledActivation(activation, alpha, learnable_alpha)
+
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for _ in range(spec.blocks):
+            for _ in range(spec.convs_per_block):
+                layers += [nn.Conv2d(in_ch, spec.channels, 3, padding=1), act()]
+                in_ch = spec.channels
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        dense: list[nn.Module] = [nn.Flatten()]  # (N, C, H, W) -> (N, C·H·W)
+        width = spec.flat_features
+        for hidden in spec.hidden:
+            dense += [nn.Linear(width, hidden), act()]
+            width = hidden
+        dense.append(nn.Linear(width, spec.num_classes))
+        self.classifier = nn.Sequential(*dense)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+#: Initialisation schemes and the scale each one reads from ``init_scale``.
+INIT_SCHEMES = {
+    "uniform": "U[-init_scale, init_scale); paper Sec. 3.1/3.3 use init_scale=10",
+    "normal": "N(0, init_scale²); paper Sec. 3.2 uses init_scale=0.05",
+    "default": "PyTorch's default (Kaiming-uniform); init_scale unused",
+}
+
+
+def init_parameters(model: nn.Module, scheme: str = "default", scale: float = 1.0,
+                    zero_bias: bool = False) -> None:
+    """Initialise the weights and biases of every conv and linear layer of ``model`` in place.
+
+    The paper initialises "the parameters", so by default weights and biases alike; learnable α
+    (``log_alpha``) is never touched.
+
+    Args:
+        model: any module; its ``nn.Conv2d`` and ``nn.Linear`` layers are initialised.
+        scheme: ``"uniform"`` (U[−scale, scale)), ``"normal"`` (N(0, scale²)) or ``"default"``.
+        scale: half-width or standard deviation, a finite float > 0 (dimensionless).
+        zero_bias: if True, biases are set to 0 instead (an option the paper does not use).
+
+    Raises:
+        ValueError: unknown ``scheme`` (lists the valid ones) or ``scale`` not finite and > 0.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"Unknown init scheme {scheme!r}; valid: {', '.join(INIT_SCHEMES)}.")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+            or scale <= 0:
+        raise ValueError(f"init_scale must be a finite number > 0, got {scale!r}.")
+    for layer in model.modules():
+        if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            continue
+        if scheme == "default":
+            layer.reset_parameters()
+        for p in (layer.weight, layer.bias):
+            if p is None or scheme == "default":
+                continue
+            with torch.no_grad():
+                if scheme == "uniform":
+                    p.uniform_(-scale, scale)
+                else:
+                    p.normal_(0.0, scale)
+        if zero_bias and layer.bias is not None:
+            nn.init.zeros_(layer.bias)

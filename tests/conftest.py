@@ -1,0 +1,17 @@
+"""Shared fixtures: tiny synthetic CIFAR-10 batches in the official format, the real copy's path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lightning_sig.data_files import write_batches
+
+REAL_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
+
+
+@pytest.fixture()
+def fake_cifar(tmp_path: Path) -> Path:
+    """A data_dir holding cifar-10-batches-py/ with 5 × 20 training and 20 test images."""
+    write_batches(str(tmp_path / "cifar"), n_per_batch=20, seed=0)
+    return tmp_path / "cifar"

@@ -1,0 +1,84 @@
+"""Every paper config parses, round-trips through --print_config and runs fast_dev_run."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
+from lightning_sig.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
+REQUIRED = {
+    "fig1_large_params/unregularized.yaml": (LargeParamsNet, "tanh", 1.0, 0.0, "uniform", 10.0),
+    "fig1_large_params/regularized.yaml": (LargeParamsNet, "tanh", 1.0, 0.01, "uniform", 10.0),
+    "fig2_many_layers/unscaled.yaml": (ManyLayersNet, "tanh", 1.0, 0.0, "normal", 0.05),
+    "fig2_many_layers/scaled.yaml": (ManyLayersNet, "tanh", 2.0, 0.0, "normal", 0.05),
+    "fig3_combined/tanh.yaml": (CombinedNet, "tanh", 1.0, 0.0, "uniform", 10.0),
+    "fig3_combined/tanh_reg_scaled.yaml": (CombinedNet, "tanh", 2.0, 0.01, "uniform", 10.0),
+    "fig3_combined/relu.yaml": (CombinedNet, "relu", 1.0, 0.0, "uniform", 10.0),
+    "fig3_combined/relu_reg.yaml": (CombinedNet, "relu", 1.0, 0.01, "uniform", 10.0),
+    "fig4_logistic/sigmoid.yaml": (CombinedNet, "sigmoid", 1.0, 0.0, "uniform", 10.0),
+    "fig4_logistic/sigmoid_reg_scaled.yaml": (CombinedNet, "sigmoid", 2.0, 0.01, "uniform", 10.0),
+}
+
+
+def _args(config, data_dir, tmp_path):
+    return ["--config", str(ROOT / "configs" / config), "--data.data_dir", str(data_dir),
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+
+
+def test_required_configs_exist():
+    assert set(REQUIRED) <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("config", sorted(REQUIRED))
+def test_config_has_paper_settings(config, fake_cifar, tmp_path):
+    cli = main(_args(config, fake_cifar, tmp_path), run=False)
+    cls, act, alpha, r, init, scale = REQUIRED[config]
+    h = cli.model.hparams
+    assert type(cli.model) is cls
+    assert (h.activation, h.alpha, h.l2_strength, h.init, h.init_scale, h.lr) == \
+        (act, alpha, r, init, scale, 1e-3)
+    assert cli.datamodule.batch_size == 32
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_config_runs_fast_dev_run(config, fake_cifar, tmp_path):
+    cli = main(["fit", *_args(config, fake_cifar, tmp_path), "--trainer.fast_dev_run", "2",
+                "--trainer.enable_progress_bar", "false"])
+    assert cli.trainer.state.finished and cli.trainer.global_step == 2
+    assert cli.trainer.callback_metrics["train/loss"].isfinite()
+
+
+def test_print_config_round_trips(fake_cifar, tmp_path, capsys):
+    args = _args("fig3_combined/tanh_reg_scaled.yaml", fake_cifar, tmp_path)
+    with pytest.raises(SystemExit):
+        main(["fit", *args, "--model.init_args.alpha", "3.5", "--print_config"])
+    printed = capsys.readouterr().out
+    dumped = tmp_path / "dumped.yaml"
+    dumped.write_text(printed)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(dumped), "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(printed)
+    cli = main(["fit", "--config", str(dumped), "--trainer.fast_dev_run", "1"])
+    assert cli.model.hparams.alpha == 3.5 and type(cli.model) is CombinedNet
+    assert cli.trainer.global_step == 1
+
+
+def test_saved_run_config_reruns_same_experiment(fake_cifar, tmp_path):
+    cli = main(["fit", *_args("fig2_many_layers/scaled.yaml", fake_cifar, tmp_path),
+                "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1",
+                "--trainer.enable_progress_bar", "false"])
+    saved = Path(cli.trainer.log_dir) / "config.yaml"
+    assert saved.is_file()
+    again = main(["fit", "--config", str(saved), "--trainer.fast_dev_run", "1"])
+    assert dict(again.model.hparams) == dict(cli.model.hparams)
+    assert again.datamodule.data_dir == str(fake_cifar)
+
+
+def test_misspelt_key_is_named(fake_cifar, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", *_args("fig3_combined/tanh.yaml", fake_cifar, tmp_path),
+              "--model.init_args.l2_strenght", "0.1"])
+    assert "l2_strenght" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""The LightningModules: regularized objective CE + r/2·Σθ² (Sec. 2.2), hyperparameters, errors."""
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
+
+
+def _batch(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize("cls", [LargeParamsNet, ManyLayersNet, CombinedNet])
+@pytest.mark.parametrize("r", [0.0, 0.01, 0.5])
+@pytest.mark.parametrize("learnable", [False, True])
+def test_gradient_is_that_of_regularized_objective(cls, r, learnable):
+    torch.manual_seed(1)
+    module = cls(activation="tanh", alpha=2.0, learnable_alpha=learnable, l2_strength=r)
+    x, y = _batch()
+    loss = module.training_step((x, y), 0)
+    loss.backward()
+    got = {n: p.grad.clone() for n, p in module.named_parameters()}
+
+    module.zero_grad()
+    # By hand: every weight and bias of every conv and linear layer, α excluded.
+    theta = [p for m in module.net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+             for p in (m.weight, m.bias)]
+    hand = F.cross_entropy(module.net(x), y) + r / 2 * sum((p**2).sum() for p in theta)
+    hand.backward()
+    assert loss.item() == pytest.approx(hand.item(), rel=1e-6)
+    for n, p in module.named_parameters():
+        torch.testing.assert_close(got[n], p.grad, rtol=1e-5, atol=1e-7)
+    assert len(got) == len(theta) + (module.net.spec.blocks * module.net.spec.convs_per_block
+                                     + len(module.net.spec.hidden) if learnable else 0)
+
+
+def test_penalty_value_hand_computed():
+    module = LargeParamsNet(l2_strength=0.2)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(0.5)
+    n = sum(p.numel() for p in module.parameters())  # 6·84 + 392 + 90 = 986
+    assert n == 986
+    penalty = 0.1 * n * 0.25
+    from lightning_sig.modules import l2_penalty
+    assert l2_penalty(module.penalized_parameters(), 0.2).item() == pytest.approx(penalty)
+
+
+@pytest.mark.parametrize("cls,init,scale", [(LargeParamsNet, "uniform", 10.0),
+                                            (ManyLayersNet, "normal", 0.05),
+                                            (CombinedNet, "uniform", 10.0)])
+def test_paper_init_per_table(cls, init, scale):
+    module = cls()
+    # "paper" is resolved before save_hyperparameters: checkpoints record the scheme used.
+    assert (module.hparams.init, module.hparams.init_scale) == (init, scale)
+    flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+    if init == "uniform":
+        assert flat.abs().max() <= scale and flat.abs().max() > 0.9 * scale
+    else:
+        assert flat.std().item() == pytest.approx(scale, rel=0.15)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"l2_strength": -0.1}, r"l2_strength \(r\) must be a finite number >= 0, got -0.1"),
+    ({"l2_strength": float("nan")}, "got nan"),
+    ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+    ({"activation": "swish"}, "Unknown activation family 'swish'"),
+    ({"alpha": 0.0}, "alpha must be a finite number > 0, got 0.0"),
+    ({"alpha": "2"}, "got '2'"),
+    ({"init": "xavier"}, "Unknown init scheme 'xavier'"),
+    ({"init": "uniform", "init_scale": -2.0}, "init_scale must be a finite number > 0, got -2.0"),
+])
+def test_bad_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CombinedNet(**kwargs)
+
+
+def test_checkpoint_restores_hyperparameters_and_learned_alpha(tmp_path):
+    module = CombinedNet(activation="arctan", alpha=3.0, learnable_alpha=True, l2_strength=0.02,
+                         init="normal", init_scale=0.1, lr=5e-3)
+    with torch.no_grad():
+        module.net.features[1].log_alpha.fill_(math.log(4.0))
+    trainer = pl.Trainer(max_steps=0, logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    restored = CombinedNet.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert dict(restored.hparams) == dict(module.hparams)
+    assert restored.l2_strength == 0.02 and restored.lr == 5e-3
+    assert restored.net.features[1].alpha == pytest.approx(4.0)
+    assert restored.net.features[1].family == "arctan"
