@@ -21,12 +21,12 @@ from typing import Optional, Sequence, Tuple
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_sig.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
-__all__ = ["CIFAR10DataModule", "InMemoryImageDataset"]
+__all__ = ["CIFAR10DataModule", "InMemoryImageDataset", "EpochSeededSampler"]
 
 
 def _collate_batch(batch: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
@@ -67,6 +67,33 @@ class InMemoryImageDataset(Dataset):
         return x[0], y[0]
 
 
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation of ``range(n)`` that is a pure function of ``(seed, epoch)``.
+
+    Unlike ``RandomSampler`` (which draws from the global RNG), the order of epoch e is the same
+    whether a run is uninterrupted or resumed from a checkpoint at epoch e: Lightning calls
+    :meth:`set_epoch` before every epoch (as for ``DistributedSampler``, which wraps this one
+    under DDP so each rank gets a disjoint shard of the same permutation).
+
+    Args:
+        n: dataset size.
+        seed: base seed; epoch e uses ``torch.Generator().manual_seed(seed + e)``.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class CIFAR10DataModule(pl.LightningDataModule):
     """CIFAR-10 from the official python-version batches, held in memory.
 
@@ -81,8 +108,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
             fitting (computed at ``setup``); default False: pixels in [0, 1] (assumption).
         num_workers: DataLoader worker processes; default 0 (indexing is cheap).
         download: download the official archive (with its MD5) if the batches are missing.
-        split_seed: seed of the generator for the ``val_split`` hold-out (not of shuffling,
-            which follows ``seed_everything``).
+        split_seed: seed of the generator for the ``val_split`` hold-out.
+        shuffle_seed: base seed of the training order (epoch e is the permutation seeded with
+            ``shuffle_seed + e``); None (default) takes the seed of ``seed_everything``
+            (``torch.initial_seed()``), so runs with the same seed see the same order, and a
+            resumed run sees the order the uninterrupted run would have seen.
         pin_memory: pin host memory for faster GPU transfers.
 
     Raises:
@@ -101,7 +131,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     def __init__(self, data_dir: str = "data", batch_size: int = 32, val_split: int = 0,
                  normalize: bool = False, num_workers: int = 0, download: bool = False,
-                 split_seed: int = 42, pin_memory: bool = False) -> None:
+                 split_seed: int = 42, shuffle_seed: Optional[int] = None,
+                 pin_memory: bool = False) -> None:
         super().__init__()
         for name, value, low in (("batch_size", batch_size, 1), ("val_split", val_split, 0),
                                  ("num_workers", num_workers, 0)):
@@ -111,7 +142,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.data_dir = os.fspath(data_dir)
         self.batch_size, self.val_split, self.normalize = batch_size, val_split, normalize
         self.num_workers, self.download, self.split_seed = num_workers, download, split_seed
-        self.pin_memory = pin_memory
+        self.pin_memory, self.shuffle_seed = pin_memory, shuffle_seed
         self.train_set: Optional[InMemoryImageDataset] = None
         self.val_set: Optional[InMemoryImageDataset] = None
         self.test_set: Optional[InMemoryImageDataset] = None
@@ -151,7 +182,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def _loader(self, dataset: Optional[InMemoryImageDataset], shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("CIFAR10DataModule.setup() must run before asking for a loader.")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+        sampler = None
+        if shuffle:
+            seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
+            sampler = EpochSeededSampler(len(dataset), seed % 2**62)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=_collate_batch,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 

@@ -62,8 +62,22 @@ def test_shuffle_deterministic_under_seed_everything(fake_cifar):
     orders = []
     for seed in (5, 5, 6):
         pl.seed_everything(seed)
+        torch.rand(3)  # consuming the global RNG must not change the order
         orders.append(next(iter(dm.train_dataloader()))[1])
     assert torch.equal(orders[0], orders[1]) and not torch.equal(orders[0], orders[2])
+
+
+def test_epoch_order_is_function_of_seed_and_epoch(fake_cifar):
+    from lightning_sig.data import EpochSeededSampler
+    sampler = EpochSeededSampler(100, seed=7)
+    sampler.set_epoch(3)
+    expected = torch.randperm(100, generator=torch.Generator().manual_seed(10)).tolist()
+    assert list(sampler) == expected and sorted(expected) == list(range(100))
+    dm = CIFAR10DataModule(str(fake_cifar), batch_size=100, shuffle_seed=7)
+    dm.setup()
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(3)
+    torch.testing.assert_close(next(iter(loader))[1], dm.train_set.labels[expected])
 
 
 @pytest.mark.parametrize("kwargs,match", [
