@@ -7,11 +7,13 @@ CIFAR-10 DataModule and a gradient-statistics callback.
 """
 from lightning_sig.activations import ACTIVATIONS, ScaledActivation, scaled_activation
 from lightning_sig.data import CIFAR10DataModule
+from lightning_sig.grad_callback import GradientQuantileCallback
 from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, init_parameters
 from lightning_sig.modules import CombinedNet, LargeParamsNet, ManyLayersNet, SigmoidNetModule
 
 __all__ = [
     "ACTIVATIONS", "ScaledActivation", "scaled_activation", "CIFAR10DataModule", "ConvNetSpec",
+    "GradientQuantileCallback",
     "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "init_parameters", "SigmoidNetModule",
     "LargeParamsNet", "ManyLayersNet", "CombinedNet",
 ]

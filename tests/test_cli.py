@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
+from lightning_sig import CombinedNet, GradientQuantileCallback, LargeParamsNet, ManyLayersNet
 from lightning_sig.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +49,7 @@ def test_config_runs_fast_dev_run(config, fake_cifar, tmp_path):
                 "--trainer.enable_progress_bar", "false"])
     assert cli.trainer.state.finished and cli.trainer.global_step == 2
     assert cli.trainer.callback_metrics["train/loss"].isfinite()
+    assert any(isinstance(c, GradientQuantileCallback) for c in cli.trainer.callbacks)
 
 
 def test_print_config_round_trips(fake_cifar, tmp_path, capsys):
@@ -61,6 +62,9 @@ def test_print_config_round_trips(fake_cifar, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--config", str(dumped), "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(printed)
+    callbacks = yaml.safe_load(printed)["trainer"]["callbacks"]
+    assert callbacks[0]["class_path"] == "lightning_sig.GradientQuantileCallback"
+    assert callbacks[0]["init_args"]["quantiles"] == [0.0, 0.25, 0.5, 0.75, 1.0]
     cli = main(["fit", "--config", str(dumped), "--trainer.fast_dev_run", "1"])
     assert cli.model.hparams.alpha == 3.5 and type(cli.model) is CombinedNet
     assert cli.trainer.global_step == 1

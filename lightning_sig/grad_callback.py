@@ -1,0 +1,228 @@
+"""GradientQuantileCallback: the paper's gradient statistics (bottom panels of Figures 1–4) for
+any LightningModule, logged per optimizer step, per layer and globally, and per epoch.
+
+The hook is ``on_before_optimizer_step``: after gradient accumulation, after AMP unscaling and
+DDP's all-reduce, before clipping, i.e. exactly the gradient the optimizer will use. For our
+modules with r > 0 that is the gradient of the regularized objective CE + r/2·Σθ² (Sec. 2.2).
+The maths lives in :mod:`lightning_sig.grad_stats` and :mod:`lightning_sig.grad_segments`.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_warn
+from torch import Tensor
+
+from lightning_sig.grad_segments import SEGMENTED_MAX_NUMEL, segment_statistics
+from lightning_sig.grad_stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
+    check_quantile_levels, check_vanishing_threshold, gradient_statistics_tensor, \
+    log10_abs_for_histogram, statistic_names
+
+__all__ = ["GradientQuantileCallback"]
+
+
+def _check_interval(name: str, value: Optional[int]) -> Optional[int]:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+    return value
+
+
+class GradientQuantileCallback(Callback):
+    r"""Log exact coordinatewise statistics of the gradient g, globally and for every layer.
+
+    At every optimizer step the callback computes, for the vector g of all trainable
+    parameters that have a gradient ("global") and for each module owning parameters (a
+    "layer", named by its qualified name, e.g. ``net.features.0``), the quantiles of |g_j|,
+    mean |g_j|, root mean square, L2 norm, the fraction of coordinates with |g_j| ≤ threshold
+    and the number of non-finite coordinates (statistics are over the finite coordinates).
+    Parameters with ``grad is None`` (frozen or unused) are skipped. Under DDP the gradient is
+    the synchronized one and everything happens on global rank 0 only.
+
+    Args:
+        quantiles: levels q in [0, 1] of the |g_j| quantiles (numpy "linear" interpolation,
+            exact for any size); default (0, 0.25, 0.5, 0.75, 1).
+        vanishing_threshold: t ≥ 0 for ``vanishing_frac``; default 1e-8 (Adam's eps, an
+            assumption: the paper gives no number).
+        signed: also log the quantiles of the signed values g_j.
+        per_layer: also log each layer's statistics (default True).
+        log_every_n_steps: interval of the per-step scalars in optimizer steps; None (default)
+            takes the Trainer's ``log_every_n_steps``. A step s is logged when s % n == 0.
+        histogram_every_n_steps: interval of the log10|g| histograms (TensorBoardLogger only);
+            None (default) is 10 × the scalar interval; 0 is refused, use ``histograms=False``.
+        histograms: log histograms at all (default True).
+        epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
+            (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
+
+    Raises:
+        ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
+            threshold, an interval that is not a positive integer (each message names the value).
+
+    Logged metrics (step = ``trainer.global_step`` before the update; ``<g>`` is ``global`` or a
+    layer name; gradient values in loss units per parameter unit):
+        - ``grad/<g>/abs_q<p>``: the p-th percentile of |g_j| (``abs_q0`` min, ``abs_q100`` max)
+        - ``grad/<g>/abs_mean``, ``grad/<g>/rms``, ``grad/<g>/l2_norm``: mean |g_j|,
+          sqrt(mean g_j²), sqrt(Σ g_j²)
+        - ``grad/<g>/vanishing_frac``: fraction (0–1) of finite coordinates with |g_j| ≤ t
+        - ``grad/<g>/nonfinite_count``: number of NaN/±inf coordinates (count)
+        - ``grad/<g>/q<p>``: percentiles of the signed g_j (only with ``signed=True``)
+        - ``grad_epoch/<g>/<stat>``: the epoch means of the above, at the end of each training
+          epoch (one point per epoch, for figures)
+        - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (zeros at
+          the float32 floor, about −37.9), TensorBoardLogger only
+
+    Example::
+
+        trainer = pl.Trainer(callbacks=[GradientQuantileCallback(quantiles=(0.1, 0.5, 0.9))])
+
+        # or in a LightningCLI config
+        trainer:
+          callbacks:
+            - class_path: lightning_sig.GradientQuantileCallback
+              init_args: {log_every_n_steps: 50}
+    """
+
+    def __init__(self, quantiles: Sequence[float] = DEFAULT_QUANTILES,
+                 vanishing_threshold: float = DEFAULT_VANISHING_THRESHOLD, signed: bool = False,
+                 per_layer: bool = True, log_every_n_steps: Optional[int] = None,
+                 histogram_every_n_steps: Optional[int] = None, histograms: bool = True,
+                 epoch_aggregates: bool = True) -> None:
+        super().__init__()
+        self.quantiles = check_quantile_levels(quantiles)
+        self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)
+        self.signed, self.per_layer = bool(signed), bool(per_layer)
+        self.log_every_n_steps = _check_interval("log_every_n_steps", log_every_n_steps)
+        self.histogram_every_n_steps = _check_interval("histogram_every_n_steps",
+                                                       histogram_every_n_steps)
+        self.histograms, self.epoch_aggregates = bool(histograms), bool(epoch_aggregates)
+        self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
+        self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
+                         if n != "numel"]
+        self._epoch_sum: Optional[Tensor] = None  # (G, K) float64, NaN-free sums
+        self._epoch_count: Optional[Tensor] = None  # (G, K) number of defined values
+        self._epoch_groups: List[str] = []
+        self._epoch_index: Optional[int] = None  # epoch the sums belong to
+        self._warned: set = set()
+
+    # ----------------------------------------------------------------- gathering gradients
+    @staticmethod
+    def _layers(pl_module: pl.LightningModule) -> Dict[str, List[Tensor]]:
+        """Layer name → gradients (not None) of its own trainable parameters, in model order."""
+        layers: Dict[str, List[Tensor]] = {}
+        for name, p in pl_module.named_parameters():
+            if p.requires_grad and p.grad is not None:
+                layers.setdefault(name.rpartition(".")[0] or "<root>", []).append(p.grad)
+        return layers
+
+    def _statistics(self, layers: Dict[str, List[Tensor]]) -> Tuple[List[str], Tensor]:
+        """Names (global first) and their (G, K) statistics, K = len(self.names)."""
+        grads = [g.detach().reshape(-1) for gs in layers.values() for g in gs]  # (n_i,) each
+        total = sum(g.numel() for g in grads)
+        dtype = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
+        args = (self.quantiles, self.vanishing_threshold, self.signed)
+        if total <= SEGMENTED_MAX_NUMEL:
+            flat = torch.cat([g.to(dtype) for g in grads])  # (N,)
+            rows = [segment_statistics(flat, [total], *args)]
+            if self.per_layer:
+                sizes = [sum(g.numel() for g in gs) for gs in layers.values()]
+                rows.append(segment_statistics(flat, sizes, *args))
+            table = torch.cat(rows)
+        else:  # big models: per-vector path, a few copies of the gradient at most
+            groups = [grads] + (list(layers.values()) if self.per_layer else [])
+            table = torch.stack([gradient_statistics_tensor(g, *args) for g in groups])
+        names = ["global"] + (list(layers) if self.per_layer else [])
+        return names, table[:, self._columns]
+
+    # ----------------------------------------------------------------------- hooks
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
+            self._epoch_sum = self._epoch_count = None
+            self._epoch_groups = []
+            self._epoch_index = trainer.current_epoch
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        if not trainer.is_global_zero:
+            return
+        step = trainer.global_step
+        every = self.log_every_n_steps or trainer.log_every_n_steps
+        log_now = step % every == 0
+        if not (log_now or self.epoch_aggregates):
+            return
+        layers = self._layers(pl_module)
+        if not layers:
+            self._warn_once("no_grad", "GradientQuantileCallback: no trainable parameter has a "
+                            "gradient at this optimizer step; nothing is logged.")
+            return
+        names, table = self._statistics(layers)
+        if self.epoch_aggregates:
+            self._accumulate(names, table)
+        if log_now:
+            self._log_scalars(trainer, "grad", names, table, step)
+            hist_every = self.histogram_every_n_steps or 10 * every
+            if self.histograms and step % hist_every == 0:
+                self._log_histograms(trainer, layers, step)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or self._epoch_sum is None:
+            return
+        mean = self._epoch_sum / self._epoch_count  # NaN where never defined (0 / 0)
+        self._log_scalars(trainer, "grad_epoch", self._epoch_groups, mean, trainer.global_step)
+
+    # --------------------------------------------------------------------- helpers
+    def _accumulate(self, names: List[str], table: Tensor) -> None:
+        defined = ~torch.isnan(table)
+        if self._epoch_sum is None or names != self._epoch_groups:
+            if self._epoch_sum is not None:  # the set of layers with gradients changed
+                self._warn_once("groups", "GradientQuantileCallback: the layers with gradients "
+                                "changed within an epoch; epoch means restart from this step.")
+            self._epoch_groups = names
+            self._epoch_sum = torch.zeros_like(table)
+            self._epoch_count = torch.zeros_like(table)
+        self._epoch_sum += torch.where(defined, table, 0.0)
+        self._epoch_count += defined
+
+    def _log_scalars(self, trainer: pl.Trainer, prefix: str, names: List[str], table: Tensor,
+                     step: int) -> None:
+        values = table.tolist()  # the only host transfer of the step
+        metrics = {f"{prefix}/{g}/{k}": v for g, row in zip(names, values)
+                   for k, v in zip(self.names, row)}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    def _log_histograms(self, trainer: pl.Trainer, layers: Dict[str, List[Tensor]],
+                        step: int) -> None:
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not writers:
+            if trainer.loggers:
+                self._warn_once("hist", "GradientQuantileCallback: histograms need a "
+                                "TensorBoardLogger; skipping them (scalars are still logged).")
+            return
+        groups = {"global": [g for gs in layers.values() for g in gs]}
+        if self.per_layer:
+            groups.update(layers)
+        for name, grads in groups.items():
+            values = log10_abs_for_histogram(grads)
+            if values.numel() == 0:  # TensorBoard rejects empty input: nothing finite to show
+                continue
+            for writer in writers:
+                writer.add_histogram(f"grad_hist/{name}/log10_abs", values, global_step=step)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            rank_zero_warn(message)
+
+    # ------------------------------------------------------------------ state (resume)
+    def state_dict(self) -> Dict[str, Any]:
+        return {"epoch_sum": self._epoch_sum, "epoch_count": self._epoch_count,
+                "epoch_groups": list(self._epoch_groups), "epoch_index": self._epoch_index}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._epoch_sum = state_dict.get("epoch_sum")
+        self._epoch_count = state_dict.get("epoch_count")
+        self._epoch_groups = list(state_dict.get("epoch_groups", []))
+        self._epoch_index = state_dict.get("epoch_index")
