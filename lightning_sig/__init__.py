@@ -10,11 +10,12 @@ from lightning_sig.data import CIFAR10DataModule
 from lightning_sig.grad_callback import GradientQuantileCallback
 from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, init_parameters
 from lightning_sig.modules import CombinedNet, LargeParamsNet, ManyLayersNet, SigmoidNetModule
+from lightning_sig.nonfinite import NonFiniteLossGuard
 
 __all__ = [
     "ACTIVATIONS", "ScaledActivation", "scaled_activation", "CIFAR10DataModule", "ConvNetSpec",
     "GradientQuantileCallback",
     "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "init_parameters", "SigmoidNetModule",
-    "LargeParamsNet", "ManyLayersNet", "CombinedNet",
+    "LargeParamsNet", "ManyLayersNet", "CombinedNet", "NonFiniteLossGuard",
 ]
 __version__ = "0.1.0"

@@ -24,9 +24,10 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"  # of the official archive (torchvision's value)
 _LAYOUT = (f"expected layout: <data_dir>/{BASE_FOLDER}/" + "{" + ", ".join(TRAIN_FILES + TEST_FILES)
            + "}")
-_HOW_TO = (f"To supply the files by hand, download {URL}, extract it into <data_dir> (it creates "
-           f"{BASE_FOLDER}/) and pass --data.data_dir <data_dir>; or pass --data.download true on "
-           f"a machine with internet access.")
+_BY_HAND = (f"To supply the files by hand, download {URL} on a machine with internet access, "
+            f"extract it into <data_dir> (it creates {BASE_FOLDER}/) and pass --data.data_dir "
+            f"<data_dir>")
+_HOW_TO = f"{_BY_HAND}; or pass --data.download true on a machine with internet access."
 
 
 def missing_files(data_dir: str, names: Sequence[str], raise_error: bool = False) -> List[str]:
@@ -96,7 +97,7 @@ def download_cifar10(data_dir: str) -> None:
         download_and_extract_archive(URL, download_root=data_dir, md5=MD5)
     except Exception as err:
         raise RuntimeError(f"Downloading CIFAR-10 into {data_dir!r} failed ({type(err).__name__}: "
-                           f"{err}). {_HOW_TO}") from err
+                           f"{err}); are you offline? {_BY_HAND}.") from err
 
 
 def write_batches(data_dir: str, n_per_batch: int = 20, seed: int = 0) -> Path:
