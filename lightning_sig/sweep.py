@@ -39,7 +39,7 @@ from lightning_sig.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec, che
 __all__ = ["main", "run_sweep", "run_one", "default_jobs", "check_finished", "format_duration"]
 
 PAPER_SEEDS = "0-24"  # the paper's 25 seeds
-PAPER_EPOCHS = 30     # the paper's x-axis (Figures 1-4)
+PAPER_EPOCHS = 30     # the configs' max_epochs: an assumption, not confirmed from the paper
 
 
 def usable_cpus() -> int:
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seeds or ranges, e.g. 0 1 2 or 0-24 (default {PAPER_SEEDS}, the "
                              f"paper's 25)")
     parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS,
-                        help=f"epochs per run, >= 1 (default {PAPER_EPOCHS}, the paper's)")
+                        help=f"epochs per run, >= 1 (default {PAPER_EPOCHS}, the configs' assumed budget)")
     parser.add_argument("--out", type=Path, default=Path("sweeps"),
                         help="sweep directory (default: sweeps)")
     parser.add_argument("--arms", nargs="+", default=None, help="only these arms")
