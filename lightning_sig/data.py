@@ -16,17 +16,18 @@ scaled to [0, 1], per-channel standardisation off by default.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from lightning_sig.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
-__all__ = ["CIFAR10DataModule", "InMemoryImageDataset", "EpochSeededSampler"]
+__all__ = ["CIFAR10DataModule", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
+           "MemberCollate"]
 
 
 def _collate_batch(batch: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
@@ -67,31 +68,91 @@ class InMemoryImageDataset(Dataset):
         return x[0], y[0]
 
 
-class EpochSeededSampler(Sampler[int]):
-    """A random permutation of ``range(n)`` that is a pure function of ``(seed, epoch)``.
+class EpochSeededSampler(DistributedSampler):
+    """A random permutation of ``range(n)`` that is a pure function of ``(seed, epoch)``, sharded.
 
     Unlike ``RandomSampler`` (which draws from the global RNG), the order of epoch e is the same
     whether a run is uninterrupted or resumed from a checkpoint at epoch e: Lightning calls
-    :meth:`set_epoch` before every epoch (as for ``DistributedSampler``, which wraps this one
-    under DDP so each rank gets a disjoint shard of the same permutation).
+    :meth:`set_epoch` before every epoch. It is torch's ``DistributedSampler`` (shuffle on), so
+    under DDP Lightning keeps it instead of re-shuffling it inside a ``DistributedSamplerWrapper``:
+    rank r of W gets positions r, r + W, ... of the permutation (padded to a multiple of W by
+    repeating its start), and the W per-rank batches of a step together are the batch of size
+    W·B that one process would draw: the same global batches for any number of devices.
 
     Args:
         n: dataset size.
         seed: base seed; epoch e uses ``torch.Generator().manual_seed(seed + e)``.
+        num_replicas, rank: world size W and this process's global rank (default 1, 0).
     """
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.n = n
+
+
+class _MemberOrders:
+    """The S members' epoch orders, stepped through epochs together (``set_epoch``)."""
+
+    def __init__(self, n: int, seeds: Sequence[int]) -> None:
+        self.n, self.seeds, self.epoch = n, list(seeds), 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+    def orders(self) -> Tensor:
+        """(S, n) int64: row s is ``list(EpochSeededSampler(n, seeds[s]))`` at this epoch (the
+        same ``randperm`` of a generator seeded with seed + epoch; tests/test_members.py checks
+        it), drawn as tensors instead of Python lists."""
+        return torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(
+            seed + self.epoch)) for seed in self.seeds])
+
+
+class MemberBatchSampler(Sampler[Tensor]):
+    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.members`).
+
+    Member s walks through its own epoch order, the permutation of
+    ``EpochSeededSampler(n, seeds[s])`` (what a separate run with shuffle seed ``seeds[s]``
+    sees); step i yields batch i of every member, flat: member 0's b indices, then member 1's,
+    and so on (an (S·b,) int64 tensor; b = ``batch_size``, the last batch smaller unless
+    ``drop_last``).
+    :class:`MemberCollate` turns the flat batch into (S, b, ...).
+
+    Args:
+        n: dataset size. batch_size: per member, ≥ 1. seeds: one per member.
+        drop_last: drop each epoch's last incomplete batch.
+    """
+
+    def __init__(self, n: int, batch_size: int, seeds: Sequence[int],
+                 drop_last: bool = False) -> None:
+        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
+        # Lightning calls ``batch_sampler.sampler.set_epoch(e)`` before every epoch
+        self.sampler = _MemberOrders(n, seeds)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        order = self.sampler.orders()  # (S, n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[:, start:start + self.batch_size].reshape(-1)  # (S·b,) int64 indices
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+class MemberCollate:
+    """``collate_fn`` for :class:`MemberBatchSampler`: (S·b, ...) tensors → (S, b, ...).
+
+    Args:
+        num_members: S. collate_fn: the per-item collate (default: the in-memory dataset's,
+            whose ``__getitems__`` already batches).
+    """
+
+    def __init__(self, num_members: int, collate_fn=_collate_batch) -> None:
+        self.num_members, self.collate_fn = num_members, collate_fn
+
+    def __call__(self, batch):
+        return tuple(t.unflatten(0, (self.num_members, -1)) for t in self.collate_fn(batch))
 
 
 class CIFAR10DataModule(pl.LightningDataModule):
@@ -114,6 +175,11 @@ class CIFAR10DataModule(pl.LightningDataModule):
             (``torch.initial_seed()``), so runs with the same seed see the same order, and a
             resumed run sees the order the uninterrupted run would have seen.
         pin_memory: pin host memory for faster GPU transfers.
+        member_seeds: for training S members at once (``num_members`` of our modules, which
+            sets it at ``setup`` when None): the training loader yields member batches
+            (images (S, B, 3, 32, 32), labels (S, B)), member s in the order of shuffle seed
+            ``member_seeds[s]`` (:class:`MemberBatchSampler`). Validation and test batches
+            stay (B, ...), shared by all members. Default None: one order, plain batches.
 
     Raises:
         ValueError: ``batch_size`` < 1, ``val_split`` < 0 (here) or ≥ the training set size
@@ -132,17 +198,18 @@ class CIFAR10DataModule(pl.LightningDataModule):
     def __init__(self, data_dir: str = "data", batch_size: int = 32, val_split: int = 0,
                  normalize: bool = False, num_workers: int = 0, download: bool = False,
                  split_seed: int = 42, shuffle_seed: Optional[int] = None,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool = False, member_seeds: Optional[List[int]] = None) -> None:
         super().__init__()
         for name, value, low in (("batch_size", batch_size, 1), ("val_split", val_split, 0),
                                  ("num_workers", num_workers, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["member_seeds"])  # the module's hparams record them
         self.data_dir = os.fspath(data_dir)
         self.batch_size, self.val_split, self.normalize = batch_size, val_split, normalize
         self.num_workers, self.download, self.split_seed = num_workers, download, split_seed
         self.pin_memory, self.shuffle_seed = pin_memory, shuffle_seed
+        self.member_seeds = None if member_seeds is None else list(member_seeds)
         self.train_set: Optional[InMemoryImageDataset] = None
         self.val_set: Optional[InMemoryImageDataset] = None
         self.test_set: Optional[InMemoryImageDataset] = None
@@ -183,11 +250,25 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError("CIFAR10DataModule.setup() must run before asking for a loader.")
         sampler = None
+        if shuffle and self.member_seeds is not None:
+            return self._member_loader(dataset)
         if shuffle:
             seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
-            sampler = EpochSeededSampler(len(dataset), seed % 2**62)
+            trainer = self.trainer  # set by Lightning; None when used on its own
+            world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+            sampler = EpochSeededSampler(len(dataset), seed % 2**62, world, rank)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, collate_fn=_collate_batch,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def _member_loader(self, dataset: InMemoryImageDataset) -> DataLoader:
+        if self.trainer is not None and self.trainer.world_size > 1:
+            raise ValueError(f"member_seeds (S={len(self.member_seeds)} members) is not supported "
+                             f"with {self.trainer.world_size} processes; use one process.")
+        seeds = [seed % 2**62 for seed in self.member_seeds]
+        batches = MemberBatchSampler(len(dataset), self.batch_size, seeds)
+        return DataLoader(dataset, batch_sampler=batches,
+                          num_workers=self.num_workers, collate_fn=MemberCollate(len(seeds)),
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

@@ -31,6 +31,19 @@ def _check_interval(name: str, value: Optional[int]) -> Optional[int]:
     return value
 
 
+def _write_scalar_summary(logger: TensorBoardLogger, metrics: Dict[str, float], step: int) -> None:
+    """Write all scalars of a step as one TensorBoard event (one ``Summary`` with many values).
+
+    Equivalent to ``logger.log_metrics`` (same tags, steps and values for every reader), but one
+    event instead of one per scalar: ``add_scalar`` costs about 60 µs a call, which for ~150
+    tags would exceed the whole training step of the paper's networks.
+    """
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    summary = Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in metrics.items()])
+    logger.experiment._get_file_writer().add_summary(summary, step)  # torch's SummaryWriter
+
+
 class GradientQuantileCallback(Callback):
     r"""Log exact coordinatewise statistics of the gradient g, globally and for every layer.
 
@@ -101,9 +114,8 @@ class GradientQuantileCallback(Callback):
         self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
-        self._epoch_sum: Optional[Tensor] = None  # (G, K) float64, NaN-free sums
-        self._epoch_count: Optional[Tensor] = None  # (G, K) number of defined values
-        self._epoch_groups: List[str] = []
+        # member (0 without num_members) -> (group names, NaN-free sums (G, K), counts (G, K))
+        self._epoch: Dict[int, Tuple[List[str], Tensor, Tensor]] = {}
         self._epoch_index: Optional[int] = None  # epoch the sums belong to
         self._warned: set = set()
 
@@ -125,22 +137,31 @@ class GradientQuantileCallback(Callback):
         args = (self.quantiles, self.vanishing_threshold, self.signed)
         if total <= SEGMENTED_MAX_NUMEL:
             flat = torch.cat([g.to(dtype) for g in grads])  # (N,)
-            rows = [segment_statistics(flat, [total], *args)]
-            if self.per_layer:
-                sizes = [sum(g.numel() for g in gs) for gs in layers.values()]
-                rows.append(segment_statistics(flat, sizes, *args))
-            table = torch.cat(rows)
+            sizes = [total]
+            if self.per_layer:  # global and layers in one call: flat twice, (2N,)
+                flat = torch.cat([flat, flat])
+                sizes += [sum(g.numel() for g in gs) for gs in layers.values()]
+            table = segment_statistics(flat, sizes, *args)
         else:  # big models: per-vector path, a few copies of the gradient at most
             groups = [grads] + (list(layers.values()) if self.per_layer else [])
             table = torch.stack([gradient_statistics_tensor(g, *args) for g in groups])
         names = ["global"] + (list(layers) if self.per_layer else [])
         return names, table[:, self._columns]
 
+    @classmethod
+    def _gradient_sets(cls, pl_module: pl.LightningModule) -> List[Dict[str, List[Tensor]]]:
+        """One layer → gradients dict, or one per member for our ``num_members > 1`` modules
+        (each with a single network's layer names, so members get the tags of separate runs)."""
+        seeds = getattr(pl_module, "member_seeds", None)
+        if seeds:
+            from lightning_sig.members import member_layer_gradients
+            return member_layer_gradients(pl_module, len(seeds))
+        return [cls._layers(pl_module)]
+
     # ----------------------------------------------------------------------- hooks
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
-            self._epoch_sum = self._epoch_count = None
-            self._epoch_groups = []
+            self._epoch = {}
             self._epoch_index = trainer.current_epoch
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -152,58 +173,73 @@ class GradientQuantileCallback(Callback):
         log_now = step % every == 0
         if not (log_now or self.epoch_aggregates):
             return
-        layers = self._layers(pl_module)
-        if not layers:
+        gradient_sets = self._gradient_sets(pl_module)
+        if not any(gradient_sets):
             self._warn_once("no_grad", "GradientQuantileCallback: no trainable parameter has a "
                             "gradient at this optimizer step; nothing is logged.")
             return
-        names, table = self._statistics(layers)
-        if self.epoch_aggregates:
-            self._accumulate(names, table)
-        if log_now:
-            self._log_scalars(trainer, "grad", names, table, step)
-            hist_every = self.histogram_every_n_steps or 10 * every
-            if self.histograms and step % hist_every == 0:
-                self._log_histograms(trainer, layers, step)
+        hist_every = self.histogram_every_n_steps or 10 * every
+        hist_now = log_now and self.histograms and step % hist_every == 0
+        for member, layers in enumerate(gradient_sets):
+            names, table = self._statistics(layers)
+            if self.epoch_aggregates:
+                self._accumulate(member, names, table)
+            if log_now:
+                self._emit(trainer, pl_module, member, "grad", names, table, step)
+            if hist_now:
+                self._log_histograms(trainer, pl_module, member, layers, step)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or self._epoch_sum is None:
+        if not trainer.is_global_zero:
             return
-        mean = self._epoch_sum / self._epoch_count  # NaN where never defined (0 / 0)
-        self._log_scalars(trainer, "grad_epoch", self._epoch_groups, mean, trainer.global_step)
+        for member, (names, total, count) in self._epoch.items():
+            mean = total / count  # NaN where never defined (0 / 0)
+            self._emit(trainer, pl_module, member, "grad_epoch", names, mean, trainer.global_step)
 
     # --------------------------------------------------------------------- helpers
-    def _accumulate(self, names: List[str], table: Tensor) -> None:
+    def _accumulate(self, member: int, names: List[str], table: Tensor) -> None:
         defined = ~torch.isnan(table)
-        if self._epoch_sum is None or names != self._epoch_groups:
-            if self._epoch_sum is not None:  # the set of layers with gradients changed
+        previous = self._epoch.get(member)
+        if previous is None or previous[0] != names:
+            if previous is not None:  # the set of layers with gradients changed
                 self._warn_once("groups", "GradientQuantileCallback: the layers with gradients "
                                 "changed within an epoch; epoch means restart from this step.")
-            self._epoch_groups = names
-            self._epoch_sum = torch.zeros_like(table)
-            self._epoch_count = torch.zeros_like(table)
-        self._epoch_sum += torch.where(defined, table, 0.0)
-        self._epoch_count += defined
+            previous = (names, torch.zeros_like(table), torch.zeros_like(table))
+            self._epoch[member] = previous
+        previous[1].add_(torch.where(defined, table, 0.0))
+        previous[2].add_(defined)
 
-    def _log_scalars(self, trainer: pl.Trainer, prefix: str, names: List[str], table: Tensor,
-                     step: int) -> None:
+    def _emit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int, prefix: str,
+              names: List[str], table: Tensor, step: int) -> None:
         values = table.tolist()  # the only host transfer of the step
         metrics = {f"{prefix}/{g}/{k}": v for g, row in zip(names, values)
                    for k, v in zip(self.names, row)}
+        if getattr(pl_module, "member_seeds", None):  # member s -> its own run directory
+            if pl_module.member_logger is not None:
+                pl_module.member_logger.log(member, metrics, step)
+            return
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
+            if isinstance(logger, TensorBoardLogger):
+                _write_scalar_summary(logger, metrics, step)
+            else:
+                logger.log_metrics(metrics, step=step)
 
-    def _log_histograms(self, trainer: pl.Trainer, layers: Dict[str, List[Tensor]],
-                        step: int) -> None:
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    def _log_histograms(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                        layers: Dict[str, List[Tensor]], step: int) -> None:
+        groups = {"global": [g for gs in layers.values() for g in gs]}
+        if self.per_layer:
+            groups.update(layers)
+        member_logger = getattr(pl_module, "member_logger", None)
+        if getattr(pl_module, "member_seeds", None):
+            writers = [] if member_logger is None or member_logger.writers is None else \
+                [member_logger.writers[member]]
+        else:
+            writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not writers:
             if trainer.loggers:
                 self._warn_once("hist", "GradientQuantileCallback: histograms need a "
                                 "TensorBoardLogger; skipping them (scalars are still logged).")
             return
-        groups = {"global": [g for gs in layers.values() for g in gs]}
-        if self.per_layer:
-            groups.update(layers)
         for name, grads in groups.items():
             values = log10_abs_for_histogram(grads)
             if values.numel() == 0:  # TensorBoard rejects empty input: nothing finite to show
@@ -218,11 +254,9 @@ class GradientQuantileCallback(Callback):
 
     # ------------------------------------------------------------------ state (resume)
     def state_dict(self) -> Dict[str, Any]:
-        return {"epoch_sum": self._epoch_sum, "epoch_count": self._epoch_count,
-                "epoch_groups": list(self._epoch_groups), "epoch_index": self._epoch_index}
+        return {"epoch": {m: (list(n), t, c) for m, (n, t, c) in self._epoch.items()},
+                "epoch_index": self._epoch_index}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        self._epoch_sum = state_dict.get("epoch_sum")
-        self._epoch_count = state_dict.get("epoch_count")
-        self._epoch_groups = list(state_dict.get("epoch_groups", []))
+        self._epoch = {int(m): (list(n), t, c) for m, (n, t, c) in state_dict.get("epoch", {}).items()}
         self._epoch_index = state_dict.get("epoch_index")

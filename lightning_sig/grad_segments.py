@@ -8,6 +8,11 @@ ops: two stable sorts order the values within their segments, quantiles are gath
 and moments are segment sums (``index_add_``). Values equal :func:`grad_stats.gradient_statistics`
 (numpy "linear" quantiles, float64 moments), with no host synchronisation.
 
+On CPU the same algorithm runs in numpy (``lexsort``, ``bincount``): for the paper's networks
+a torch op costs several microseconds of dispatch, a numpy op on a few thousand values about
+one, and this runs at every optimizer step. Elsewhere (GPU) it runs in torch without host
+synchronisation.
+
 Memory: about eight copies of the flat gradient (sort keys and int64 indices), so callers
 should use it for modest sizes (:data:`SEGMENTED_MAX_NUMEL`) and fall back to per-layer
 :func:`grad_stats.gradient_statistics_tensor` beyond.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,8 +59,50 @@ def _gather_quantiles(ordered: Tensor, starts: Tensor, count: Tensor, levels: Te
     return torch.where(count.unsqueeze(1) > 0, value, torch.nan)
 
 
+def _gather_quantiles_numpy(ordered: np.ndarray, starts: np.ndarray, count: np.ndarray,
+                            levels: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`_gather_quantiles` (same formulas, float64)."""
+    last = np.maximum(count - 1, 0).astype(np.float64)[:, None]  # (G, 1)
+    virtual = last * levels  # (G, L)
+    low = np.floor(virtual)
+    gamma = virtual - low
+    a = ordered[starts[:, None] + np.minimum(low, last).astype(np.int64)].astype(np.float64)
+    b = ordered[starts[:, None] + np.minimum(low + 1, last).astype(np.int64)].astype(np.float64)
+    diff = b - a
+    value = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
+    return np.where(count[:, None] > 0, value, np.nan)
+
+
+def _segment_statistics_numpy(x: np.ndarray, sizes: np.ndarray, levels: np.ndarray,
+                              threshold: float, signed: bool) -> np.ndarray:
+    """CPU path of :func:`segment_statistics` on a float32/float64 array; returns (G, K)."""
+    groups = sizes.size
+    seg = np.repeat(np.arange(groups), sizes)  # (N,) segment id of each value
+    starts = np.cumsum(sizes) - sizes
+    finite = np.isfinite(x)
+    count = np.bincount(seg, weights=finite, minlength=groups)  # float64, exact integers
+    abs_x = np.abs(x)
+    key = np.where(finite, abs_x, np.inf)
+    columns = [_gather_quantiles_numpy(key[np.lexsort((key, seg))], starts, count, levels)]
+    a64 = np.where(finite, abs_x, 0.0).astype(np.float64)
+    total = np.bincount(seg, weights=a64, minlength=groups)
+    squares = np.bincount(seg, weights=a64 * a64, minlength=groups)
+    small = np.bincount(seg, weights=finite & (a64 <= threshold), minlength=groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moments = np.stack([total / count, np.sqrt(squares / count), np.sqrt(squares),
+                            small / count], axis=1)
+    moments[count == 0] = np.nan
+    columns += [moments, np.stack([sizes - count, sizes.astype(np.float64)], axis=1)]
+    if signed:
+        key_signed = np.where(finite, x, np.inf)
+        ordered = key_signed[np.lexsort((key_signed, seg))]
+        columns.append(_gather_quantiles_numpy(ordered, starts, count, levels))
+    return np.concatenate(columns, axis=1)
+
+
 def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence[float],
-                       vanishing_threshold: float, signed: bool = False) -> Tensor:
+                       vanishing_threshold: float, signed: bool = False,
+                       backend: str = "auto") -> Tensor:
     """Statistics of each segment of a flat gradient, as a (G, K) float64 tensor.
 
     Args:
@@ -62,6 +110,8 @@ def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence
             fp16/bf16 are upcast to float32 (exact).
         sizes: G segment lengths ≥ 0, summing to N.
         quantiles, vanishing_threshold, signed: as in :func:`grad_stats.gradient_statistics`.
+        backend: ``"auto"`` (numpy for CPU tensors, torch elsewhere), ``"numpy"`` or ``"torch"``;
+            all give the same values.
 
     Returns:
         (G, K) float64 on ``values``' device; columns in the order of
@@ -71,7 +121,8 @@ def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence
         where a segment has none).
 
     Raises:
-        ValueError: bad quantiles or threshold; ``sizes`` not summing to N or negative.
+        ValueError: bad quantiles or threshold; ``sizes`` not summing to N or negative; an
+            unknown backend, or ``"numpy"`` for a non-CPU tensor.
     """
     levels_list = check_quantile_levels(quantiles)
     threshold = check_vanishing_threshold(vanishing_threshold)
@@ -80,6 +131,13 @@ def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence
                          f"values of a 1-D tensor (got shape {tuple(values.shape)})")
     device = values.device
     x = values.float() if values.dtype in (torch.float16, torch.bfloat16) else values
+    if backend not in ("auto", "numpy", "torch") or (backend == "numpy" and device.type != "cpu"):
+        raise ValueError(f"backend {backend!r} is not one of 'auto', 'numpy' (CPU tensors only), "
+                         f"'torch' (device {device})")
+    if backend == "numpy" or (backend == "auto" and device.type == "cpu"):
+        table = _segment_statistics_numpy(x.detach().numpy(), np.asarray(list(sizes), np.int64),
+                                          np.asarray(levels_list, np.float64), threshold, signed)
+        return torch.from_numpy(table)
     sizes_t = torch.tensor(list(sizes), dtype=torch.long, device=device)
     groups = sizes_t.numel()
     seg = torch.repeat_interleave(torch.arange(groups, device=device), sizes_t)  # (N,)

@@ -4,6 +4,11 @@ The objective is cross-entropy + r/2·Σθ² (Sec. 2.2), the l2 term added expli
 ``training_step`` rather than as the optimizer's ``weight_decay``: the gradient the optimizer
 (and the GradientQuantileCallback) sees is exactly the gradient of the regularized objective,
 whatever optimizer a user swaps in through the CLI.
+
+Speed (benchmarks/RESULTS.md): per-step metrics are computed and passed to ``self.log`` only on
+the steps Lightning writes to its loggers (``log_every_n_steps``), the l2 term is one
+concatenation instead of one reduction per parameter, Adam is fused where torch supports it,
+and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.members`).
 """
 from __future__ import annotations
 
@@ -16,17 +21,51 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
+    check_member_log_dir
+from lightning_sig.members import MemberConvNet, build_member_nets, check_member_trainer, \
+    member_l2_penalty, member_losses, resolve_member_seeds
 from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
 
-__all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet", "l2_penalty"]
+__all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet", "l2_penalty",
+           "adam"]
 
 
 def l2_penalty(params: List[Tensor], r: float) -> Tensor:
     """The paper's l2 term r/2·Σθ² over ``params`` (Sec. 2.2); a 0-dim tensor, 0 when r = 0."""
     if r == 0 or not params:
         return torch.zeros((), device=params[0].device if params else None)
-    return 0.5 * r * torch.stack([p.square().sum() for p in params]).sum()
+    return 0.5 * r * torch.cat([p.reshape(-1) for p in params]).square().sum()
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """``torch.optim.Adam(params, lr)``, with ``fused=True`` when every parameter is a floating
+    tensor on a device with fused Adam kernels (CPU from torch 2.4, CUDA, ...), else torch's
+    default implementation. The same update up to float rounding; measured on this CPU: an
+    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md)."""
+    params = list(params)
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+        devices = set(_get_fused_kernels_supported_devices())
+    except ImportError:  # older torch: keep the default
+        devices = set()
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
+
+
+def _is_logging_step(trainer: Optional[pl.Trainer]) -> bool:
+    """Whether Lightning writes this training step's on-step metrics to its loggers (its own
+    ``log_every_n_steps`` rule, or ``fast_dev_run``); True without a Trainer."""
+    if trainer is None or trainer.fast_dev_run:
+        return True
+    return bool(getattr(trainer._logger_connector, "should_update_logs", True))
+
+
+def _log_step(trainer: pl.Trainer) -> int:
+    """The step Lightning gives metrics logged now (``_batches_that_stepped``; global_step if
+    that private counter is missing)."""
+    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
 
 
 def _check_number(name: str, value: object, minimum: float, strict: bool) -> float:
@@ -57,15 +96,32 @@ class SigmoidNetModule(pl.LightningModule):
         init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's value for
             this experiment (10 for uniform, 0.05 for normal) or 1.0 otherwise.
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
+        num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
+            s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,
+            loss, l2 term and Adam state (see :mod:`lightning_sig.members`). The loss returned
+            to Lightning is the sum over members; forward maps (S, B, 3, 32, 32) or
+            (B, 3, 32, 32) to (S, B, 10). Refused with global-norm gradient clipping or DDP.
+        member_seeds: the S seeds; None (default) = s0, s0+1, …, s0+S−1 with s0 the current
+            ``torch.initial_seed()`` (the ``seed_everything`` value). Saved resolved.
+        member_log_dir: where member s writes its metrics (one TensorBoard run each, the tags
+            of a separate run), a template with ``{log_dir}``, ``{save_dir}``, ``{name}``,
+            ``{version}``, ``{seed}``, ``{member}``; default ``{log_dir}/seed_{seed}``.
+        compile_net: ``torch.compile`` the network in place (``nn.Module.compile``, same
+            state_dict) at ``setup``. Default False: ×0.91–0.97 per CPU step here after a first
+            compilation of 30–40 s; needs a C++ compiler, recompiles for new input shapes.
 
     Raises:
         ValueError: bad family or α (see :class:`~lightning_sig.ScaledActivation`), r negative
-            or not finite, lr not > 0, unknown init scheme, init_scale not > 0.
+            or not finite, lr not > 0, unknown init scheme, init_scale not > 0, num_members < 1,
+            bad member_seeds or member_log_dir.
 
     Logged metrics:
         ``train/loss`` (CE + penalty, nats), ``train/data_loss`` (CE, nats),
         ``train/l2_penalty`` (r/2·Σθ², nats), ``train/acc`` (fraction) per step;
-        ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` per epoch.
+        ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` per epoch. The per-step ones
+        only on the steps Lightning writes (``log_every_n_steps``), so ``callback_metrics``
+        hold the last logged step's values. With S > 1 members, each member's metrics go to
+        its own run directory (``member_log_dir``) through ``self.member_logger``.
     """
 
     spec: ClassVar[ConvNetSpec]
@@ -73,7 +129,9 @@ class SigmoidNetModule(pl.LightningModule):
 
     def __init__(self, activation: str = "tanh", alpha: float = 1.0, learnable_alpha: bool = False,
                  l2_strength: float = 0.0, lr: float = 1e-3, init: str = "paper",
-                 init_scale: Optional[float] = None, zero_bias: bool = False) -> None:
+                 init_scale: Optional[float] = None, zero_bias: bool = False,
+                 num_members: int = 1, member_seeds: Optional[List[int]] = None,
+                 member_log_dir: str = DEFAULT_MEMBER_LOG_DIR, compile_net: bool = False) -> None:
         super().__init__()
         l2_strength = _check_number("l2_strength (r)", l2_strength, 0.0, strict=False)
         lr = _check_number("lr", lr, 0.0, strict=True)
@@ -81,9 +139,20 @@ class SigmoidNetModule(pl.LightningModule):
             init, default_scale = self.paper_init
             init_scale = default_scale if init_scale is None else init_scale
         init_scale = 1.0 if init_scale is None else init_scale
+        member_seeds = resolve_member_seeds(num_members, member_seeds)
+        check_member_log_dir(member_log_dir)
         self.save_hyperparameters()
-        self.net = SigmoidConvNet(self.spec, activation, alpha, learnable_alpha)
-        init_parameters(self.net, init, init_scale, zero_bias)
+        self.hparams["member_seeds"] = member_seeds  # resolved; LightningCLI records the given None
+        if member_seeds is None:
+            self.net = SigmoidConvNet(self.spec, activation, alpha, learnable_alpha)
+            init_parameters(self.net, init, init_scale, zero_bias)
+        else:
+            self.net = MemberConvNet(build_member_nets(
+                self.spec, activation, alpha, learnable_alpha, init, init_scale, zero_bias,
+                member_seeds))
+        self.num_members, self.member_seeds = num_members, member_seeds
+        self.member_logger: Optional[MemberLogger] = None
+        self._member_eval = {"val": MemberEvalMetrics(), "test": MemberEvalMetrics()}
         self.l2_strength, self.lr = l2_strength, lr
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes=self.spec.num_classes, average="micro")
@@ -95,24 +164,48 @@ class SigmoidNetModule(pl.LightningModule):
                 if p.requires_grad and not n.endswith("log_alpha")]
 
     def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, 32, 32) float images → (N, 10) logits."""
+        """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
         return self.net(x)
 
     def training_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        if self.member_seeds is not None:
+            return self._member_training_step(batch)
         x, y = batch
         logits = self(x)
         data_loss = F.cross_entropy(logits, y)
         penalty = l2_penalty(self.penalized_parameters(), self.l2_strength)
         loss = data_loss + penalty
-        self.train_acc(logits, y)
-        self.log_dict({"train/loss": loss, "train/data_loss": data_loss,
-                       "train/l2_penalty": penalty, "train/acc": self.train_acc},
-                      on_step=True, on_epoch=False)
+        if _is_logging_step(self._trainer):
+            self.train_acc(logits, y)
+            self.log_dict({"train/loss": loss, "train/data_loss": data_loss,
+                           "train/l2_penalty": penalty, "train/acc": self.train_acc},
+                          on_step=True, on_epoch=False)
         return loss
+
+    def _member_training_step(self, batch: Tuple[Tensor, Tensor]) -> Tensor:
+        """Σ_s (CE_s + r/2·Σθ_s²) for member batches x (S, B, 3, H, W), y (S, B)."""
+        x, y = batch
+        if x.dim() != 5 or x.shape[0] != self.num_members:
+            raise ValueError(f"num_members={self.num_members} needs member batches "
+                             f"(S, B, C, H, W), got shape {tuple(x.shape)}: use CIFAR10DataModule (set up by this "
+                             f"module) or lightning_sig.data.MemberBatchSampler + MemberCollate.")
+        logits = self(x)  # (S, B, K)
+        data_loss = member_losses(logits, y)  # (S,)
+        penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)
+        loss = data_loss + penalty
+        if self.member_logger is not None and _is_logging_step(self._trainer):
+            acc = (logits.argmax(-1) == y).float().mean(1)
+            self.member_logger.log_stacked(
+                {"train/loss": loss, "train/data_loss": data_loss, "train/l2_penalty": penalty,
+                 "train/acc": acc}, _log_step(self.trainer), {"epoch": self.current_epoch})
+        return loss.sum()
 
     def _evaluate(self, batch: Tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         x, y = batch
         logits = self(x)
+        if self.member_seeds is not None:
+            self._member_eval[stage].update(logits, y)
+            return
         metric.update(logits, y)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True)
         self.log(f"{stage}/acc", metric, on_epoch=True)
@@ -123,9 +216,53 @@ class SigmoidNetModule(pl.LightningModule):
     def test_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_member_eval("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_member_eval("test")
+
+    def _log_member_eval(self, stage: str) -> None:
+        """Members: ``<stage>/loss`` and ``<stage>/acc`` of the epoch into each member's run."""
+        metrics = self._member_eval[stage]
+        if metrics.loss_sum is not None and self.member_logger is not None \
+                and not self.trainer.sanity_checking:
+            values = metrics.compute()
+            self.member_logger.log_stacked({f"{stage}/loss": values["loss"], f"{stage}/acc":
+                                            values["acc"]}, _log_step(self.trainer),
+                                           {"epoch": self.current_epoch})
+        metrics.reset()
+
+    def setup(self, stage: str) -> None:
+        """``compile_net``; members: refuse coupling settings, give the DataModule the member
+        seeds (when it has ``member_seeds`` unset), open the per-member loggers."""
+        if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
+            self.net.compile()
+            self._compiled = True
+        if self.member_seeds is None:
+            return
+        check_member_trainer(self.trainer, self.num_members)
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "member_seeds"):
+            if datamodule.member_seeds is None:
+                datamodule.member_seeds = list(self.member_seeds)
+            elif list(datamodule.member_seeds) != list(self.member_seeds):
+                raise ValueError(f"datamodule member_seeds={datamodule.member_seeds} differ from "
+                                 f"the module's member_seeds={self.member_seeds}.")
+        if self.member_logger is None:
+            self.member_logger = MemberLogger.for_trainer(self.trainer, self.member_seeds,
+                                                          self.hparams.member_log_dir)
+
+    def teardown(self, stage: str) -> None:
+        if self.member_logger is not None:
+            self.member_logger.close()
+            self.member_logger = None
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam with the module's ``lr`` (Sec. 3); no weight decay: the l2 term is in the loss."""
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        """Adam with the module's ``lr`` (Sec. 3); no weight decay: the l2 term is in the loss.
+        Fused (one kernel for all parameters) where torch has fused Adam for the device; see
+        :func:`adam`."""
+        return adam(self.parameters(), self.lr)
 
 
 class LargeParamsNet(SigmoidNetModule):

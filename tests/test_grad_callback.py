@@ -243,3 +243,38 @@ def test_signed_quantiles(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GradientQuantileCallback(**kwargs)
+
+
+def test_members_get_their_own_statistics_in_their_own_runs(tmp_path, fake_cifar):
+    """num_members=2: member s's statistics are of its own gradient slice, in seed_<s>/."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lightning_sig import CIFAR10DataModule
+
+    class MemberGrads(pl.Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.steps.append([np.concatenate([p.grad[s].detach().double().flatten().numpy()
+                                               for p in pl_module.parameters() if p.grad is not None])
+                               for s in range(2)])
+
+    pl.seed_everything(0)
+    model = CombinedNet(init="default", num_members=2, member_seeds=[3, 4])
+    recorder = MemberGrads()
+    tb = TensorBoardLogger(tmp_path, name="tb", version=0)
+    trainer = pl.Trainer(max_steps=2, logger=tb, callbacks=[GradientQuantileCallback(), recorder],
+                         log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=1)
+    trainer.fit(model, CIFAR10DataModule(str(fake_cifar), batch_size=8))
+    for s, seed in enumerate([3, 4]):
+        ea = EventAccumulator(str(tmp_path / "tb" / "version_0" / f"seed_{seed}"))
+        ea.Reload()
+        for step, grads in enumerate(recorder.steps):
+            want = _numpy_stats(grads[s])
+            got = {e.step: e.value for e in ea.Scalars("grad/global/abs_q50")}
+            assert got[step] == pytest.approx(want["abs_q50"], rel=1e-6)
+        assert "grad/net.features.0/l2_norm" in ea.Tags()["scalars"]
+        assert "grad_hist/global/log10_abs" in ea.Tags()["histograms"]
+    assert not np.allclose(recorder.steps[0][0], recorder.steps[0][1])  # members differ

@@ -26,8 +26,9 @@ def _numpy_row(seg: np.ndarray, threshold: float) -> dict:
     return row
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_matches_numpy_per_segment(dtype):
+def test_matches_numpy_per_segment(dtype, backend):
     g = torch.Generator().manual_seed(0)
     sizes = [84, 84, 1, 392, 0, 64, 7, 80]
     scales = [1e-9, 1e-3, 1.0, 10.0, 1.0, 1e-6, 3.0, 0.1]
@@ -36,7 +37,7 @@ def test_matches_numpy_per_segment(dtype):
     parts[5][:10] = float("nan")
     parts[5][10] = float("-inf")
     values = torch.cat(parts).to(dtype)
-    out = segment_statistics(values, sizes, LEVELS, 1e-8, signed=True)
+    out = segment_statistics(values, sizes, LEVELS, 1e-8, signed=True, backend=backend)
     names = statistic_names(LEVELS, signed=True)
     assert out.shape == (len(sizes), len(names)) and out.dtype == torch.float64
     offset = 0
@@ -55,9 +56,10 @@ def test_matches_numpy_per_segment(dtype):
             np.testing.assert_allclose(got[key], ref[key], rtol=1e-12, atol=0, equal_nan=True)
 
 
-def test_hand_computed_segments():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_hand_computed_segments(backend):
     values = torch.tensor([0.0, -1.0, 2.0, -3.0, 4.0, 5.0, -5.0])
-    out = segment_statistics(values, [5, 2], (0, 0.25, 0.5, 0.75, 1), 0.5)
+    out = segment_statistics(values, [5, 2], (0, 0.25, 0.5, 0.75, 1), 0.5, backend=backend)
     names = statistic_names((0, 0.25, 0.5, 0.75, 1))
     first, second = dict(zip(names, out[0].tolist())), dict(zip(names, out[1].tolist()))
     assert [first[f"abs_q{p}"] for p in (0, 25, 50, 75, 100)] == [0, 1, 2, 3, 4]
@@ -72,3 +74,5 @@ def test_bad_sizes_and_levels():
         segment_statistics(torch.zeros(3), [2, 2], (0.5,), 0.0)
     with pytest.raises(ValueError, match="1.5"):
         segment_statistics(torch.zeros(3), [3], (1.5,), 0.0)
+    with pytest.raises(ValueError, match="backend 'gpu' is not one of"):
+        segment_statistics(torch.zeros(3), [3], (0.5,), 0.0, backend="gpu")

@@ -114,9 +114,10 @@ def test_resumed_tensorboard_log_continues_step_axis(runs):
 def test_checkpoint_holds_callback_state_and_resume_keeps_files(runs):
     ckpt = torch.load(runs["b_ckpt"], weights_only=False)
     (state,) = [v for k, v in ckpt["callbacks"].items() if "GradientQuantileCallback" in k]
-    assert state["epoch_groups"][0] == "global" and "net.features.0" in state["epoch_groups"]
-    assert state["epoch_count"].shape == state["epoch_sum"].shape
-    assert state["epoch_count"][0].max() == STEPS_PER_EPOCH  # 5 steps of epoch 1 accumulated
+    groups, sums, counts = state["epoch"][0]  # member 0 (a single network)
+    assert groups[0] == "global" and "net.features.0" in groups
+    assert counts.shape == sums.shape
+    assert counts[0].max() == STEPS_PER_EPOCH  # 5 steps of epoch 1 accumulated
     b_dir = Path(runs["c"].trainer.log_dir)
     assert runs["b_ckpt"].read_bytes() == runs["b_ckpt_bytes"]  # resuming did not rewrite it
     assert (b_dir / "config.yaml").read_bytes() == runs["b_config"]

@@ -1,0 +1,77 @@
+"""Benchmark: the GradientQuantileCallback's cost per training step in a real ``Trainer.fit``.
+
+Network of Figure 2 (Table 2, ``ManyLayersNet``, tanh, α=2, the paper's N(0, 0.05²) init; with
+``--net combined`` Figure 3's Table 3 net, tanh, α=2, r=0.01), batch 32, our DataModule,
+TensorBoardLogger, ``log_every_n_steps=50`` as in the paper configs, no progress bar. Time
+per step from step ``--warmup`` to the last (setup excluded). Variants:
+
+- no callback (reference);
+- the callback as the paper configs use it (scalars every 50 steps, histograms every 500,
+  epoch means, which need the statistics of every step);
+- the same without epoch means (``epoch_aggregates=False``: statistics only on logging steps);
+- scalars every step (``log_every_n_steps=1``, histograms every 10 steps).
+
+Goal: ≤ 1.05 at the default interval. Run:
+``python benchmarks/bench_callback.py [--reps 5] [--steps 120] [--threads 1]
+[--net many|combined]``.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+
+import torch
+
+from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+    collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning
+
+from lightning_sig import CombinedNet, ManyLayersNet
+from lightning_sig.grad_callback import GradientQuantileCallback
+
+NETS = {"many": (ManyLayersNet, dict(activation="tanh", alpha=2.0)),
+        "combined": (CombinedNet, dict(activation="tanh", alpha=2.0, l2_strength=0.01))}
+
+
+def run(args, dm, callback_kwargs=None) -> float:
+    from pytorch_lightning.loggers import TensorBoardLogger
+    cls, hparams = NETS[args.net]
+    torch.manual_seed(0)
+    module = cls(**hparams)
+    callbacks = [] if callback_kwargs is None else [GradientQuantileCallback(**callback_kwargs)]
+    with tempfile.TemporaryDirectory() as logs:
+        return fit_seconds_per_step(module, dm, args.steps, args.warmup, callbacks, args.device,
+                                    logger=TensorBoardLogger(logs, name="bench"),
+                                    log_every_n_steps=50)
+
+
+def main(argv=None) -> None:
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
+                                  reps=5)
+    parser.add_argument("--steps", type=int, default=120, help="steps per run (default 120)")
+    parser.add_argument("--net", choices=sorted(NETS), default="many")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="CIFAR-10 folder (synthetic data when missing)")
+    args = parser.parse_args(argv)
+    args.warmup = max(args.warmup, 10)
+    apply_threads(args.threads)
+    quiet_lightning()
+    print_header("GradientQuantileCallback overhead",
+                 "python benchmarks/bench_callback.py " + shlex.join(sys.argv[1:]), args.device)
+    dm, what = cifar_datamodule(args.data_dir, 32, shuffle_seed=0)
+    print(f"data: {what}; net: {NETS[args.net][0].__name__} {NETS[args.net][1]}; batch 32; "
+          f"{args.steps} steps per run, timed from step {args.warmup}\n")
+    base = "no callback"
+    variants = {
+        base: lambda: run(args, dm),
+        "callback, paper configs (every 50 + epoch means)": lambda: run(args, dm, {}),
+        "callback, every 50, no epoch means": lambda: run(args, dm, {"epoch_aggregates": False}),
+        "callback, every step": lambda: run(args, dm, {"log_every_n_steps": 1}),
+    }
+    times = collect_interleaved(variants, args.reps)
+    print(format_table(times, {k: base for k in variants if k != base}, unit="ms/step"))
+
+
+if __name__ == "__main__":
+    main()

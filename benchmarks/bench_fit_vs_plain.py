@@ -1,0 +1,123 @@
+"""Benchmark: Lightning ``Trainer.fit`` with our DataModule against a bare PyTorch loop.
+
+Same model (Table 3 network, tanh, α=2, r=0.01, the paper's init), same data and order (epoch 0
+of ``EpochSeededSampler``, batch 32), same optimizer (the module's Adam), same loss (CE +
+r/2·Σθ², the module's ``training_step`` in the fits, the same maths written out in the loops).
+Time per step from the start of step ``--warmup`` to the end of step ``--steps`` (setup
+excluded). Variants:
+
+- bare loop, plain tensor indexing: ``images[perm[i:i+B]].float() / 255`` — the reference;
+- bare loop over our DataModule's ``train_dataloader()``;
+- ``Trainer.fit`` as the paper configs run it (TensorBoardLogger, ``log_every_n_steps=50``)
+  without and with the progress bar;
+- the same with ``log_every_n_steps=1`` (every step written to TensorBoard);
+- the same with our module calling ``self.log`` on every step (the previous code; Lightning
+  still writes every 50 steps).
+
+Goal: fit / bare loop ≤ 1.10. Run:
+``python benchmarks/bench_fit_vs_plain.py [--reps 5] [--steps 60] [--threads 1] [--data-dir D]``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+    collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning, \
+    synchronize
+
+import lightning_sig.modules as modules
+from lightning_sig import CombinedNet
+from lightning_sig.data import EpochSeededSampler
+
+HPARAMS = dict(activation="tanh", alpha=2.0, l2_strength=0.01)
+
+
+def bare_loop(args, dm, use_loader: bool) -> float:
+    """Seconds per step of a plain PyTorch loop (no Lightning)."""
+    torch.manual_seed(0)
+    module = CombinedNet(**HPARAMS).to(args.device)
+    net, params, r = module.net, module.penalized_parameters(), module.l2_strength
+    optimizer = modules.adam(module.parameters(), module.lr)
+    data = dm.train_set
+    if use_loader:
+        batches = iter(dm.train_dataloader())
+    else:
+        perm = torch.tensor(list(EpochSeededSampler(len(data), 0)))
+        b = args.batch_size
+        batches = ((data.images[perm[i:i + b]].float().div_(255.0), data.labels[perm[i:i + b]])
+                   for i in range(0, len(perm), b))
+    start = None
+    for step in range(args.steps):
+        if step == args.warmup:
+            synchronize(args.device)
+            start = time.perf_counter()
+        x, y = next(batches)
+        x, y = x.to(args.device, non_blocking=True), y.to(args.device, non_blocking=True)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net(x), y) + modules.l2_penalty(params, r)
+        loss.backward()
+        optimizer.step()
+    synchronize(args.device)
+    return (time.perf_counter() - start) / (args.steps - args.warmup)
+
+
+def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
+                  log_calls_every_step: bool = False) -> float:
+    from pytorch_lightning.loggers import TensorBoardLogger
+    torch.manual_seed(0)
+    module = CombinedNet(**HPARAMS)
+    original = modules._is_logging_step
+    if log_calls_every_step:  # the previous code: self.log_dict(...) on every training step
+        modules._is_logging_step = lambda trainer: True
+    try:  # the progress bar draws into /dev/null (its cost is measured, not its output)
+        with tempfile.TemporaryDirectory() as logs, open(os.devnull, "w") as null, \
+                contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+            return fit_seconds_per_step(
+                module, dm, args.steps, args.warmup, device=args.device,
+                logger=TensorBoardLogger(logs, name="bench"), log_every_n_steps=log_every,
+                enable_progress_bar=progress_bar)
+    finally:
+        modules._is_logging_step = original
+
+
+def main(argv=None) -> None:
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
+                                  reps=5)
+    parser.add_argument("--steps", type=int, default=60, help="steps per run (default 60)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                        help="CIFAR-10 folder (synthetic data when missing)")
+    args = parser.parse_args(argv)
+    args.warmup = max(args.warmup, 10)
+    apply_threads(args.threads)
+    quiet_lightning()
+    print_header("Lightning fit vs a bare PyTorch loop",
+                 "python benchmarks/bench_fit_vs_plain.py " + shlex.join(sys.argv[1:]), args.device)
+    dm, what = cifar_datamodule(args.data_dir, args.batch_size, shuffle_seed=0)
+    print(f"data: {what}; batch {args.batch_size}; {args.steps} steps per run, timed from step "
+          f"{args.warmup}\n")
+    base = "bare loop, tensor indexing"
+    variants = {
+        base: lambda: bare_loop(args, dm, use_loader=False),
+        "bare loop, our DataLoader": lambda: bare_loop(args, dm, use_loader=True),
+        "fit (log every 50, no progress bar)": lambda: lightning_fit(args, dm),
+        "fit (log every 50, progress bar)": lambda: lightning_fit(args, dm, progress_bar=True),
+        "fit (log every step)": lambda: lightning_fit(args, dm, log_every=1),
+        "fit, self.log every step (before)": lambda: lightning_fit(args, dm,
+                                                                   log_calls_every_step=True),
+    }
+    times = collect_interleaved(variants, args.reps)
+    print(format_table(times, {k: base for k in variants if k != base}, unit="ms/step"))
+
+
+if __name__ == "__main__":
+    main()
