@@ -48,7 +48,7 @@ RUN_COLUMNS = ("figure", "arm", "seed", "tag", "epoch", "step", "wall_time", "va
 TITLES = {"fig1_large_params": "Figure 1: large parameters (Sec. 3.1)",
           "fig2_many_layers": "Figure 2: many layers (Sec. 3.2)",
           "fig3_combined": "Figure 3: combined (Sec. 3.3)",
-          "fig4_logistic": "Figure 4: logistic activation (Sec. 3.3)"}
+          "fig4_logistic": "Figure 4: logistic activation (Appendix C)"}
 _LINESTYLES = ("-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1)))
 _STAT_STYLES = {"abs_q50": "-", "abs_q25": ":", "abs_q75": "--", "abs_mean": "-."}
 

@@ -63,7 +63,8 @@ class GradientQuantileCallback(Callback):
         signed: also log the quantiles of the signed values g_j.
         per_layer: also log each layer's statistics (default True).
         log_every_n_steps: interval of the per-step scalars in optimizer steps; None (default)
-            takes the Trainer's ``log_every_n_steps``. A step s is logged when s % n == 0.
+            takes the Trainer's ``log_every_n_steps``. Step s is logged when (s + 1) % n == 0,
+            the steps at which Lightning writes the module's ``train/*`` metrics.
         histogram_every_n_steps: interval of the log10|g| histograms (TensorBoardLogger only);
             None (default) is 10 × the scalar interval; 0 is refused, use ``histograms=False``.
         histograms: log histograms at all (default True).
@@ -170,7 +171,7 @@ class GradientQuantileCallback(Callback):
             return
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
-        log_now = step % every == 0
+        log_now = (step + 1) % every == 0  # as Lightning's own train/* logging
         if not (log_now or self.epoch_aggregates):
             return
         gradient_sets = self._gradient_sets(pl_module)
@@ -179,7 +180,7 @@ class GradientQuantileCallback(Callback):
                             "gradient at this optimizer step; nothing is logged.")
             return
         hist_every = self.histogram_every_n_steps or 10 * every
-        hist_now = log_now and self.histograms and step % hist_every == 0
+        hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         for member, layers in enumerate(gradient_sets):
             names, table = self._statistics(layers)
             if self.epoch_aggregates:

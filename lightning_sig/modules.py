@@ -93,8 +93,8 @@ class SigmoidNetModule(pl.LightningModule):
         lr: Adam's learning rate; default 1e-3 (Sec. 3).
         init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
             ``"normal"`` or ``"default"`` (PyTorch's); see :func:`~lightning_sig.models.init_parameters`.
-        init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's value for
-            this experiment (10 for uniform, 0.05 for normal) or 1.0 otherwise.
+        init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
+            this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
         num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
             s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,

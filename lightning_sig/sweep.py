@@ -8,7 +8,7 @@ A run that exited 0 gets a ``DONE`` marker holding its wall time; finished runs 
 an interrupted sweep resumes where it stopped; an unfinished run's directory is deleted and the
 run restarted from scratch (runs are short; resuming mid-run from a checkpoint is not attempted).
 
-Example (3 seeds, 5 epochs, real CIFAR-10, 2 processes)::
+Example (3 seeds, 5 epochs, real CIFAR-10; by default one process per CPU)::
 
     python -m lightning_sig.sweep fig1_large_params fig2_many_layers --seeds 0-2 --epochs 5 \\
         --out sweeps/cifar --data.data_dir ../shared/cifar10

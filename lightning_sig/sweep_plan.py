@@ -13,7 +13,7 @@ Layout of a sweep directory ``<out>``::
 
 A figure is a folder of ``configs/`` (e.g. ``fig1_large_params``), an arm one ``*.yaml`` in it
 (e.g. ``regularized``). :func:`run_dir` is the only place that names a run's directory: the
-planned multi-seed-per-process mode (issue 5, ``num_members``) extends it there.
+multi-seed-per-process mode (``num_members``, not used by the sweep yet) would extend it there.
 """
 from __future__ import annotations
 
