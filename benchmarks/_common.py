@@ -25,9 +25,13 @@ __all__ = ["add_common_arguments", "apply_threads", "machine_description", "sync
            "fit_seconds_per_step", "cifar_datamodule", "DEFAULT_DATA_DIR"]
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, reps: int = 7,
-                         warmup: int = 2) -> argparse.ArgumentParser:
-    """Add ``--reps``, ``--warmup``, ``--threads`` and ``--device`` to ``parser``."""
+def add_common_arguments(parser: argparse.ArgumentParser, reps: int = 7, warmup: int = 2,
+                         data_dir: bool = False) -> argparse.ArgumentParser:
+    """Add ``--reps``, ``--warmup``, ``--threads``, ``--device`` (and with ``data_dir``,
+    ``--data-dir``: the CIFAR-10 folder, synthetic data when it is missing) to ``parser``."""
+    if data_dir:
+        parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                            help="CIFAR-10 folder (synthetic data when missing)")
     parser.add_argument("--reps", type=int, default=reps,
                         help=f"interleaved repetitions per variant (default {reps})")
     parser.add_argument("--warmup", type=int, default=warmup,

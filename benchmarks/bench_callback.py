@@ -24,7 +24,7 @@ import tempfile
 
 import torch
 
-from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+from _common import add_common_arguments, apply_threads, cifar_datamodule, \
     collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning
 
 from lightning_sig import CombinedNet, ManyLayersNet
@@ -48,11 +48,9 @@ def run(args, dm, callback_kwargs=None) -> float:
 
 def main(argv=None) -> None:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
-                                  reps=5)
+                                  reps=5, data_dir=True)
     parser.add_argument("--steps", type=int, default=120, help="steps per run (default 120)")
     parser.add_argument("--net", choices=sorted(NETS), default="many")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                        help="CIFAR-10 folder (synthetic data when missing)")
     args = parser.parse_args(argv)
     args.warmup = max(args.warmup, 10)
     apply_threads(args.threads)

@@ -23,7 +23,7 @@ import sys
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+from _common import add_common_arguments, apply_threads, cifar_datamodule, \
     format_table, print_header, time_interleaved
 
 from lightning_sig.data import EpochSeededSampler
@@ -41,10 +41,8 @@ def consume(make_iterator, batches: int):
 
 def main(argv=None) -> None:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
-                                  reps=5, warmup=1)
+                                  reps=5, warmup=1, data_dir=True)
     parser.add_argument("--batches", type=int, default=300, help="batches per timed unit")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                        help="CIFAR-10 folder (synthetic data when missing)")
     args = parser.parse_args(argv)
     apply_threads(args.threads)
     print_header("Data pipeline throughput",

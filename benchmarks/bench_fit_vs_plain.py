@@ -30,7 +30,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+from _common import add_common_arguments, apply_threads, cifar_datamodule, \
     collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning, \
     synchronize
 
@@ -91,11 +91,9 @@ def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
 
 def main(argv=None) -> None:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
-                                  reps=5)
+                                  reps=5, data_dir=True)
     parser.add_argument("--steps", type=int, default=60, help="steps per run (default 60)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                        help="CIFAR-10 folder (synthetic data when missing)")
     args = parser.parse_args(argv)
     args.warmup = max(args.warmup, 10)
     apply_threads(args.threads)

@@ -24,7 +24,7 @@ import tempfile
 
 import torch
 
-from _common import DEFAULT_DATA_DIR, add_common_arguments, apply_threads, cifar_datamodule, \
+from _common import add_common_arguments, apply_threads, cifar_datamodule, \
     collect_interleaved, fit_seconds_per_step, print_header, quiet_lightning, quiet_steps, \
     random_batches, time_interleaved, training_step_fn
 
@@ -92,12 +92,11 @@ def table(rows) -> str:
 
 def main(argv=None) -> None:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
-                                  reps=5)
+                                  reps=5, data_dir=True)
     parser.add_argument("--members", type=int, nargs="+", default=[1, 5, 25])
     parser.add_argument("--calls", type=int, default=3, help="calls per timed block (step level)")
     parser.add_argument("--fit", action="store_true", help="also compare Trainer.fit runs")
     parser.add_argument("--steps", type=int, default=40, help="steps per fit (with --fit)")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     args = parser.parse_args(argv)
     args.warmup, args.fit_warmup = max(args.warmup, 2), max(args.warmup, 10)
     apply_threads(args.threads)

@@ -144,6 +144,7 @@ class MemberEvalMetrics:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the epoch's sums (called after each validation/test epoch)."""
         self.loss_sum: Optional[Tensor] = None  # (S,) float64
         self.correct: Optional[Tensor] = None  # (S,) int64
         self.count = 0

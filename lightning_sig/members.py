@@ -105,6 +105,8 @@ class _MemberConv2d(nn.Module):
         self.bias = _stacked([m.bias for m in convs]) if c.bias is not None else None  # (S, O)
 
     def scaled_forward(self, h: Tensor, weight_scale=None, bias_scale=None) -> Tensor:
+        """(B, S·C, H, W) → (B, S·O, H, W); weights/biases multiplied by the optional (S,)
+        scales first (α folded into the weights, see ``models.py``)."""
         w = _scaled(self.weight, weight_scale).flatten(0, 1)  # (S·O, C, kh, kw)
         b = _scaled(self.bias, bias_scale)
         return F.conv2d(h, w, None if b is None else b.flatten(), self.stride, self.padding,
@@ -123,6 +125,7 @@ class _MemberLinear(nn.Module):
         self.bias = _stacked([m.bias for m in linears]) if linears[0].bias is not None else None
 
     def scaled_forward(self, h: Tensor, weight_scale=None, bias_scale=None) -> Tensor:
+        """(S, B, in) → (S, B, out); weights/biases multiplied by the optional (S,) scales."""
         w, b = _scaled(self.weight, weight_scale), _scaled(self.bias, bias_scale)
         if b is None:
             return torch.bmm(h, w.transpose(1, 2))
