@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lightning_sig.activations import ACTIVATIONS, HOMOGENEOUS, ScaledActivation
+from lightning_sig.activations import ScaledActivation
+from lightning_sig.folding import run_folded, run_folded_penalized
 
 __all__ = ["ConvNetSpec", "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "INIT_SCHEMES",
            "init_parameters", "preferred_memory_format", "run_folded"]
@@ -111,89 +111,21 @@ class SigmoidConvNet(nn.Module):
             x = x.contiguous(memory_format=preferred_memory_format(x))
         return run_folded([*self.features, *self.classifier], x)
 
+    def forward_penalized(self, x: torch.Tensor, r: float = 0.0
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(self(x), r/2·Σθ²)``: (N, num_classes) logits and the 0-dim l2 term (Sec. 2.2) over
+        every conv and linear weight and bias θ (not α), computed together so that each
+        parameter gets one gradient (:func:`~lightning_sig.folding.run_folded_penalized`; the
+        training step of our modules). Like ``forward``, module hooks are not called."""
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=preferred_memory_format(x))
+        return run_folded_penalized([*self.features, *self.classifier], x, r)
+
 
 def _compiling() -> bool:
     """True while torch.compile traces (it picks memory formats itself)."""
     is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
     return bool(is_compiling()) if is_compiling is not None else False
-
-
-Scale = Union[None, float, torch.Tensor]  # None means 1
-
-
-def _ratio(numerator: Scale, denominator: Scale) -> Scale:
-    if denominator is None:
-        return numerator
-    if numerator is None:
-        return 1.0 / denominator
-    if not isinstance(numerator, torch.Tensor) and not isinstance(denominator, torch.Tensor) \
-            and numerator == denominator:
-        return None
-    return numerator / denominator
-
-
-def _activation_alpha(act: nn.Module) -> Scale:
-    """α of an α-scaled activation layer (float or tensor); None for α = 1 or relu/identity."""
-    if act.family in HOMOGENEOUS:
-        return None
-    if act.learnable_alpha:
-        return act.log_alpha.exp()
-    return None if act._alpha == 1.0 else act._alpha
-
-
-def _affine(layer: nn.Module, h: torch.Tensor, weight_scale: Scale,
-            bias_scale: Scale) -> torch.Tensor:
-    """``layer`` (Conv2d, Linear or a layer with ``scaled_forward``) with weight·weight_scale and
-    bias·bias_scale (None = unscaled)."""
-    if hasattr(layer, "scaled_forward"):
-        return layer.scaled_forward(h, weight_scale, bias_scale)
-    w = layer.weight if weight_scale is None else layer.weight * weight_scale
-    b = layer.bias if bias_scale is None or layer.bias is None else layer.bias * bias_scale
-    if isinstance(layer, nn.Conv2d):
-        return F.conv2d(h, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
-    return F.linear(h, w, b)
-
-
-def run_folded(layers: Sequence[nn.Module], h: torch.Tensor) -> torch.Tensor:
-    """Apply ``layers`` to ``h`` with every α-scaling (eq. 1) folded into the affine layers.
-
-    After an affine layer z = W·x + b, f_α(z) = α·f(z/α) = α·f((W/α)·x + b/α), and the factor α of
-    the output passes through max pooling and flattening (positive homogeneity) into the next
-    affine layer: W'·(α·t) = (α·W')·t. So only the small weight and bias tensors are scaled, never
-    the activations (measured on CPU: applying α layer by layer makes a step ×1.05 slower). Same
-    function and gradients up to float rounding. Affine layers: ``nn.Conv2d``, ``nn.Linear`` or
-    any layer with ``scaled_forward(h, weight_scale, bias_scale)``; activations: layers with
-    ``family``, ``learnable_alpha`` and ``_alpha``/``log_alpha`` (:class:`ScaledActivation`).
-
-    Raises:
-        ValueError: a layer that neither is affine, an activation after an affine layer, pooling
-            nor flattening while a tensor-valued (learnable) α is pending.
-    """
-    scale: Scale = None  # the true activation is h·scale
-    i = 0
-    while i < len(layers):
-        layer, nxt = layers[i], layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, (nn.Conv2d, nn.Linear)) or hasattr(layer, "scaled_forward"):
-            act = nxt if hasattr(nxt, "family") else None
-            alpha = None if act is None else _activation_alpha(act)
-            h = _affine(layer, h, _ratio(scale, alpha), _ratio(None, alpha))
-            if act is not None:
-                h, scale, i = ACTIVATIONS[act.family](h), alpha, i + 2
-                continue
-            scale = None
-        elif isinstance(layer, (nn.MaxPool2d, nn.Flatten)) \
-                or getattr(layer, "commutes_with_scale", False):
-            h = layer(h)
-        else:
-            if isinstance(scale, torch.Tensor) and scale.dim() > 0:
-                raise ValueError(f"run_folded cannot apply a per-member α before a "
-                                 f"{type(layer).__name__} layer.")
-            h, scale = (h if scale is None else h * scale), None
-            h = layer(h)
-        i += 1
-    if isinstance(scale, torch.Tensor) and scale.dim() > 0:
-        raise ValueError("run_folded: a per-member α is left over after the last layer.")
-    return h if scale is None else h * scale
 
 
 def preferred_memory_format(x: torch.Tensor) -> torch.memory_format:

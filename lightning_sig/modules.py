@@ -6,8 +6,8 @@ The objective is cross-entropy + r/2·Σθ² (Sec. 2.2), the l2 term added expli
 whatever optimizer a user swaps in through the CLI.
 
 Speed (benchmarks/RESULTS.md): per-step metrics are computed and passed to ``self.log`` only on
-the steps Lightning writes to its loggers (``log_every_n_steps``), the l2 term is one
-concatenation instead of one reduction per parameter, Adam is fused where torch supports it,
+the steps Lightning writes to its loggers (``log_every_n_steps``), α and the l2 term are folded
+into one autograd node over all weights (:mod:`lightning_sig.folding`), Adam is fused where torch supports it,
 and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.members`).
 """
 from __future__ import annotations
@@ -25,18 +25,12 @@ from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetri
     check_member_log_dir
 from lightning_sig.members import MemberConvNet, build_member_nets, check_member_trainer, \
     member_l2_penalty, member_losses, resolve_member_seeds
+from lightning_sig.folding import l2_penalty
 from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet", "l2_penalty",
            "adam"]
-
-
-def l2_penalty(params: List[Tensor], r: float) -> Tensor:
-    """The paper's l2 term r/2·Σθ² over ``params`` (Sec. 2.2); a 0-dim tensor, 0 when r = 0."""
-    if r == 0 or not params:
-        return torch.zeros((), device=params[0].device if params else None)
-    return 0.5 * r * torch.cat([p.reshape(-1) for p in params]).square().sum()
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -171,9 +165,12 @@ class SigmoidNetModule(pl.LightningModule):
         if self.member_seeds is not None:
             return self._member_training_step(batch)
         x, y = batch
-        logits = self(x)
+        if getattr(self, "_compiled", False) or not hasattr(self.net, "forward_penalized"):
+            logits = self(x)
+            penalty = l2_penalty(self.penalized_parameters(), self.l2_strength)
+        else:  # α folding and l2 term in one autograd node (lightning_sig.folding)
+            logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
-        penalty = l2_penalty(self.penalized_parameters(), self.l2_strength)
         loss = data_loss + penalty
         if _is_logging_step(self._trainer):
             self.train_acc(logits, y)

@@ -10,10 +10,15 @@ Layout of a sweep directory ``<out>``::
     <out>/<figure>/<arm>/seed_<s>/         one LightningCLI run = TensorBoardLogger log_dir
     <out>/<figure>/<arm>/seed_<s>/DONE     JSON written after the run exited 0 (wall time, command)
     <out>/<figure>/<arm>/seed_<s>/train.log   the run's stdout and stderr
+    <out>/<figure>/<arm>/members_<a>-<b>/  with ``--members K > 1``: the Lightning run of the
+                                           process training seeds a..b at once (checkpoints,
+                                           config.yaml, train.log); its members write into
+                                           their own seed_<s>/ (ignored by the figure code)
 
 A figure is a folder of ``configs/`` (e.g. ``fig1_large_params``), an arm one ``*.yaml`` in it
-(e.g. ``regularized``). :func:`run_dir` is the only place that names a run's directory: the
-multi-seed-per-process mode (``num_members``, not used by the sweep yet) would extend it there.
+(e.g. ``regularized``). :func:`run_dir` is the only place that names a run's directory and
+:func:`group_dir` the only place that names a member group's (``num_members``, see
+:mod:`lightning_sig.sweep_members`).
 """
 from __future__ import annotations
 
@@ -28,16 +33,20 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["DEFAULT_CONFIG_DIR", "DONE_NAME", "LOG_NAME", "MANIFEST_NAME", "RESERVED_OVERRIDES",
            "SEED_DIR_PATTERN", "RunSpec", "list_figures", "parse_seeds", "plan_runs", "run_dir",
            "seed_dir_name", "split_overrides", "check_overrides", "train_command", "read_marker",
-           "write_marker", "update_manifest"]
+           "write_marker", "update_manifest", "MEMBER_KEYS", "plan_groups", "group_dir",
+           "group_dir_name", "group_command", "check_member_overrides"]
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DONE_NAME = "DONE"
 LOG_NAME = "train.log"
 MANIFEST_NAME = "sweep.json"
+SEED_DIR_TEMPLATE = "seed_{seed}"
 SEED_DIR_PATTERN = re.compile(r"^seed_(\d+)$")
 #: Keys the sweep sets itself; passing them through would break the run layout.
 RESERVED_OVERRIDES = ("--config", "--seed_everything", "--trainer.max_epochs",
                       "--trainer.logger", "--trainer.default_root_dir")
+#: Module/DataModule options that ``--members K > 1`` sets itself (see :func:`group_command`).
+MEMBER_KEYS = ("num_members", "member_seeds", "member_log_dir")
 _CHILD = "from lightning_sig.cli import main; main()"  # = python train.py, from any directory
 
 
@@ -58,7 +67,7 @@ class RunSpec:
 
 def seed_dir_name(seed: int) -> str:
     """``seed_<s>``: the TensorBoardLogger version of a run with ``seed_everything = s``."""
-    return f"seed_{seed}"
+    return SEED_DIR_TEMPLATE.format(seed=seed)
 
 
 def run_dir(out: Path, figure: str, arm: str, seed: int) -> Path:
@@ -168,12 +177,87 @@ def train_command(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str
     The logger's save_dir/name/version put the TensorBoard files in :func:`run_dir`; the progress
     bar is off (the sweep prints progress) unless an override turns it back on.
     """
+    return _command(spec, out, epochs, seed_dir_name(spec.seed), overrides)
+
+
+def _command(spec: RunSpec, out: Path, epochs: int, version: str,
+             overrides: Sequence[str]) -> List[str]:
     return [sys.executable, "-c", _CHILD, "fit", "--config", str(Path(spec.config).resolve()),
             "--seed_everything", str(spec.seed), "--trainer.max_epochs", str(epochs),
             "--trainer.logger.init_args.save_dir", str(Path(out).resolve()),
             "--trainer.logger.init_args.name", f"{spec.figure}/{spec.arm}",
-            "--trainer.logger.init_args.version", seed_dir_name(spec.seed),
+            "--trainer.logger.init_args.version", version,
             "--trainer.enable_progress_bar", "false", *overrides]
+
+
+def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Tuple[RunSpec, ...]]:
+    """``specs`` cut into groups of at most ``members`` consecutive seeds of one (figure, arm),
+    in plan order: seeds 0-4 with ``members = 2`` give (0, 1), (2, 3), (4,) per arm. The groups
+    depend only on the seed list and ``members``, so a resumed sweep finds the same groups.
+
+    Raises:
+        ValueError: ``members`` not an integer >= 1.
+    """
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"--members {members!r} must be an integer >= 1 (1 = one process per "
+                         f"seed, K > 1 = up to K seeds of an arm per process)")
+    groups: List[Tuple[RunSpec, ...]] = []
+    for spec in specs:
+        last = groups[-1] if groups else ()
+        same_arm = bool(last) and (last[0].figure, last[0].arm) == (spec.figure, spec.arm)
+        if same_arm and len(last) < members:
+            groups[-1] = last + (spec,)
+        else:
+            groups.append((spec,))
+    return groups
+
+
+def group_dir_name(seeds: Sequence[int]) -> str:
+    """``members_<first>-<last>``: the TensorBoardLogger version of a member group's process."""
+    return f"members_{seeds[0]}-{seeds[-1]}"
+
+
+def group_dir(out: Path, group: Sequence[RunSpec]) -> Path:
+    """``<out>/<figure>/<arm>/members_<a>-<b>``: log_dir of the process training ``group``."""
+    first = group[0]
+    return Path(out) / first.figure / first.arm / group_dir_name([s.seed for s in group])
+
+
+def group_command(group: Sequence[RunSpec], out: Path, epochs: int,
+                  overrides: Sequence[str] = ()) -> List[str]:
+    """argv of the one process that trains the seeds of ``group`` as ``num_members`` members.
+
+    A group of one seed is :func:`train_command` (the module refuses ``member_seeds`` for one
+    network). Otherwise the Lightning run (checkpoints, config.yaml) goes to :func:`group_dir`
+    with ``seed_everything`` = the first seed, and member s writes its metrics into
+    :func:`run_dir` of seed s (``member_log_dir``: an absolute path, braces in it escaped).
+    The member options come after ``overrides`` (a later ``--model`` class cannot drop them).
+    """
+    if len(group) == 1:
+        return train_command(group[0], out, epochs, overrides)
+    seeds = [s.seed for s in group]
+    arm_dir = str(Path(out).resolve() / group[0].figure / group[0].arm)
+    template = os.path.join(arm_dir.replace("{", "{{").replace("}", "}}"), SEED_DIR_TEMPLATE)
+    return [*_command(group[0], out, epochs, group_dir_name(seeds), overrides),
+            "--model.init_args.num_members", str(len(seeds)),
+            "--model.init_args.member_seeds", str(seeds),
+            "--model.init_args.member_log_dir", template]
+
+
+def check_member_overrides(overrides: Sequence[str], members: int) -> None:
+    """With ``members > 1``, refuse overrides naming what the sweep sets per group process.
+
+    Raises:
+        ValueError: a token of ``overrides`` mentions one of :data:`MEMBER_KEYS` (as an option
+            such as ``--model.init_args.num_members=5`` or inside a dict value), naming it.
+    """
+    if members == 1:
+        return
+    for token in overrides:
+        if any(key in token for key in MEMBER_KEYS):
+            raise ValueError(f"override {token!r} conflicts with --members {members}, which sets "
+                             f"{', '.join(MEMBER_KEYS)} of every group process itself; drop the "
+                             f"override or use --members 1")
 
 
 def read_marker(directory: Path) -> Optional[dict]:

@@ -1,0 +1,126 @@
+"""``python -m lightning_sig.sweep --members K``: K seeds of an arm in one process, filed as K runs.
+
+Why: the paper's study is 25 seeds of tiny networks per arm (Ven & Lederer, arXiv 2106.02260,
+Sec. 3). One process per seed pays Python/Lightning start-up per seed and leaves much of a
+step idle; ``num_members = S`` (:mod:`lightning_sig.members`) trains S seeds at once, member s
+being a separate run with ``seed_everything(s)`` up to float rounding of the grouped kernels.
+Measured on this 2-core CPU at the ``Trainer.fit`` level (benchmarks/RESULTS.md): 5 members
+1.75x, 25 members 1.53x the throughput of sequential runs; GPU not measured.
+
+This module runs one group process (argv: :func:`~lightning_sig.sweep_plan.group_command`) and
+then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
+TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.figure_data`.
+Choices made here (design assumptions, not from the paper):
+
+* ``hparams.yaml`` of member s = the group's (written by Lightning into the group directory) with
+  ``num_members: 1``, ``member_seeds: null`` and ``member_log_dir`` the module default: what a
+  separate run of the same config and overrides records (a run's seed is not an hparam).
+* ``DONE`` of member s: the fields of a separate run's marker, ``wall_time_s`` = the group's
+  wall time (one process trained them all, so the runtime table shows the group's time per run:
+  compare arms within sweeps of one ``--members``), plus ``members`` (the group's seeds),
+  ``group_wall_time_s``, ``group_dir`` and ``log`` (the group's train.log).
+* Resume: a group is finished only when every member has ``DONE``; otherwise its member
+  directories and its group directory are deleted and the whole group trained again.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence, Tuple
+
+import yaml
+
+from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR
+from lightning_sig.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
+                                      group_dir_name, read_marker, run_dir, write_marker)
+
+__all__ = ["run_process", "run_group", "member_hparams", "file_members", "task_label",
+           "task_log"]
+
+
+def run_process(command: Sequence[str], log_path: Path, threads: int) -> Tuple[int, float]:
+    """Run ``command`` with stdout+stderr into ``log_path`` and ``OMP_NUM_THREADS =
+    MKL_NUM_THREADS = threads``; returns ``(returncode, wall time in s, start-up included)``."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        returncode = subprocess.run(list(command), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL).returncode
+    return returncode, time.perf_counter() - start
+
+
+def member_hparams(group_hparams: dict) -> dict:
+    """A member's hparams from its group's: ``num_members`` 1, ``member_seeds`` None,
+    ``member_log_dir`` the default (those of a separate run; other keys unchanged)."""
+    return dict(group_hparams, num_members=1, member_seeds=None,
+                member_log_dir=DEFAULT_MEMBER_LOG_DIR)
+
+
+def file_members(group: Sequence[RunSpec], out: Path, record: dict) -> None:
+    """After the group process exited 0: each member's ``hparams.yaml`` (when the group has
+    one), then its ``DONE`` marker (``record`` with the member's seed), written last."""
+    source = group_dir(out, group) / "hparams.yaml"
+    hparams = (yaml.safe_load(source.read_text()) or {}) if source.is_file() else None
+    for spec in group:
+        directory = run_dir(out, spec.figure, spec.arm, spec.seed)
+        directory.mkdir(parents=True, exist_ok=True)
+        if hparams is not None:
+            (directory / "hparams.yaml").write_text(yaml.safe_dump(member_hparams(hparams)))
+        write_marker(directory, dict(record, seed=spec.seed))
+
+
+def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
+              threads: int, jobs: int = 1) -> dict:
+    """Train the >= 2 seeds of ``group`` (one figure and arm) in one process; file each member
+    as a finished run (:func:`file_members`) if it exits 0.
+
+    Existing member and group directories are deleted first (a clean restart). Returns the
+    group's record: ``returncode``, ``wall_time_s`` (s, whole process), ``members``, ...
+
+    Raises:
+        RuntimeError: every member is finished already (nothing to restart).
+        ValueError: fewer than 2 seeds (one seed is a plain run: ``sweep.run_one``).
+    """
+    if len(group) < 2:
+        raise ValueError(f"run_group needs >= 2 seeds, got {len(group)}; run one seed with "
+                         f"lightning_sig.sweep.run_one")
+    out = Path(out)
+    dirs = [run_dir(out, s.figure, s.arm, s.seed) for s in group]
+    if all(read_marker(d) is not None for d in dirs):
+        raise RuntimeError(f"refusing to restart finished member group {group_dir(out, group)}")
+    target = group_dir(out, group)
+    for directory in (*dirs, target):
+        if directory.exists():
+            shutil.rmtree(directory)
+    target.mkdir(parents=True)
+    command = group_command(group, out, epochs, overrides)
+    returncode, wall = run_process(command, target / LOG_NAME, threads)
+    seeds = [s.seed for s in group]
+    record = {"figure": group[0].figure, "arm": group[0].arm, "seed": seeds[0],
+              "config": str(Path(group[0].config).resolve()), "epochs": epochs,
+              "overrides": list(overrides), "command": command, "returncode": returncode,
+              "wall_time_s": wall, "threads": threads, "jobs": jobs,
+              "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+              "members": seeds, "group_wall_time_s": wall, "group_dir": str(target.resolve()),
+              "log": str((target / LOG_NAME).resolve())}
+    if returncode == 0:
+        file_members(group, out, record)
+    return record
+
+
+def task_label(group: Sequence[RunSpec]) -> str:
+    """Progress label: ``<figure>/<arm>/seed_<s>`` for one seed, else ``.../members_<a>-<b>``."""
+    if len(group) == 1:
+        return group[0].label
+    return f"{group[0].figure}/{group[0].arm}/{group_dir_name([s.seed for s in group])}"
+
+
+def task_log(group: Sequence[RunSpec], out: Path) -> Path:
+    """The train.log of a task: in the run directory (one seed) or the group directory."""
+    if len(group) == 1:
+        return run_dir(out, group[0].figure, group[0].arm, group[0].seed) / LOG_NAME
+    return group_dir(out, group) / LOG_NAME
