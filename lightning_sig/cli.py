@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
 from lightning_sig.data import CIFAR10DataModule
+from lightning_sig.event_crc import use_fast_event_crc
 from lightning_sig.modules import SigmoidNetModule
 
 __all__ = ["main", "ResumeSaveConfigCallback"]
@@ -41,6 +42,8 @@ class ResumeSaveConfigCallback(SaveConfigCallback):
 
 
 def main(args: Optional[List[str]] = None, run: bool = True) -> LightningCLI:
-    """Run the CLI (``args`` defaults to ``sys.argv[1:]``); returns the LightningCLI object."""
+    """Run the CLI (``args`` defaults to ``sys.argv[1:]``); returns the LightningCLI object.
+    TensorBoard's event files get the C checksum (:func:`~lightning_sig.event_crc.use_fast_event_crc`)."""
+    use_fast_event_crc()
     return LightningCLI(SigmoidNetModule, CIFAR10DataModule, subclass_mode_model=True,
                         save_config_callback=ResumeSaveConfigCallback, args=args, run=run)

@@ -19,7 +19,8 @@ should use it for modest sizes (:data:`SEGMENTED_MAX_NUMEL`) and fall back to pe
 """
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from lightning_sig.grad_stats import check_quantile_levels, check_vanishing_threshold
 
-__all__ = ["segment_statistics", "SEGMENTED_MAX_NUMEL"]
+__all__ = ["segment_statistics", "segment_statistics_unchecked", "SEGMENTED_MAX_NUMEL"]
 
 #: Largest total size (coordinates) for which :func:`segment_statistics` is the cheaper path.
 SEGMENTED_MAX_NUMEL = 1 << 22
@@ -73,36 +74,95 @@ def _gather_quantiles_numpy(ordered: np.ndarray, starts: np.ndarray, count: np.n
     return np.where(count[:, None] > 0, value, np.nan)
 
 
-def _segment_statistics_numpy(x: np.ndarray, sizes: np.ndarray, levels: np.ndarray,
-                              threshold: float, signed: bool) -> np.ndarray:
-    """CPU path of :func:`segment_statistics` on a float32/float64 array; returns (G, K)."""
-    groups = sizes.size
-    seg = np.repeat(np.arange(groups), sizes)  # (N,) segment id of each value
-    starts = np.cumsum(sizes) - sizes
+class _Layout:
+    """Index arrays for segments of ``sizes`` (cached: the layers of a model rarely change).
+
+    Segments of equal length m are sorted together as the rows of one (k, m) matrix
+    (``np.sort(axis=1)``; measured: 4× faster than one ``np.sort`` of int64 keys
+    ``segment << 32 | value bits`` and 5× faster than ``np.lexsort`` for 32 steps of the
+    Table 2 network).
+    """
+
+    def __init__(self, sizes: Tuple[int, ...]) -> None:
+        self.sizes = np.asarray(sizes, np.int64)  # (G,)
+        self.starts = np.cumsum(self.sizes) - self.sizes  # (G,)
+        self.nonempty = self.sizes > 0
+        uniform = len(set(sizes)) == 1
+        # per distinct length m > 0: (segment indices (k,), (k, m) coordinate indices or None
+        # when every segment has length m and a reshape gives the matrix)
+        self.groups = [(np.flatnonzero(self.sizes == m),
+                        None if uniform else self.starts[self.sizes == m][:, None] + np.arange(m))
+                       for m in sorted(set(sizes) - {0})]
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(sizes: Tuple[int, ...]) -> _Layout:
+    return _Layout(sizes)
+
+
+def _segment_quantiles(key: np.ndarray, layout: _Layout, count: np.ndarray,
+                       levels: np.ndarray) -> np.ndarray:
+    """(G, L) numpy "linear" quantiles of each segment of ``key`` (N,), whose non-finite
+    entries are +inf (sorted last); ``count`` (G,) finite entries. NaN for empty segments."""
+    out = np.full((layout.sizes.size, levels.size), np.nan)
+    for index, coordinates in layout.groups:
+        block = key.reshape(index.size, -1) if coordinates is None else key[coordinates]
+        width = block.shape[1]
+        block = np.sort(block, axis=1).reshape(-1)  # (k·m,) each segment sorted
+        out[index] = _gather_quantiles_numpy(block, np.arange(index.size) * width,
+                                             count[index], levels)
+    return out
+
+
+def _segment_sums(columns: np.ndarray, layout: _Layout) -> np.ndarray:
+    """(C, N) float64 -> (G, C) sums over each segment (0 for empty ones); numpy's pairwise
+    summation within each segment, as ``np.sum``."""
+    if layout.nonempty.all():
+        return np.add.reduceat(columns, layout.starts, axis=1).T
+    out = np.zeros((layout.sizes.size, columns.shape[0]))
+    if layout.nonempty.any():
+        out[layout.nonempty] = np.add.reduceat(columns, layout.starts[layout.nonempty], axis=1).T
+    return out
+
+
+def _segment_statistics_numpy(x: np.ndarray, sizes: Tuple[int, ...], levels: np.ndarray,
+                              threshold: float, signed: bool, with_total: bool) -> np.ndarray:
+    """CPU path of :func:`segment_statistics` on a float32/float64 array; returns (G, K), or
+    (1 + G, K) with the whole vector first when ``with_total``."""
+    layout = _layout(sizes)
     finite = np.isfinite(x)
-    count = np.bincount(seg, weights=finite, minlength=groups)  # float64, exact integers
+    all_finite = bool(finite.all())
     abs_x = np.abs(x)
-    key = np.where(finite, abs_x, np.inf)
-    columns = [_gather_quantiles_numpy(key[np.lexsort((key, seg))], starts, count, levels)]
-    a64 = np.where(finite, abs_x, 0.0).astype(np.float64)
-    total = np.bincount(seg, weights=a64, minlength=groups)
-    squares = np.bincount(seg, weights=a64 * a64, minlength=groups)
-    small = np.bincount(seg, weights=finite & (a64 <= threshold), minlength=groups)
+    a64 = (abs_x if all_finite else np.where(finite, abs_x, 0.0)).astype(np.float64)
+    columns = np.empty((4, x.size))  # count, |g|, g², [|g| <= t] per coordinate
+    columns[0], columns[1], columns[3] = finite, a64, finite & (a64 <= threshold)
+    np.multiply(a64, a64, out=columns[2])
+    sums = _segment_sums(columns, layout)  # (G, 4)
+    numel = layout.sizes.astype(np.float64)
+    keys = [abs_x if all_finite else np.where(finite, abs_x, np.inf).astype(x.dtype)]
+    if signed:
+        keys.append(x if all_finite else np.where(finite, x, np.inf).astype(x.dtype))
+    count_i = sums[:, 0].astype(np.int64)
+    quantiles = [_segment_quantiles(key, layout, count_i, levels) for key in keys]
+    if with_total:  # the whole vector as one more segment, first
+        sums = np.concatenate([columns.sum(axis=1)[None], sums])
+        numel = np.concatenate([[float(x.size)], numel])
+        whole = np.array([int(sums[0, 0])])
+        quantiles = [np.concatenate([_gather_quantiles_numpy(np.sort(key), np.zeros(1, np.int64),
+                                                             whole, levels), part])
+                     for key, part in zip(keys, quantiles)]
+    count, total, squares, small = sums.T
     with np.errstate(invalid="ignore", divide="ignore"):
         moments = np.stack([total / count, np.sqrt(squares / count), np.sqrt(squares),
                             small / count], axis=1)
     moments[count == 0] = np.nan
-    columns += [moments, np.stack([sizes - count, sizes.astype(np.float64)], axis=1)]
-    if signed:
-        key_signed = np.where(finite, x, np.inf)
-        ordered = key_signed[np.lexsort((key_signed, seg))]
-        columns.append(_gather_quantiles_numpy(ordered, starts, count, levels))
-    return np.concatenate(columns, axis=1)
+    table = [quantiles[0], moments, np.stack([numel - count, numel], axis=1)] + quantiles[1:]
+    return np.concatenate(table, axis=1)
 
 
 def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence[float],
                        vanishing_threshold: float, signed: bool = False,
-                       backend: str = "auto") -> Tensor:
+                       backend: str = "auto", with_total: bool = False) -> Tensor:
     """Statistics of each segment of a flat gradient, as a (G, K) float64 tensor.
 
     Args:
@@ -112,9 +172,10 @@ def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence
         quantiles, vanishing_threshold, signed: as in :func:`grad_stats.gradient_statistics`.
         backend: ``"auto"`` (numpy for CPU tensors, torch elsewhere), ``"numpy"`` or ``"torch"``;
             all give the same values.
+        with_total: prepend a row for the whole vector (e.g. "global" before the layers).
 
     Returns:
-        (G, K) float64 on ``values``' device; columns in the order of
+        (G, K) float64 on ``values``' device, (1 + G, K) with ``with_total``; columns in the order of
         :func:`grad_stats.statistic_names` (``abs_q<p>``…, abs_mean, rms, l2_norm,
         vanishing_frac, nonfinite_count, numel, then ``q<p>``… if ``signed``), each row equal to
         ``gradient_statistics`` of that segment (statistics over the finite coordinates; NaN
@@ -130,14 +191,27 @@ def segment_statistics(values: Tensor, sizes: Sequence[int], quantiles: Sequence
         raise ValueError(f"sizes {list(sizes)} must be >= 0 and sum to the {values.numel()} "
                          f"values of a 1-D tensor (got shape {tuple(values.shape)})")
     device = values.device
-    x = values.float() if values.dtype in (torch.float16, torch.bfloat16) else values
     if backend not in ("auto", "numpy", "torch") or (backend == "numpy" and device.type != "cpu"):
         raise ValueError(f"backend {backend!r} is not one of 'auto', 'numpy' (CPU tensors only), "
                          f"'torch' (device {device})")
-    if backend == "numpy" or (backend == "auto" and device.type == "cpu"):
-        table = _segment_statistics_numpy(x.detach().numpy(), np.asarray(list(sizes), np.int64),
-                                          np.asarray(levels_list, np.float64), threshold, signed)
+    return segment_statistics_unchecked(values, tuple(int(s) for s in sizes), levels_list,
+                                        threshold, signed, with_total, backend == "torch")
+
+
+def segment_statistics_unchecked(values: Tensor, sizes: Tuple[int, ...],
+                                 levels_list: Tuple[float, ...], threshold: float, signed: bool,
+                                 with_total: bool, use_torch: bool = False) -> Tensor:
+    """:func:`segment_statistics` without the argument checks (for callers that validated
+    them once, e.g. the callback at every step); ``use_torch`` forces the torch backend."""
+    device = values.device
+    x = values.float() if values.dtype in (torch.float16, torch.bfloat16) else values
+    if device.type == "cpu" and not use_torch:
+        table = _segment_statistics_numpy(x.detach().numpy(), sizes,
+                                          np.asarray(levels_list, np.float64), threshold, signed,
+                                          with_total)
         return torch.from_numpy(table)
+    if with_total:  # the whole vector as a first segment: (2N,)
+        x, sizes = torch.cat([x, x]), [x.numel(), *sizes]
     sizes_t = torch.tensor(list(sizes), dtype=torch.long, device=device)
     groups = sizes_t.numel()
     seg = torch.repeat_interleave(torch.arange(groups, device=device), sizes_t)  # (N,)

@@ -76,3 +76,19 @@ def test_bad_sizes_and_levels():
         segment_statistics(torch.zeros(3), [3], (1.5,), 0.0)
     with pytest.raises(ValueError, match="backend 'gpu' is not one of"):
         segment_statistics(torch.zeros(3), [3], (0.5,), 0.0, backend="gpu")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_with_total_prepends_the_whole_vector(backend, signed):
+    g = torch.Generator().manual_seed(3)
+    sizes = [7, 0, 30, 1, 12]
+    values = torch.randn(sum(sizes), generator=g) * 1e-4
+    values[3] = float("nan")
+    out = segment_statistics(values, sizes, LEVELS, 1e-5, signed=signed, backend=backend,
+                             with_total=True)
+    whole = segment_statistics(values, [sum(sizes)], LEVELS, 1e-5, signed=signed, backend=backend)
+    parts = segment_statistics(values, sizes, LEVELS, 1e-5, signed=signed, backend=backend)
+    assert out.shape == (1 + len(sizes), parts.shape[1])
+    torch.testing.assert_close(out[:1], whole, rtol=1e-12, atol=0, equal_nan=True)
+    torch.testing.assert_close(out[1:], parts, rtol=1e-12, atol=0, equal_nan=True)

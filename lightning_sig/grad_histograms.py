@@ -1,0 +1,93 @@
+"""TensorBoard histograms of log10|g| for many layers at once (the callback's ``grad_hist/*``).
+
+``SummaryWriter.add_histogram`` bins one tensor at a time with ``np.histogram`` over
+TensorBoard's ~1,500 default bucket edges: about 0.5 ms a call on this CPU, 16 calls for the
+Table 2 network. Here the log10|g| values of the whole flat gradient are binned once (one
+``searchsorted`` over the same edges, one ``bincount`` by (layer, bucket)), the global histogram
+is the sum of the layers' counts, and each histogram is written with the writer's own
+``add_histogram_raw``. Buckets, limits, min, max and count equal ``add_histogram``'s
+(torch.utils.tensorboard.summary.make_histogram); sum and sum of squares agree to float
+rounding (tested).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lightning_sig.grad_stats import HISTOGRAM_FLOOR_LOG10
+
+__all__ = ["segment_log10_histograms", "histogram_support"]
+
+
+def histogram_support(counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last non-empty bucket of each row of ``counts`` (G, B) (rows with a
+    non-empty bucket). TensorBoard's ``make_histogram`` keeps buckets ``start - 1 .. end - 1``
+    (or a leading empty bucket when start is 0) and the limits ``start .. end``."""
+    nonempty = counts > 0
+    start = nonempty.argmax(axis=1)
+    end = counts.shape[1] - nonempty[:, ::-1].argmax(axis=1)
+    return start, end
+
+
+def segment_log10_histograms(values: Tensor, sizes: Sequence[int], limits: np.ndarray,
+                             floor: float = HISTOGRAM_FLOOR_LOG10, with_total: bool = True
+                             ) -> List[Optional[Dict[str, object]]]:
+    """Histograms of log10|g_j| over the finite coordinates of each segment of a flat gradient.
+
+    Args:
+        values: (N,) floating tensor, G segments (layers) one after the other; any device
+            (copied to the CPU: histograms are written rarely).
+        sizes: the G segment lengths, summing to N.
+        limits: (B + 1,) increasing bucket edges, e.g. ``np.asarray(writer.default_bins)``.
+        floor: log10 values below it (zeros) are raised to it, as
+            :func:`~lightning_sig.grad_stats.log10_abs_for_histogram` (default about −37.93).
+        with_total: prepend the histogram of the whole vector (the callback's "global").
+
+    Returns:
+        One entry per segment (after the total with ``with_total``): None when the segment has
+        no finite coordinate (TensorBoard rejects empty histograms), else the keyword arguments
+        of ``SummaryWriter.add_histogram_raw``: ``min``, ``max``, ``num``, ``sum``,
+        ``sum_squares``, ``bucket_limits``, ``bucket_counts``.
+    """
+    x = values.detach()
+    x = (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x).cpu()
+    finite = torch.isfinite(x)
+    logs = x[finite].abs().log10().clamp(min=floor).to(torch.float32)  # as the per-layer path
+    v = logs.numpy().astype(np.float64)  # (F,) as make_histogram's values.astype(float)
+    sizes_np = np.asarray(sizes, np.int64)
+    groups = sizes_np.size
+    seg = np.repeat(np.arange(groups), sizes_np)[finite.numpy()]  # (F,) segment of each value
+    per_segment = np.bincount(seg, minlength=groups)  # (G,) finite coordinates
+    buckets = limits.size - 1
+    index = np.searchsorted(limits, v, side="right") - 1  # np.histogram's half-open buckets
+    index[v == limits[-1]] = buckets - 1  # the last bucket is closed
+    inside = (index >= 0) & (index < buckets)
+    counts = np.bincount(seg[inside] * buckets + index[inside],
+                         minlength=groups * buckets).reshape(groups, buckets)
+    if with_total:
+        counts = np.concatenate([counts.sum(axis=0, keepdims=True), counts])
+        per_segment = np.concatenate([[v.size], per_segment])
+        v = np.concatenate([v, v])  # the whole vector as a first segment
+    # per segment, vectorised: min, max, Σv (pairwise, as np.sum) and Σv² of its values
+    starts = np.cumsum(per_segment) - per_segment
+    some = per_segment > 0
+    moments = np.zeros((per_segment.size, 4))
+    if some.any():
+        moments[some, 0] = np.minimum.reduceat(v, starts[some])
+        moments[some, 1] = np.maximum.reduceat(v, starts[some])
+        moments[some, 2:] = np.add.reduceat(np.stack([v, v * v]), starts[some], axis=1).T
+    first, end = histogram_support(counts)
+    out: List[Optional[Dict[str, object]]] = []
+    for row, num, (low, high, total, squares), a, b in zip(counts, per_segment.tolist(),
+                                                           moments.tolist(), first.tolist(),
+                                                           end.tolist()):
+        if num == 0:
+            out.append(None)
+            continue
+        kept = row[a - 1:b].tolist() if a > 0 else [0] + row[:b].tolist()
+        out.append(dict(min=low, max=high, num=num, sum=total, sum_squares=squares,
+                        bucket_limits=limits[a:b + 1].tolist(), bucket_counts=kept))
+    return out
