@@ -12,7 +12,9 @@ before the speed work).
 
 Table 2 (Table 3 network, tanh, α=2, r=0.01): the current step against one change at a time —
 NCHW convolutions instead of channels_last, α layer by layer instead of folded into the weights
-(:func:`lightning_sig.models.run_folded`), the l2 term as one reduction per parameter, Adam's
+(:func:`lightning_sig.models.run_folded`), α folding and the l2 term as two autograd paths
+instead of one node (:class:`lightning_sig.folding.ScaleAndPenalize`), the l2 term as one
+reduction per parameter, Adam's
 default for-loop implementation instead of the fused one, Adam ``foreach``, one thread (when
 more are set), and with ``--compile`` ``torch.compile`` of the loss (compiling takes about a
 minute on 2 cores).
@@ -38,7 +40,7 @@ from _common import add_common_arguments, apply_threads, format_table, print_hea
     quiet_steps, random_batches, time_interleaved, training_step_fn
 
 from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
-from lightning_sig.models import run_folded
+from lightning_sig.folding import run_folded, run_folded_penalized
 from lightning_sig.modules import adam
 
 ARMS = {"tanh": dict(activation="tanh"),
@@ -70,19 +72,26 @@ def remedies_table(args, batches, before: bool = False) -> str:
 
 
 def manual_step(module, batches, nchw=False, l2_stack=False, optimizer=None, compiled=False,
-                threads=None, layerwise=False):
+                threads=None, layerwise=False, fused=True):
     """A step like ``training_step`` with one thing changed (see the module docstring);
-    ``layerwise``: α applied layer by layer (ScaledActivation.forward) instead of folded."""
+    ``layerwise``: α applied layer by layer (ScaledActivation.forward) instead of folded;
+    ``fused=False``: α folding and the l2 term as two autograd paths (one multiplication per
+    scaled weight, a concatenation for the l2 term) instead of one ScaleAndPenalize node."""
     net, r = module.net, module.l2_strength
     params = module.penalized_parameters()
     optimizer = optimizer or adam(module.parameters(), module.lr)  # what the module uses
 
     def loss_fn(x, y):
+        layers = [*net.features, *net.classifier]
+        if fused and not (layerwise or l2_stack):  # what training_step does
+            logits, penalty = (run_folded_penalized(layers, x, r) if nchw
+                               else net.forward_penalized(x, r))
+            return F.cross_entropy(logits, y) + penalty
         if layerwise:  # the previous forward: every layer's own forward, α on the activations
             x = x if nchw else x.contiguous(memory_format=torch.channels_last)
             logits = net.classifier(net.features(x))
         elif nchw:  # folded α, NCHW convolutions
-            logits = run_folded([*net.features, *net.classifier], x)
+            logits = run_folded(layers, x)
         else:
             logits = net(x)
         if l2_stack:  # the previous l2 code: one square-sum per parameter, then a stack
@@ -113,12 +122,13 @@ def optimisation_table(args, batches) -> str:
 
     def torch_adam(m, **kw):
         return torch.optim.Adam(m.parameters(), lr=1e-3, **kw)
-    m = [module() for _ in range(10)]
+    m = [module() for _ in range(11)]
     variants = {"current (training_step)": training_step_fn(m[0], batches),
                 "current, hand-written step": manual_step(m[1], batches),
                 "NCHW convolutions (before)": manual_step(m[2], batches, nchw=True),
                 "α layer by layer (before)": manual_step(m[6], batches, layerwise=True),
                 "l2 per parameter (before)": manual_step(m[3], batches, l2_stack=True),
+                "α and l2 as two autograd paths (before)": manual_step(m[8], batches, fused=False),
                 "Adam for-loop (before)": manual_step(m[4], batches, optimizer=torch_adam(m[4])),
                 "previous step (all four before)": manual_step(
                     m[9], batches, nchw=True, l2_stack=True, layerwise=True,
@@ -126,7 +136,7 @@ def optimisation_table(args, batches) -> str:
                 "Adam foreach=True": manual_step(m[5], batches,
                                                  optimizer=torch_adam(m[5], foreach=True))}
     if torch.get_num_threads() > 1:
-        variants["1 thread"] = manual_step(m[8], batches, threads=1)
+        variants["1 thread"] = manual_step(m[10], batches, threads=1)
     if args.compile:
         variants["torch.compile(loss)"] = manual_step(m[7], batches, compiled=True)
         start = time.perf_counter()

@@ -16,7 +16,8 @@ startup excluded), and two ratios of mean wall times:
 An arm is *plain* when its run's hparams have r = ``l2_strength`` = 0, α = ``alpha`` = 1 and no
 learnable α; sigmoid-type means tanh, logistic, arctan or softsign. A ratio is left empty when
 its baseline is absent or ambiguous. Wall times of runs made several at a time (``--jobs``) share
-the CPUs: compare ratios within one sweep.
+the CPUs, and seeds trained as members of one process (``--members K``) count 1/K of their
+group's wall time (:func:`seed_wall_time`): compare ratios within one sweep.
 """
 from __future__ import annotations
 
@@ -83,6 +84,12 @@ def _mean(values: List[Optional[float]]) -> Optional[float]:
     return float(np.mean(values)) if values else None
 
 
+def seed_wall_time(marker: dict) -> float:
+    """Wall time (s) of one seed from its DONE marker: the run's, or for members trained together
+    (``sweep --members K``, marker field ``members``) the group's divided by the group's size."""
+    return float(marker["wall_time_s"]) / max(1, len(marker.get("members") or ()))
+
+
 def runtime_rows(runs: Sequence[RunLog]) -> List[dict]:
     """One row per (figure, arm) with the :data:`COLUMNS` (see the module docstring); only runs
     with a DONE marker holding ``wall_time_s`` count. Times in seconds."""
@@ -91,7 +98,7 @@ def runtime_rows(runs: Sequence[RunLog]) -> List[dict]:
         mine = [r for r in runs if r.figure == figure and (r.marker or {}).get("wall_time_s")]
         settings = arm_settings([r for r in runs if r.figure == figure])
         base = baselines(settings)
-        walls = {arm: _mean([r.marker["wall_time_s"] for r in mine if r.arm == arm])
+        walls = {arm: _mean([seed_wall_time(r.marker) for r in mine if r.arm == arm])
                  for arm in dict.fromkeys(r.arm for r in mine)}
         for arm, wall in walls.items():
             s = settings.get(arm, {})

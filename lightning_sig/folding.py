@@ -155,9 +155,11 @@ def run_folded(layers: Sequence[nn.Module], h: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _scale_vector(scales: Tuple[float, ...], numels: Tuple[int, ...], device: torch.device,
                   dtype: torch.dtype) -> Tensor:
-    """(Σ numels,) vector holding scales[i] over the coordinates of parameter i."""
-    return torch.repeat_interleave(torch.tensor(scales, dtype=dtype),
-                                   torch.tensor(numels)).to(device)
+    """(Σ numels,) vector holding scales[i] over the coordinates of parameter i, in float32 at
+    least (a bf16/fp16 parameter is multiplied by the float32 scale and rounded once, as
+    ``weight * scale`` with a Python float does)."""
+    return torch.repeat_interleave(torch.tensor(scales, dtype=torch.promote_types(
+        dtype, torch.float32)), torch.tensor(numels)).to(device)
 
 
 # torch's C++ helpers (used by DDP and apex): concatenate tensors into one flat tensor, and cut a
@@ -173,7 +175,8 @@ class ScaleAndPenalize(torch.autograd.Function):
     strength, ``params`` tensors of one dtype and device; returns the scaled tensors (same
     shapes; views of one new flat tensor) and the 0-dim penalty (0 when r = 0). Backward:
     ∂L/∂θ_i = s_i·∂L/∂(s_iθ_i) + r·θ_i·∂L/∂penalty (the exact gradient of r/2·Σθ², Sec. 2.2),
-    one gradient per parameter (views of one flat tensor). Not twice differentiable.
+    one gradient per parameter (views of one flat tensor). Not twice differentiable (a
+    second backward through it raises).
 
     Why flat: on CPU every small-tensor op costs ~2 µs of dispatch, so one ``cat`` and a few
     ops on the (Σ numels,) vector beat per-parameter (or ``_foreach``) ops (measured:
@@ -192,12 +195,14 @@ class ScaleAndPenalize(torch.autograd.Function):
             penalty = torch.dot(flat, flat) * (0.5 * r)
         else:
             penalty = flat.new_zeros(())
-        return (*_unflatten(flat * ctx.scale, params), penalty)
+        return (*_unflatten((flat * ctx.scale).to(flat.dtype), params), penalty)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, *grads: Tensor):
         grad_penalty = grads[-1]
-        grad = _flatten(grads[:-1]).mul_(ctx.scale)  # (Σ numels,)
+        flat_grad = _flatten(grads[:-1])  # (Σ numels,); for one tensor a view of it: no in-place
+        grad = (flat_grad * ctx.scale).to(flat_grad.dtype)
         if ctx.r:
             flat, = ctx.saved_tensors
             grad.add_(flat * (grad_penalty * ctx.r))  # tensor factor: no device sync
@@ -209,7 +214,8 @@ def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0
     """:func:`run_folded` and the l2 term r/2·Σθ² over the affine layers' weights and biases θ,
     fused (:class:`ScaleAndPenalize`) when every α is a plain float and every affine layer is an
     ``nn.Conv2d``/``nn.Linear`` whose parameters all require grad; otherwise the two computed
-    separately (learnable or per-member α, frozen parameters).
+    separately (learnable or per-member α, frozen parameters, a layer used twice, whose
+    parameters count once in the penalty).
 
     Args:
         layers: as for :func:`run_folded`.
@@ -223,6 +229,9 @@ def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0
     affine = [step for step in plan if step[0] == "affine"]
     params: List[Tensor] = [p for step in affine for p in (step[1].weight, step[1].bias)
                             if p is not None]
+    if len({id(step[1]) for step in affine}) < len(affine):  # a shared layer: θ counted once
+        unique = list({id(p): p for p in params}.values())
+        return _run_plan(plan, scale, h), l2_penalty([p for p in unique if p.requires_grad], r)
     scaled = [s for step in affine for s, p in ((step[2], step[1].weight),
                                                 (step[3], step[1].bias)) if p is not None]
     fusable = all(isinstance(step[1], (nn.Conv2d, nn.Linear)) for step in affine) \

@@ -10,14 +10,17 @@ gradient into the buffer plus 1/S of one batched call.
 """
 from __future__ import annotations
 
-from typing import Hashable, List, Optional, Sequence, Tuple
+import functools
+from typing import Dict, Hashable, List, NamedTuple, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lightning_sig.grad_segments import segment_statistics_unchecked
 
-__all__ = ["StepBuffer", "batched_statistics", "BUFFER_MAX_NUMEL"]
+__all__ = ["StepBuffer", "batched_statistics", "BUFFER_MAX_NUMEL", "GradientSnapshot",
+           "flatten_gradients", "EpochSums"]
 
 #: Largest buffer (steps × coordinates): 1 MiB of float32. Models with more than this many
 #: gradient coordinates get one step per buffer, i.e. no batching.
@@ -101,3 +104,85 @@ def batched_statistics(rows: Tensor, sizes: Sequence[int], quantiles: Tuple[floa
         totals = segment_statistics_unchecked(flat, (numel,) * count, *args, with_total=False)
         parts.insert(0, totals.reshape(count, 1, -1))
     return torch.cat(parts, dim=1)
+
+
+class GradientSnapshot(NamedTuple):
+    """The gradients of one optimizer step: ``names`` ("global", then the layers), ``sizes``
+    (coordinates per layer), ``counts`` (tensors per layer) and ``grads`` (every gradient
+    tensor, layer after layer)."""
+
+    names: Tuple[str, ...]
+    sizes: Tuple[int, ...]
+    counts: Tuple[int, ...]
+    grads: List[Tensor]
+
+    @classmethod
+    def of_layers(cls, layers: Dict[str, List[Tensor]]) -> "GradientSnapshot":
+        """From layer name → its gradient tensors."""
+        return cls(("global",) + tuple(layers),
+                   tuple(sum(g.numel() for g in gs) for gs in layers.values()),
+                   tuple(len(gs) for gs in layers.values()),
+                   [g for gs in layers.values() for g in gs])
+
+    def layer_grads(self) -> List[List[Tensor]]:
+        """The gradients grouped by layer."""
+        ends = np.cumsum(self.counts)
+        return [self.grads[end - count:end] for count, end in zip(self.counts, ends)]
+
+
+@torch.no_grad()
+def flatten_gradients(grads: List[Tensor]) -> Tensor:
+    """The gradients as one flat (N,) tensor (one C++ concatenation, a copy).
+
+    Mixed dtypes are promoted (``torch.promote_types``: float16 with bfloat16 gives float32, so
+    neither is rounded into the other); sparse gradients (e.g. ``nn.Embedding(sparse=True)``)
+    are made dense, so their statistics include the zeros (an assumption: the coordinates of
+    the gradient vector, as for a dense layer).
+    """
+    grads = [g.to_dense() if g.layout != torch.strided else g for g in grads]
+    dtype = grads[0].dtype
+    if any(g.dtype != dtype for g in grads):
+        dtype = functools.reduce(torch.promote_types, {g.dtype for g in grads})
+        grads = [g.to(dtype) for g in grads]
+    return torch._utils._flatten_dense_tensors(grads)
+
+
+class EpochSums:
+    """Sums over an epoch's steps of every statistic, per group name (NaN entries left out), so
+    that a layer whose gradient is missing at some steps is averaged over the others.
+
+    State: ``names`` (R,), ``total`` and ``count`` (R, K) float64 on the CPU.
+    """
+
+    def __init__(self, names: Sequence[str] = (), total: Optional[Tensor] = None,
+                 count: Optional[Tensor] = None) -> None:
+        self.names = list(names)
+        self.total, self.count = total, count
+        self._rows = {name: i for i, name in enumerate(self.names)}
+
+    def add(self, names: Sequence[str], table: Tensor) -> None:
+        """Add a (S, G, K) table of S steps for the G groups ``names``."""
+        defined = ~torch.isnan(table)
+        totals = torch.where(defined, table, 0.0).sum(0).double().cpu()  # (G, K)
+        counts = defined.sum(0).double().cpu()
+        if self.total is None:
+            self.total = torch.zeros(0, table.shape[-1], dtype=torch.float64)
+            self.count = torch.zeros(0, table.shape[-1], dtype=torch.float64)
+        new = [name for name in names if name not in self._rows]
+        if new:
+            for name in new:
+                self._rows[name] = len(self.names)
+                self.names.append(name)
+            pad = torch.zeros(len(new), self.total.shape[1], dtype=torch.float64)
+            self.total, self.count = torch.cat([self.total, pad]), torch.cat([self.count, pad])
+        rows = torch.tensor([self._rows[name] for name in names])
+        self.total.index_add_(0, rows, totals)
+        self.count.index_add_(0, rows, counts.to(self.count.dtype))
+
+    def means(self) -> List[float]:
+        """The (R, K) means, row-major; NaN where a statistic was never defined."""
+        return (self.total / self.count).reshape(-1).tolist()
+
+    def state(self) -> Tuple[List[str], Tensor, Tensor]:
+        """(names, total, count), copies (a checkpoint does not change with later steps)."""
+        return list(self.names), self.total.clone(), self.count.clone()

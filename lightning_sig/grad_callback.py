@@ -4,11 +4,13 @@ any LightningModule, logged per optimizer step, per layer and globally, and per 
 The hook is ``on_before_optimizer_step``: after gradient accumulation, after AMP unscaling and
 DDP's all-reduce, before clipping, i.e. exactly the gradient the optimizer will use. For our
 modules with r > 0 that is the gradient of the regularized objective CE + r/2·Σθ² (Sec. 2.2).
-The maths lives in :mod:`lightning_sig.grad_stats` and :mod:`lightning_sig.grad_segments`.
+The maths lives in :mod:`lightning_sig.grad_stats`, :mod:`lightning_sig.grad_segments` and
+:mod:`lightning_sig.grad_histograms`; the batching of steps in :mod:`lightning_sig.grad_buffer`,
+the TensorBoard events in :mod:`lightning_sig.grad_events`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pytorch_lightning as pl
@@ -19,7 +21,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
 from lightning_sig.event_crc import use_fast_event_crc
-from lightning_sig.grad_buffer import BUFFER_MAX_NUMEL, StepBuffer, batched_statistics
+from lightning_sig.grad_buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
+    batched_statistics, flatten_gradients
+from lightning_sig.grad_events import ScalarSummary, prefixed_tags, write_histograms
 from lightning_sig.grad_histograms import segment_log10_histograms
 from lightning_sig.grad_segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.grad_stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
@@ -33,54 +37,6 @@ def _check_interval(name: str, value: Optional[int]) -> Optional[int]:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
     return value
-
-
-@torch.no_grad()
-def _flatten(grads: List[Tensor]) -> Tensor:
-    """The gradients as one flat (N,) tensor of their widest dtype (one C++ concatenation)."""
-    dtype = grads[0].dtype
-    if any(g.dtype != dtype for g in grads):
-        dtype = max({g.dtype for g in grads}, key=lambda d: torch.finfo(d).bits)
-        grads = [g.to(dtype) for g in grads]
-    return torch._utils._flatten_dense_tensors(grads)
-
-
-class _Snapshot(NamedTuple):
-    """The gradients of one optimizer step: ``names`` ("global", then the layers), ``sizes``
-    (coordinates per layer), ``grads`` (every gradient tensor, layer after layer) and
-    ``counts`` (tensors per layer)."""
-
-    names: Tuple[str, ...]
-    sizes: Tuple[int, ...]
-    counts: Tuple[int, ...]
-    grads: List[Tensor]
-
-    def layer_grads(self) -> List[List[Tensor]]:
-        """The gradients grouped by layer."""
-        ends = np.cumsum(self.counts)
-        return [self.grads[end - count:end] for count, end in zip(self.counts, ends)]
-
-
-class _ScalarSummary:
-    """All scalars of a step as one TensorBoard event (one ``Summary`` with many values).
-
-    Equivalent to ``logger.log_metrics`` (same tags, steps and values for every reader), but one
-    event instead of one per scalar (``add_scalar`` costs about 60 µs a call, which for ~150
-    tags would exceed the whole training step of the paper's networks), and the ``Summary`` is
-    built once per tag list and only its values are set at each step (measured: 22 µs instead
-    of 99 µs for 160 tags).
-    """
-
-    def __init__(self, tags: Sequence[str]) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        self.tags = list(tags)
-        self.summary = Summary(value=[Summary.Value(tag=tag, simple_value=0.0) for tag in tags])
-
-    def write(self, logger: TensorBoardLogger, values: Sequence[float], step: int) -> None:
-        for entry, value in zip(self.summary.value, values):
-            entry.simple_value = value
-        logger.experiment._get_file_writer().add_summary(self.summary, step)  # SummaryWriter's
 
 
 class GradientQuantileCallback(Callback):
@@ -118,13 +74,17 @@ class GradientQuantileCallback(Callback):
             logging step. Everything is written at the end of each epoch, of training, on an
             exception and before a checkpoint. 1 computes and writes at every step.
 
+    Sparse gradients are made dense (their zeros count as coordinates); fp16/bf16 are upcast;
+    a TensorBoardLogger's ``prefix`` is put before the scalar tags as ``log_metrics`` does.
+
     Raises:
         ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
             threshold, an interval or ``buffer_steps`` that is not a positive integer (each
             message names the value).
 
-    Logged metrics (step = ``trainer.global_step`` before the update; ``<g>`` is ``global`` or a
-    layer name; gradient values in loss units per parameter unit):
+    Logged metrics (step = ``trainer.global_step`` before the update; also the last step when
+    training stops early, as Lightning; ``<g>`` is ``global`` or a layer name; gradient values in
+    loss units per parameter unit):
         - ``grad/<g>/abs_q<p>``: the p-th percentile of |g_j| (``abs_q0`` min, ``abs_q100`` max)
         - ``grad/<g>/abs_mean``, ``grad/<g>/rms``, ``grad/<g>/l2_norm``: mean |g_j|,
           sqrt(mean g_j²), sqrt(Σ g_j²)
@@ -132,7 +92,8 @@ class GradientQuantileCallback(Callback):
         - ``grad/<g>/nonfinite_count``: number of NaN/±inf coordinates (count)
         - ``grad/<g>/q<p>``: percentiles of the signed g_j (only with ``signed=True``)
         - ``grad_epoch/<g>/<stat>``: the epoch means of the above, at the end of each training
-          epoch (one point per epoch, for figures)
+          epoch (one point per epoch, for figures; a layer without a gradient at some steps is
+          averaged over the others)
         - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (zeros at
           the float32 floor, about −37.9), TensorBoardLogger only
 
@@ -160,21 +121,25 @@ class GradientQuantileCallback(Callback):
         self.histogram_every_n_steps = _check_interval("histogram_every_n_steps",
                                                        histogram_every_n_steps)
         self.histograms, self.epoch_aggregates = bool(histograms), bool(epoch_aggregates)
-        self.buffer_steps = _check_interval("buffer_steps", buffer_steps)
-        if self.buffer_steps is None:
+        if _check_interval("buffer_steps", buffer_steps) is None:
             raise ValueError("buffer_steps must be a positive integer, got None.")
+        self.buffer_steps = buffer_steps
         self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
-        # member (0 without num_members) -> (group names, NaN-free sums (G, K), counts (G, K))
-        self._epoch: Dict[int, Tuple[List[str], Tensor, Tensor]] = {}
-        self._epoch_index: Optional[int] = None  # epoch the sums belong to
         self._warned: set = set()
-        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout
-        self._params: Optional[Tuple[pl.LightningModule, List[Tuple[str, Tensor]]]] = None
+        self._summaries: Dict[tuple, ScalarSummary] = {}  # (tags prefix, groups) -> template
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget everything of a previous fit (epoch sums, buffered steps, caches)."""
+        self._epoch: Dict[int, EpochSums] = {}  # member (0 without num_members) -> sums
+        self._epoch_index: Optional[int] = None  # epoch the sums belong to
         self._buffers: Dict[int, StepBuffer] = {}  # member -> buffered steps
+        self._unlogged: Dict[int, tuple] = {}  # member -> (names, values, step) of its last step
         self._context: Optional[Tuple[pl.Trainer, pl.LightningModule]] = None  # of the last step
-        self._summaries: Dict[Tuple[str, Tuple[str, ...]], _ScalarSummary] = {}  # (prefix, groups)
+        self._params: Optional[Tuple[pl.LightningModule, List[Tuple[str, Tensor]]]] = None
+        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout
 
     # ----------------------------------------------------------------- gathering gradients
     def _named_parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
@@ -186,14 +151,7 @@ class GradientQuantileCallback(Callback):
                                         for name, p in pl_module.named_parameters()])
         return self._params[1]
 
-    def _snapshot(self, layers: Dict[str, List[Tensor]]) -> "_Snapshot":
-        """A :class:`_Snapshot` of layer name → gradients (e.g. one member's)."""
-        grads = [g for gs in layers.values() for g in gs]
-        sizes = tuple(sum(g.numel() for g in gs) for gs in layers.values())
-        counts = tuple(len(gs) for gs in layers.values())
-        return _Snapshot(("global",) + tuple(layers), sizes, counts, grads)
-
-    def _module_snapshot(self, pl_module: pl.LightningModule) -> "_Snapshot":
+    def _module_snapshot(self, pl_module: pl.LightningModule) -> GradientSnapshot:
         """The gradients (not None) of the trainable parameters, in model order, with their
         layers; the layout is cached per set of parameters with a gradient."""
         params = self._named_parameters(pl_module)
@@ -205,11 +163,23 @@ class GradientQuantileCallback(Callback):
             layers: Dict[str, List[Tensor]] = {}
             for i, g in zip(present, grads):
                 layers.setdefault(params[i][0], []).append(g)
-            layout = self._layouts[present] = self._snapshot(layers)[:3]
-        return _Snapshot(*layout, grads)
+            layout = self._layouts[present] = GradientSnapshot.of_layers(layers)[:3]
+        return GradientSnapshot(*layout, grads)
 
-    def _record(self, member: int, snap: "_Snapshot", step: int, logged: bool,
-                trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _gradient_sets(self, pl_module: pl.LightningModule) -> List[GradientSnapshot]:
+        """One snapshot of the gradients, or one per member for our ``num_members > 1`` modules
+        (each with a single network's layer names, so members get the tags of separate runs);
+        empty if no parameter has a gradient."""
+        seeds = getattr(pl_module, "member_seeds", None)
+        if seeds:
+            from lightning_sig.members import member_layer_gradients
+            return [GradientSnapshot.of_layers(layers) for layers in
+                    member_layer_gradients(pl_module, len(seeds)) if layers]
+        snap = self._module_snapshot(pl_module)
+        return [snap] if snap.grads else []
+
+    # ----------------------------------------------------------------- statistics
+    def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool) -> None:
         """Buffer this step's flat gradient (statistics later, see :meth:`_flush`); models above
         :data:`SEGMENTED_MAX_NUMEL` coordinates get their statistics now, per vector."""
         names = snap.names if self.per_layer else snap.names[:1]
@@ -218,20 +188,19 @@ class GradientQuantileCallback(Callback):
             args = (self.quantiles, self.vanishing_threshold, self.signed)
             groups = [snap.grads] + (snap.layer_grads() if self.per_layer else [])
             table = torch.stack([gradient_statistics_tensor(g, *args) for g in groups])
-            self._consume(trainer, pl_module, member, list(names), table[None], [step], [logged])
+            self._consume(member, list(names), table[None], [step], [logged])
             return
         buffer = self._buffers.get(member)
         capacity = max(1, min(self.buffer_steps, BUFFER_MAX_NUMEL // max(total, 1)))
         key = (names, snap.sizes if self.per_layer else (total,))
-        if buffer is None or buffer.capacity != capacity:
-            self._flush_member(trainer, pl_module, member)
+        if buffer is not None and (buffer.capacity != capacity or not buffer.accepts(key)):
+            self._flush_member(member)  # another layout: its steps first
+            buffer = buffer if buffer.capacity == capacity else None
+        if buffer is None:
             buffer = self._buffers[member] = StepBuffer(capacity)
-        elif not buffer.accepts(key):
-            self._flush_member(trainer, pl_module, member)
-        buffer.append(key, _flatten(snap.grads), step, logged)
+        buffer.append(key, flatten_gradients(snap.grads), step, logged)
 
-    def _flush_member(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                      member: int) -> None:
+    def _flush_member(self, member: int) -> None:
         """Statistics of a member's buffered steps in one batch; accumulate and emit them."""
         buffer = self._buffers.get(member)
         if buffer is None or not len(buffer):
@@ -239,46 +208,31 @@ class GradientQuantileCallback(Callback):
         (names, sizes), rows, steps, logged = buffer.take()
         table = batched_statistics(rows, sizes, self.quantiles, self.vanishing_threshold,
                                    self.signed, with_total=self.per_layer)  # (S, G, K)
-        self._consume(trainer, pl_module, member, list(names), table, steps, logged)
+        self._consume(member, list(names), table, steps, logged)
 
-    def _flush(self, trainer: Optional[pl.Trainer] = None,
-               pl_module: Optional[pl.LightningModule] = None) -> None:
-        """Flush every member's buffer (with the Trainer and module of the last step if none
-        are given, e.g. from :meth:`state_dict`)."""
-        if trainer is None or pl_module is None:
-            if self._context is None:
-                return
-            trainer, pl_module = self._context
-        for member in list(self._buffers):
-            self._flush_member(trainer, pl_module, member)
+    def _flush(self) -> None:
+        """Flush every member's buffer (nothing before the first step)."""
+        if self._context is not None:
+            for member in list(self._buffers):
+                self._flush_member(member)
 
-    def _consume(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
-                 names: List[str], table: Tensor, steps: List[int], logged: List[bool]) -> None:
+    def _consume(self, member: int, names: List[str], table: Tensor, steps: List[int],
+                 logged: List[bool]) -> None:
         """Epoch sums and per-step scalars from a (S, G, K_all) table of S steps."""
-        table = table[..., self._columns]
+        table = table[..., self._columns].cpu()  # one host transfer for S steps
         if self.epoch_aggregates:
-            self._accumulate(member, names, table)
-        if any(logged):
-            values = table.reshape(len(steps), -1).tolist()  # one host transfer for S steps
-            for row, step, log_now in zip(values, steps, logged):
-                if log_now:
-                    self._emit(trainer, pl_module, member, "grad", names, row, step)
-
-    def _gradient_sets(self, pl_module: pl.LightningModule) -> List["_Snapshot"]:
-        """One snapshot of the gradients, or one per member for our ``num_members > 1`` modules
-        (each with a single network's layer names, so members get the tags of separate runs);
-        empty if no parameter has a gradient."""
-        seeds = getattr(pl_module, "member_seeds", None)
-        if seeds:
-            from lightning_sig.members import member_layer_gradients
-            return [self._snapshot(layers) for layers in
-                    member_layer_gradients(pl_module, len(seeds)) if layers]
-        snap = self._module_snapshot(pl_module)
-        return [snap] if snap.grads else []
+            self._epoch.setdefault(member, EpochSums()).add(names, table)
+        values = table.reshape(len(steps), -1).tolist()
+        for row, step, log_now in zip(values, steps, logged):
+            if log_now:
+                self._emit(member, "grad", names, row, step)
+        self._unlogged[member] = None if logged[-1] else (names, values[-1], steps[-1])
 
     # ----------------------------------------------------------------------- hooks
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         use_fast_event_crc()  # TensorBoard's pure-Python checksum costs ~600 µs per step's event
+        if stage == "fit":  # Lightning restores a checkpoint's state after this hook
+            self._reset()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
@@ -293,10 +247,10 @@ class GradientQuantileCallback(Callback):
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
         log_now = (step + 1) % every == 0  # as Lightning's own train/* logging
-        if not (log_now or self.epoch_aggregates):
+        if not (log_now or self.epoch_aggregates or trainer.should_stop):
             return
         gradient_sets = self._gradient_sets(pl_module)
-        if not any(gradient_sets):
+        if not gradient_sets:
             self._warn_once("no_grad", "GradientQuantileCallback: no trainable parameter has a "
                             "gradient at this optimizer step; nothing is logged.")
             return
@@ -304,69 +258,68 @@ class GradientQuantileCallback(Callback):
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
         for member, snap in enumerate(gradient_sets):
-            self._record(member, snap, step, log_now, trainer, pl_module)
+            self._record(member, snap, step, log_now)
             if hist_now:
-                self._log_histograms(trainer, pl_module, member, snap, step)
+                self._log_histograms(member, snap, step)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = getattr(pl_module, "member_seeds", None) or all(
             isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
         if (log_now and not deferred) or any(b.full for b in self._buffers.values()):
-            self._flush(trainer, pl_module)
+            self._flush()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        self._flush(trainer, pl_module)
-        for member, (names, total, count) in self._epoch.items():
-            mean = (total / count).reshape(-1).tolist()  # NaN where never defined (0 / 0)
-            self._emit(trainer, pl_module, member, "grad_epoch", names, mean, trainer.global_step)
+        self._flush()
+        self._context = self._context or (trainer, pl_module)
+        for member, sums in self._epoch.items():
+            if sums.total is not None:  # NaN where never defined (0 / 0)
+                self._emit(member, "grad_epoch", sums.names, sums.means(), trainer.global_step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._flush(trainer, pl_module)
+        self._flush()
+        if trainer.should_stop:  # Lightning logs the last step of an early stop: so do we
+            for member, last in self._unlogged.items():
+                if last is not None and last[2] == trainer.global_step - 1:
+                    self._emit(member, "grad", *last)
+        self._unlogged = {}
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
-        self._flush(trainer, pl_module)  # what was computed up to the failure is written
+        self._flush()  # what was computed up to the failure is written
+        self._context = None  # teardown is not called after an exception
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._flush(trainer, pl_module)
+        self._flush()
         self._context = None
 
-    # --------------------------------------------------------------------- helpers
-    def _accumulate(self, member: int, names: List[str], table: Tensor) -> None:
-        """Add a (S, G, K) table of S steps to the epoch sums (NaN entries left out)."""
-        defined = ~torch.isnan(table)
-        previous = self._epoch.get(member)
-        if previous is None or previous[0] != names:
-            if previous is not None:  # the set of layers with gradients changed
-                self._warn_once("groups", "GradientQuantileCallback: the layers with gradients "
-                                "changed within an epoch; epoch means restart from this step.")
-            previous = (names, torch.zeros_like(table[0]), torch.zeros_like(table[0]))
-            self._epoch[member] = previous
-        previous[1].add_(torch.where(defined, table, 0.0).sum(0))
-        previous[2].add_(defined.sum(0))
-
-    def _emit(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int, prefix: str,
-              names: List[str], values: List[float], step: int) -> None:
+    # ----------------------------------------------------------------------- output
+    def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
+              step: int) -> None:
         """Write one step's G × K values (row-major, as the tags) to the loggers."""
-        key = (prefix, tuple(names))
-        summary = self._summaries.get(key)
-        if summary is None:
-            summary = self._summaries[key] = _ScalarSummary(
-                [f"{prefix}/{g}/{k}" for g in names for k in self.names])
+        trainer, pl_module = self._context
         if getattr(pl_module, "member_seeds", None):  # member s -> its own run directory
             if pl_module.member_logger is not None:
-                pl_module.member_logger.log(member, dict(zip(summary.tags, values)), step)
+                pl_module.member_logger.log(member, dict(zip(self._tags(prefix, names), values)),
+                                            step)
             return
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                summary.write(logger, values, step)
+                key = (getattr(logger, "_prefix", ""), prefix, tuple(names))
+                summary = self._summaries.get(key)
+                if summary is None:
+                    summary = self._summaries[key] = ScalarSummary(
+                        prefixed_tags(logger, self._tags(prefix, names)))
+                summary.write(logger.experiment, values, step)
             else:
-                logger.log_metrics(dict(zip(summary.tags, values)), step=step)
+                logger.log_metrics(dict(zip(self._tags(prefix, names), values)), step=step)
 
-    def _log_histograms(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
-                        snap: "_Snapshot", step: int) -> None:
+    def _tags(self, prefix: str, names: Sequence[str]) -> List[str]:
+        return [f"{prefix}/{g}/{k}" for g in names for k in self.names]
+
+    def _log_histograms(self, member: int, snap: GradientSnapshot, step: int) -> None:
+        trainer, pl_module = self._context
         member_logger = getattr(pl_module, "member_logger", None)
         if getattr(pl_module, "member_seeds", None):
             writers = [] if member_logger is None or member_logger.writers is None else \
@@ -381,19 +334,10 @@ class GradientQuantileCallback(Callback):
         sizes = snap.sizes if self.per_layer else (sum(snap.sizes),)
         names = snap.names if self.per_layer else snap.names[:1]
         limits = np.asarray(writers[0].default_bins)  # TensorBoard's "tensorflow" buckets
-        histograms = segment_log10_histograms(_flatten(snap.grads), sizes, limits,
+        histograms = segment_log10_histograms(flatten_gradients(snap.grads), sizes, limits,
                                               with_total=self.per_layer)
-        # all layers' histograms in one event (histogram_raw builds what add_histogram_raw
-        # writes); None: nothing finite, and TensorBoard rejects empty histograms
-        from tensorboard.compat.proto.summary_pb2 import Summary
-        from torch.utils.tensorboard.summary import histogram_raw
-        summary = Summary(value=[value for name, histogram in zip(names, histograms)
-                                 if histogram is not None
-                                 for value in histogram_raw(f"grad_hist/{name}/log10_abs",
-                                                            **histogram).value])
-        if summary.value:
-            for writer in writers:
-                writer._get_file_writer().add_summary(summary, step)
+        write_histograms(writers, [f"grad_hist/{name}/log10_abs" for name in names],
+                         histograms, step)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -403,9 +347,10 @@ class GradientQuantileCallback(Callback):
     # ------------------------------------------------------------------ state (resume)
     def state_dict(self) -> Dict[str, Any]:
         self._flush()  # a checkpoint holds the epoch sums of every step so far
-        return {"epoch": {m: (list(n), t, c) for m, (n, t, c) in self._epoch.items()},
+        return {"epoch": {m: s.state() for m, s in self._epoch.items() if s.total is not None},
                 "epoch_index": self._epoch_index}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        self._epoch = {int(m): (list(n), t, c) for m, (n, t, c) in state_dict.get("epoch", {}).items()}
+        self._epoch = {int(m): EpochSums(n, t.double().cpu(), c.double().cpu())
+                       for m, (n, t, c) in state_dict.get("epoch", {}).items()}
         self._epoch_index = state_dict.get("epoch_index")

@@ -47,6 +47,10 @@ def _gather_quantiles(ordered: Tensor, starts: Tensor, count: Tensor, levels: Te
     starts, count: (G,) int64 segment offsets and finite counts; levels (L,) float64.
     Returns (G, L) float64; NaN where count == 0.
     """
+    if ordered.numel() == 0:  # only empty segments
+        return torch.full((count.numel(), levels.numel()), torch.nan, dtype=torch.float64,
+                          device=ordered.device)
+    ordered = torch.cat([ordered, ordered[-1:]])  # a trailing empty segment starts at N
     last = (count - 1).clamp(min=0).to(torch.float64).unsqueeze(1)  # (G, 1)
     virtual = last * levels  # (G, L), numpy: (n - 1)·q
     low = torch.floor(virtual)
@@ -63,14 +67,17 @@ def _gather_quantiles(ordered: Tensor, starts: Tensor, count: Tensor, levels: Te
 def _gather_quantiles_numpy(ordered: np.ndarray, starts: np.ndarray, count: np.ndarray,
                             levels: np.ndarray) -> np.ndarray:
     """numpy twin of :func:`_gather_quantiles` (same formulas, float64)."""
+    if ordered.size == 0:  # only empty segments
+        return np.full((count.size, levels.size), np.nan)
     last = np.maximum(count - 1, 0).astype(np.float64)[:, None]  # (G, 1)
     virtual = last * levels  # (G, L)
     low = np.floor(virtual)
     gamma = virtual - low
     a = ordered[starts[:, None] + np.minimum(low, last).astype(np.int64)].astype(np.float64)
     b = ordered[starts[:, None] + np.minimum(low + 1, last).astype(np.int64)].astype(np.float64)
-    diff = b - a
-    value = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
+    with np.errstate(invalid="ignore"):  # inf - inf in segments without finite values
+        diff = b - a
+        value = np.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
     return np.where(count[:, None] > 0, value, np.nan)
 
 

@@ -210,3 +210,10 @@ def test_bad_sweep_dir_and_figure(sweep, tmp_path, capsys):
     assert sorted(p.name for p in (sweep / "figures").iterdir()) == \
         ["figA.csv", "figA.png", "figA_runs.csv", "runtime.csv", "runtime.md"]
     figures.make_figures(sweep)
+
+
+def test_seed_wall_time_of_members_is_the_group_share():
+    from lightning_sig.figure_table import seed_wall_time
+    assert seed_wall_time({"wall_time_s": 12.0}) == 12.0
+    assert seed_wall_time({"wall_time_s": 12.0, "members": [0, 1, 2]}) == 4.0
+    assert seed_wall_time({"wall_time_s": 12.0, "members": []}) == 12.0

@@ -1,0 +1,58 @@
+"""TensorBoard events of the GradientQuantileCallback: all scalars of a step as one event, all
+histograms of a step as one event.
+
+``SummaryWriter.add_scalar`` writes one event per scalar (about 60 µs each here): for the ~160
+tags of a paper network that would exceed the training step. A ``Summary`` with many values is
+the same to every reader (same tags, steps and values); its template is built once per tag
+list and only the values are set at each step (measured: 22 µs instead of 99 µs for 160 tags).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import histogram_raw
+
+__all__ = ["ScalarSummary", "prefixed_tags", "write_histograms"]
+
+
+def prefixed_tags(logger: TensorBoardLogger, tags: Sequence[str]) -> List[str]:
+    """``tags`` as the logger's ``log_metrics`` writes them (its ``prefix`` joined with
+    ``LOGGER_JOIN_CHAR``, e.g. ``p-grad/global/abs_q50``)."""
+    prefix = getattr(logger, "_prefix", "")
+    join = getattr(logger, "LOGGER_JOIN_CHAR", "-")
+    return [f"{prefix}{join}{tag}" for tag in tags] if prefix else list(tags)
+
+
+class ScalarSummary:
+    """One reusable ``Summary`` of ``tags``; :meth:`write` sets the values and writes one event.
+
+    Args:
+        tags: the scalar tags, in the order of the values given to :meth:`write`.
+    """
+
+    def __init__(self, tags: Sequence[str]) -> None:
+        self.tags = list(tags)
+        self.summary = Summary(value=[Summary.Value(tag=tag, simple_value=0.0) for tag in tags])
+
+    def write(self, writer: SummaryWriter, values: Sequence[float], step: int) -> None:
+        """One event at ``step`` holding ``values`` (one float per tag)."""
+        for entry, value in zip(self.summary.value, values):
+            entry.simple_value = value
+        writer._get_file_writer().add_summary(self.summary, step)  # as SummaryWriter.add_scalar
+
+
+def write_histograms(writers: Sequence[SummaryWriter], tags: Sequence[str],
+                     histograms: Sequence[Optional[Dict[str, object]]], step: int) -> None:
+    """One event at ``step`` with a histogram per tag, each from the keyword arguments of
+    ``SummaryWriter.add_histogram_raw`` (torch's ``histogram_raw`` builds each value, as
+    ``add_histogram_raw`` does); None entries (nothing finite to show, which TensorBoard
+    rejects) are skipped."""
+    summary = Summary(value=[value for tag, histogram in zip(tags, histograms)
+                             if histogram is not None
+                             for value in histogram_raw(tag, **histogram).value])
+    if summary.value:
+        for writer in writers:
+            writer._get_file_writer().add_summary(summary, step)
