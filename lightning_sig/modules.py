@@ -12,7 +12,10 @@ and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.members`).
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
+import os
 from typing import ClassVar, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
@@ -25,6 +28,7 @@ from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetri
     check_member_log_dir
 from lightning_sig.members import MemberConvNet, build_member_nets, check_member_trainer, \
     member_l2_penalty, member_losses, resolve_member_seeds
+from lightning_sig.event_crc import use_fast_event_crc
 from lightning_sig.folding import l2_penalty
 from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
@@ -33,11 +37,39 @@ __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
            "adam"]
 
 
+@functools.lru_cache(maxsize=None)
+def _nvml_loadable() -> bool:
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch.cuda's NVML check opens
+        return True
+    except OSError:
+        return False
+
+
+def skip_failing_nvml_check() -> bool:
+    """Unset ``PYTORCH_NVML_BASED_CUDA_CHECK`` when NVML cannot be loaded; True if unset.
+
+    Importing Lightning sets it (so that ``torch.cuda.is_available()`` does not initialise
+    CUDA before forking). Then every ``Optimizer.step()`` of a CUDA build of torch asks NVML
+    for the device count; without NVML (a CPU machine) the failing ``dlopen`` is retried at
+    every call (measured: +0.12–0.22 ms per Adam step here) and torch falls back to
+    ``torch._C._cuda_getDeviceCount()`` anyway, which is what it calls directly once the
+    variable is unset: the same answer, without the failed library search. Machines with
+    NVML keep the variable.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not _nvml_loadable():
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        return True
+    return False
+
+
 def adam(params, lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam(params, lr)``, with ``fused=True`` when every parameter is a floating
     tensor on a device with fused Adam kernels (CPU from torch 2.4, CUDA, ...), else torch's
     default implementation. The same update up to float rounding; measured on this CPU: an
-    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md)."""
+    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md). Also calls
+    :func:`skip_failing_nvml_check`."""
+    skip_failing_nvml_check()
     params = list(params)
     try:
         from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
@@ -152,6 +184,21 @@ class SigmoidNetModule(pl.LightningModule):
             MulticlassAccuracy(num_classes=self.spec.num_classes, average="micro")
             for _ in range(3))
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "_current_fx_name":  # set by Lightning around each hook, ~45 times a step:
+            object.__setattr__(self, name, value)  # a str/None; nn.Module's checks cost ~4 µs
+            return
+        super().__setattr__(name, value)
+
+    def transfer_batch_to_device(self, batch: object, device: torch.device,
+                                 dataloader_idx: int) -> object:
+        """Lightning's hook; a (images, labels) batch already on ``device`` is returned as is
+        (Lightning's generic collection walk costs ~40 µs a step on CPU)."""
+        if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(
+                isinstance(t, Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def penalized_parameters(self) -> List[nn.Parameter]:
         """Weights and biases θ of the net: every trainable parameter except learnable α."""
         return [p for n, p in self.net.named_parameters()
@@ -231,8 +278,10 @@ class SigmoidNetModule(pl.LightningModule):
         metrics.reset()
 
     def setup(self, stage: str) -> None:
-        """``compile_net``; members: refuse coupling settings, give the DataModule the member
-        seeds (when it has ``member_seeds`` unset), open the per-member loggers."""
+        """The C checksum for TensorBoard events; ``compile_net``; members: refuse coupling
+        settings, give the DataModule the member seeds (when it has ``member_seeds`` unset),
+        open the per-member loggers."""
+        use_fast_event_crc()  # TensorBoard event checksums in C (lightning_sig.event_crc)
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True

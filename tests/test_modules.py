@@ -93,3 +93,34 @@ def test_checkpoint_restores_hyperparameters_and_learned_alpha(tmp_path):
     assert restored.l2_strength == 0.02 and restored.lr == 5e-3
     assert restored.net.features[1].alpha == pytest.approx(4.0)
     assert restored.net.features[1].family == "arctan"
+
+
+def test_lightning_hook_fast_paths_keep_behaviour():
+    """``_current_fx_name`` (set by Lightning around every hook) bypasses nn.Module.__setattr__
+    but reads back the same; a batch already on the device is passed through unchanged, and a
+    batch elsewhere still goes through Lightning's transfer."""
+    import torch
+    from lightning_sig import CombinedNet
+    module = CombinedNet(init="default")
+    module._current_fx_name = "training_step"
+    assert module._current_fx_name == "training_step" and "_current_fx_name" in module.__dict__
+    module._current_fx_name = None
+    assert module._current_fx_name is None
+    batch = (torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
+    out = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert out is batch
+    nested = {"x": batch[0]}
+    moved = module.transfer_batch_to_device(nested, torch.device("cpu"), 0)
+    assert moved["x"] is batch[0] or torch.equal(moved["x"], batch[0])
+
+
+def test_skip_failing_nvml_check_only_without_nvml(monkeypatch):
+    import lightning_sig.modules as modules
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(modules, "_nvml_loadable", lambda: True)
+    assert modules.skip_failing_nvml_check() is False
+    import os
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+    monkeypatch.setattr(modules, "_nvml_loadable", lambda: False)
+    assert modules.skip_failing_nvml_check() is True
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
