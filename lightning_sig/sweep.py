@@ -15,7 +15,7 @@ its ``DONE`` and ``hparams.yaml`` there; the group's own Lightning run (checkpoi
 train.log) goes to ``members_<a>-<b>/``, which the figures ignore. A group is skipped when all
 its members are done, else trained again whole (:mod:`lightning_sig.sweep_members`). It pays
 off for these tiny networks when a single run leaves the device underused: measured on this
-2-core CPU at the ``Trainer.fit`` level, 5 members 1.75x and 25 members 1.53x the throughput of
+2-core CPU at the ``Trainer.fit`` level, 5 members 1.69x and 25 members 1.38x the throughput of
 sequential runs (per-process start-up is shared too); GPU not measured. ``--jobs`` then counts
 group processes: choose K so that there are at least ``--jobs`` groups.
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", default="1", metavar="K",
                         help="seeds of an arm trained at once in one process (num_members), "
                              ">= 1 (default 1: one process per seed). Pays off for these tiny "
-                             "nets: on a 2-core CPU 5 members gave 1.75x, 25 members 1.53x the "
+                             "nets: on a 2-core CPU 5 members gave 1.69x, 25 members 1.38x the "
                              "throughput of sequential runs (Trainer.fit); GPU not measured. "
                              "--jobs then counts processes of up to K seeds")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,

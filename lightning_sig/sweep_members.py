@@ -5,7 +5,7 @@ Sec. 3). One process per seed pays Python/Lightning start-up per seed and leaves
 step idle; ``num_members = S`` (:mod:`lightning_sig.members`) trains S seeds at once, member s
 being a separate run with ``seed_everything(s)`` up to float rounding of the grouped kernels.
 Measured on this 2-core CPU at the ``Trainer.fit`` level (benchmarks/RESULTS.md): 5 members
-1.75x, 25 members 1.53x the throughput of sequential runs; GPU not measured.
+1.69x, 25 members 1.38x the throughput of sequential runs; GPU not measured.
 
 This module runs one group process (argv: :func:`~lightning_sig.sweep_plan.group_command`) and
 then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its

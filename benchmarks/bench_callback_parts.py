@@ -1,0 +1,107 @@
+"""Benchmark: the parts of the GradientQuantileCallback's cost, each against what it replaced.
+
+On the gradient of the Table 2 network (``ManyLayersNet``, 28 tensors in 15 layers, 1,454
+coordinates; random values), outside a Trainer (hot caches, so smaller than inside ``fit``):
+
+- statistics of one step, global and per layer: one call per step
+  (:func:`~lightning_sig.grad_segments.segment_statistics`) against 32 buffered steps in one call
+  (:func:`~lightning_sig.grad_buffer.batched_statistics`), per step;
+- the CRC-32C checksum of one 5 KB event record (the scalars of one step): TensorBoard's
+  pure-Python one against google-crc32c's C one (:mod:`lightning_sig.event_crc`);
+- log10|g| histograms of the global gradient and the 15 layers: ``np.histogram`` per layer as
+  ``SummaryWriter.add_histogram`` does (``make_histogram``) against one batched binning
+  (:func:`~lightning_sig.grad_histograms.segment_log10_histograms`).
+
+Run: ``python benchmarks/bench_callback_parts.py [--reps 7] [--threads 1]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+from _common import add_common_arguments, apply_threads, format_table, print_header, \
+    time_interleaved
+
+from lightning_sig import ManyLayersNet
+from lightning_sig.event_crc import fast_masked_crc32c
+from lightning_sig.grad_buffer import batched_statistics
+from lightning_sig.grad_histograms import segment_log10_histograms
+from lightning_sig.grad_segments import segment_statistics
+from lightning_sig.grad_stats import log10_abs_for_histogram
+
+LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STEPS = 32  # the callback's default buffer_steps
+
+
+def layer_sizes() -> list:
+    """Coordinates per layer of the Table 2 network."""
+    sizes: dict = {}
+    for name, p in ManyLayersNet().named_parameters():
+        layer = name.rpartition(".")[0]
+        sizes[layer] = sizes.get(layer, 0) + p.numel()
+    return list(sizes.values())
+
+
+def main(argv=None) -> None:
+    parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
+                                  reps=7)
+    args = parser.parse_args(argv)
+    apply_threads(args.threads)
+    print_header("GradientQuantileCallback parts",
+                 "python benchmarks/bench_callback_parts.py " + shlex.join(sys.argv[1:]), "cpu")
+    sizes = layer_sizes()
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(STEPS, sum(sizes), generator=g) * 1e-3  # (S, N)
+    print(f"gradient: {sum(sizes)} coordinates in {len(sizes)} layers; {STEPS} steps buffered\n")
+
+    def one_by_one():
+        for row in rows:
+            segment_statistics(row, sizes, LEVELS, 1e-8, with_total=True)
+
+    def batched():
+        batched_statistics(rows, sizes, LEVELS, 1e-8, False, with_total=True)
+    stats = time_interleaved({"one call per step": one_by_one, f"{STEPS} steps in one call": batched},
+                             args.reps, args.warmup, 5)
+    stats = {k: [t / STEPS for t in v] for k, v in stats.items()}
+    print(f"## Statistics per step (global + {len(sizes)} layers)\n")
+    print(format_table(stats, {f"{STEPS} steps in one call": "one call per step"}, unit="µs",
+                       scale=1e6))
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+    record = os.urandom(5000)
+    crc = time_interleaved({"TensorBoard's Python CRC-32C": lambda: masked_crc32c(record),
+                            "google-crc32c (C)": lambda: fast_masked_crc32c(record)},
+                           args.reps, args.warmup, 20)
+    print("\n## Checksum of one 5 KB event record\n")
+    print(format_table(crc, {"google-crc32c (C)": "TensorBoard's Python CRC-32C"}, unit="µs",
+                       scale=1e6))
+
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import make_histogram
+    with tempfile.TemporaryDirectory() as logs:
+        writer = SummaryWriter(logs)
+        bins, limits = writer.default_bins, np.asarray(writer.default_bins)
+        writer.close()
+    flat = rows[0]
+    bounds = np.cumsum([0] + sizes)
+    groups = [flat] + [flat[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+
+    def per_layer():
+        for group in groups:
+            make_histogram(log10_abs_for_histogram(group).numpy().astype(float), bins)
+    hist = time_interleaved({"np.histogram per layer (add_histogram)": per_layer,
+                             "one batched binning": lambda: segment_log10_histograms(
+                                 flat, sizes, limits)}, args.reps, args.warmup, 3)
+    print(f"\n## log10|g| histograms of one step (global + {len(sizes)} layers)\n")
+    print(format_table(hist, {"one batched binning": "np.histogram per layer (add_histogram)"},
+                       unit="µs", scale=1e6))
+
+
+if __name__ == "__main__":
+    main()
