@@ -33,7 +33,7 @@ from lightning_sig.event_crc import fast_masked_crc32c
 from lightning_sig.grad_buffer import batched_statistics
 from lightning_sig.grad_histograms import segment_log10_histograms
 from lightning_sig.grad_segments import segment_statistics
-from lightning_sig.grad_stats import log10_abs_for_histogram
+from lightning_sig.grad_histograms import log10_abs_for_histogram
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STEPS = 32  # the callback's default buffer_steps

@@ -31,7 +31,6 @@ from torch import Tensor
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_VANISHING_THRESHOLD: float = 1e-8
-HISTOGRAM_FLOOR_LOG10: float = math.log10(torch.finfo(torch.float32).tiny)  # about -37.93
 MOMENT_KEYS: tuple[str, ...] = (
     "abs_mean", "rms", "l2_norm", "vanishing_frac", "nonfinite_count", "numel")
 BACKENDS: tuple[str, ...] = ("auto", "numpy", "torch")
@@ -161,34 +160,6 @@ def batched_gradient_statistics(groups: Mapping[str, GradInput],
         return {}
     table = torch.stack([row.to(rows[0].device) for row in rows]).tolist()
     return {key: dict(zip(names, row)) for key, row in zip(groups, table)}
-
-
-def log10_abs_for_histogram(grads: GradInput,
-                            floor: float | None = HISTOGRAM_FLOOR_LOG10) -> Tensor:
-    """log10 |g_j| of the finite coordinates of g, for a TensorBoard histogram.
-
-    Args:
-        grads: as in :func:`gradient_statistics`; not modified.
-        floor: log10 values below it (zeros give -inf) are raised to it, so exact zeros (e.g.
-            dead relu units) stay visible as a spike at the left edge. Default: log10 of the
-            smallest normal float32, about -37.93 (assumption, the paper shows no histogram),
-            which alters no normal nonzero float32 value. ``None`` drops zeros instead.
-
-    Returns:
-        float32 tensor [M], M <= N, on g's device; empty when nothing is left, and then the
-        caller skips the histogram (TensorBoard rejects empty input).
-
-    Raises:
-        ValueError: ``floor`` neither a finite number nor None; bad ``grads`` as in
-            :func:`gradient_statistics`.
-    """
-    if floor is not None and not (_is_real(floor) and math.isfinite(floor)):
-        raise ValueError(f"floor {floor!r} is not a finite number or None")
-    buf = _working_copy(_as_tensor_list(grads))
-    buf = buf[torch.isfinite(buf)].abs_()
-    if floor is None:
-        return buf[buf > 0].log10_().to(torch.float32)
-    return buf.log10_().clamp_(min=floor).to(torch.float32)
 
 
 def _statistics(grads: GradInput, levels: tuple[float, ...], threshold: float, signed: bool,

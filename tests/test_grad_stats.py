@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from lightning_sig.grad_stats import (
-    DEFAULT_VANISHING_THRESHOLD, HISTOGRAM_FLOOR_LOG10, batched_gradient_statistics,
+    DEFAULT_VANISHING_THRESHOLD, batched_gradient_statistics,
     check_quantile_levels, check_vanishing_threshold, gradient_statistics,
-    gradient_statistics_tensor, log10_abs_for_histogram, quantile_key, statistic_names)
+    gradient_statistics_tensor, quantile_key, statistic_names)
+from lightning_sig.grad_histograms import HISTOGRAM_FLOOR_LOG10, log10_abs_for_histogram
 
 BACKENDS = ("numpy", "torch")
 LEVELS = (0.0, 0.1, 0.125, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0)
