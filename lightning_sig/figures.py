@@ -66,7 +66,8 @@ def _label(arm: str, settings: dict) -> str:
 
 def _draw(ax, rows: List[dict], color, linestyle: str, label: Optional[str]) -> None:
     epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [r["mean"] for r in rows], color=color, linestyle=linestyle, label=label)
+    ax.plot(epochs, [r["mean"] for r in rows], color=color, linestyle=linestyle, label=label,
+            marker="o", markersize=3)  # markers: a one-epoch run is a single visible point
     ax.fill_between(epochs, [r["q25"] for r in rows], [r["q75"] for r in rows], color=color,
                     alpha=0.2, linewidth=0)
 

@@ -33,9 +33,12 @@ from lightning_sig.grad_stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESH
 __all__ = ["GradientQuantileCallback"]
 
 
-def _check_interval(name: str, value: Optional[int]) -> Optional[int]:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
+                    hint: str = "") -> Optional[int]:
+    if (value is None and not allow_none) or (value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1)):
+        valid = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{name} must be {valid}, got {value!r}.{hint}")
     return value
 
 
@@ -118,12 +121,11 @@ class GradientQuantileCallback(Callback):
         self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)
         self.signed, self.per_layer = bool(signed), bool(per_layer)
         self.log_every_n_steps = _check_interval("log_every_n_steps", log_every_n_steps)
-        self.histogram_every_n_steps = _check_interval("histogram_every_n_steps",
-                                                       histogram_every_n_steps)
+        self.histogram_every_n_steps = _check_interval(
+            "histogram_every_n_steps", histogram_every_n_steps,
+            hint=" To log no histograms, pass histograms=False.")
         self.histograms, self.epoch_aggregates = bool(histograms), bool(epoch_aggregates)
-        if _check_interval("buffer_steps", buffer_steps) is None:
-            raise ValueError("buffer_steps must be a positive integer, got None.")
-        self.buffer_steps = buffer_steps
+        self.buffer_steps = _check_interval("buffer_steps", buffer_steps, allow_none=False)
         self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
@@ -323,9 +325,10 @@ class GradientQuantileCallback(Callback):
         member_logger = getattr(pl_module, "member_logger", None)
         if getattr(pl_module, "member_seeds", None):
             writers = [] if member_logger is None or member_logger.writers is None else \
-                [member_logger.writers[member]]
-        else:
-            writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+                [(member_logger.writers[member], None)]
+        else:  # with each TensorBoardLogger's prefix, as its log_metrics puts before scalars
+            writers = [(lg.experiment, lg) for lg in trainer.loggers
+                       if isinstance(lg, TensorBoardLogger)]
         if not writers:
             if trainer.loggers:
                 self._warn_once("hist", "GradientQuantileCallback: histograms need a "
@@ -333,11 +336,13 @@ class GradientQuantileCallback(Callback):
             return
         sizes = snap.sizes if self.per_layer else (sum(snap.sizes),)
         names = snap.names if self.per_layer else snap.names[:1]
-        limits = np.asarray(writers[0].default_bins)  # TensorBoard's "tensorflow" buckets
+        limits = np.asarray(writers[0][0].default_bins)  # TensorBoard's "tensorflow" buckets
         histograms = segment_log10_histograms(flatten_gradients(snap.grads), sizes, limits,
                                               with_total=self.per_layer)
-        write_histograms(writers, [f"grad_hist/{name}/log10_abs" for name in names],
-                         histograms, step)
+        tags = [f"grad_hist/{name}/log10_abs" for name in names]
+        for writer, logger in writers:
+            write_histograms([writer], tags if logger is None else prefixed_tags(logger, tags),
+                             histograms, step)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -39,7 +39,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--tags", nargs="*", default=DEFAULT_TAGS, help="tags to print values of")
     parser.add_argument("--last", type=int, default=3, help="how many last values to print")
     args = parser.parse_args(argv)
-    run = load_run(args.logdir)
+    try:
+        run = load_run(args.logdir)
+    except FileNotFoundError as error:
+        parser.error(str(error))  # one line and exit status 2, no traceback
     tags = run.Tags()
     groups = Counter("/".join(t.split("/")[:2]) for t in tags["scalars"])
     print(f"{len(tags['scalars'])} scalar tags:")

@@ -190,15 +190,6 @@ class SigmoidNetModule(pl.LightningModule):
             return
         super().__setattr__(name, value)
 
-    def transfer_batch_to_device(self, batch: object, device: torch.device,
-                                 dataloader_idx: int) -> object:
-        """Lightning's hook; a (images, labels) batch already on ``device`` is returned as is
-        (Lightning's generic collection walk costs ~40 µs a step on CPU)."""
-        if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(
-                isinstance(t, Tensor) and t.device == device for t in batch):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def penalized_parameters(self) -> List[nn.Parameter]:
         """Weights and biases θ of the net: every trainable parameter except learnable α."""
         return [p for n, p in self.net.named_parameters()

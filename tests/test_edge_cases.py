@@ -181,19 +181,20 @@ class PrefixedTiny(Tiny):
         return loss
 
 
-def test_tensorboard_logger_prefix_applies_to_gradient_scalars(tmp_path):
+def test_tensorboard_logger_prefix_applies_to_gradient_tags(tmp_path):
     """_ScalarSummary claims to be equivalent to ``logger.log_metrics`` (same tags): with
     ``TensorBoardLogger(prefix="p")`` log_metrics writes ``p-<tag>`` (as for the module's own
     ``p-train/loss``, and as a CSVLogger with the same prefix gets from this callback)."""
     torch.manual_seed(0)
     logger = TensorBoardLogger(tmp_path, name="tb", version=0, prefix="p")
-    _trainer(logger, [GradientQuantileCallback(histograms=False)], max_steps=2).fit(
+    _trainer(logger, [GradientQuantileCallback(histogram_every_n_steps=1)], max_steps=2).fit(
         PrefixedTiny(), _loader())
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "p-train/loss" in tags  # Lightning's own metrics get the prefix
     assert "p-grad/global/abs_q50" in tags, sorted(t for t in tags if "abs_q50" in t)
+    assert "p-grad_hist/global/log10_abs" in acc.Tags()["histograms"]  # histograms too
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

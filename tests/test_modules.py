@@ -95,23 +95,17 @@ def test_checkpoint_restores_hyperparameters_and_learned_alpha(tmp_path):
     assert restored.net.features[1].family == "arctan"
 
 
-def test_lightning_hook_fast_paths_keep_behaviour():
+def test_lightning_hook_fast_path_keeps_behaviour():
     """``_current_fx_name`` (set by Lightning around every hook) bypasses nn.Module.__setattr__
-    but reads back the same; a batch already on the device is passed through unchanged, and a
-    batch elsewhere still goes through Lightning's transfer."""
-    import torch
+    but reads back the same."""
     from lightning_sig import CombinedNet
     module = CombinedNet(init="default")
     module._current_fx_name = "training_step"
     assert module._current_fx_name == "training_step" and "_current_fx_name" in module.__dict__
     module._current_fx_name = None
     assert module._current_fx_name is None
-    batch = (torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
-    out = module.transfer_batch_to_device(batch, torch.device("cpu"), 0)
-    assert out is batch
-    nested = {"x": batch[0]}
-    moved = module.transfer_batch_to_device(nested, torch.device("cpu"), 0)
-    assert moved["x"] is batch[0] or torch.equal(moved["x"], batch[0])
+    module.some_setting = 3  # other attributes still go through nn.Module
+    assert module.some_setting == 3 and "some_setting" in module.__dict__
 
 
 def test_skip_failing_nvml_check_only_without_nvml(monkeypatch):
