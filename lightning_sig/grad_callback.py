@@ -23,7 +23,7 @@ from torch import Tensor
 from lightning_sig.event_crc import use_fast_event_crc
 from lightning_sig.grad_buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
-from lightning_sig.grad_events import ScalarSummary, prefixed_tags, write_histograms
+from lightning_sig.grad_events import GradientEventWriter
 from lightning_sig.grad_histograms import segment_log10_histograms
 from lightning_sig.grad_segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.grad_stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
@@ -78,7 +78,8 @@ class GradientQuantileCallback(Callback):
             exception and before a checkpoint. 1 computes and writes at every step.
 
     Sparse gradients are made dense (their zeros count as coordinates); fp16/bf16 are upcast;
-    a TensorBoardLogger's ``prefix`` is put before the scalar tags as ``log_metrics`` does.
+    a TensorBoardLogger's ``prefix`` is put before the tags (scalars and histograms), as its
+    ``log_metrics`` does.
 
     Raises:
         ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
@@ -130,7 +131,7 @@ class GradientQuantileCallback(Callback):
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
         self._warned: set = set()
-        self._summaries: Dict[tuple, ScalarSummary] = {}  # (tags prefix, groups) -> template
+        self._events = GradientEventWriter(self.names)
         self._reset()
 
     def _reset(self) -> None:
@@ -299,38 +300,13 @@ class GradientQuantileCallback(Callback):
     # ----------------------------------------------------------------------- output
     def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
               step: int) -> None:
-        """Write one step's G × K values (row-major, as the tags) to the loggers."""
-        trainer, pl_module = self._context
-        if getattr(pl_module, "member_seeds", None):  # member s -> its own run directory
-            if pl_module.member_logger is not None:
-                pl_module.member_logger.log(member, dict(zip(self._tags(prefix, names), values)),
-                                            step)
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                key = (getattr(logger, "_prefix", ""), prefix, tuple(names))
-                summary = self._summaries.get(key)
-                if summary is None:
-                    summary = self._summaries[key] = ScalarSummary(
-                        prefixed_tags(logger, self._tags(prefix, names)))
-                summary.write(logger.experiment, values, step)
-            else:
-                logger.log_metrics(dict(zip(self._tags(prefix, names), values)), step=step)
-
-    def _tags(self, prefix: str, names: Sequence[str]) -> List[str]:
-        return [f"{prefix}/{g}/{k}" for g in names for k in self.names]
+        """Write one step's G × K values (row-major) to the loggers."""
+        self._events.scalars(*self._context, member, prefix, names, values, step)
 
     def _log_histograms(self, member: int, snap: GradientSnapshot, step: int) -> None:
-        trainer, pl_module = self._context
-        member_logger = getattr(pl_module, "member_logger", None)
-        if getattr(pl_module, "member_seeds", None):
-            writers = [] if member_logger is None or member_logger.writers is None else \
-                [(member_logger.writers[member], None)]
-        else:  # with each TensorBoardLogger's prefix, as its log_metrics puts before scalars
-            writers = [(lg.experiment, lg) for lg in trainer.loggers
-                       if isinstance(lg, TensorBoardLogger)]
+        writers = self._events.histogram_writers(*self._context, member)
         if not writers:
-            if trainer.loggers:
+            if self._context[0].loggers:
                 self._warn_once("hist", "GradientQuantileCallback: histograms need a "
                                 "TensorBoardLogger; skipping them (scalars are still logged).")
             return
@@ -339,10 +315,8 @@ class GradientQuantileCallback(Callback):
         limits = np.asarray(writers[0][0].default_bins)  # TensorBoard's "tensorflow" buckets
         histograms = segment_log10_histograms(flatten_gradients(snap.grads), sizes, limits,
                                               with_total=self.per_layer)
-        tags = [f"grad_hist/{name}/log10_abs" for name in names]
-        for writer, logger in writers:
-            write_histograms([writer], tags if logger is None else prefixed_tags(logger, tags),
-                             histograms, step)
+        self._events.histograms(writers, [f"grad_hist/{name}/log10_abs" for name in names],
+                                histograms, step)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
