@@ -60,7 +60,8 @@ def log10_abs_for_histogram(grads: GradInput,
 def histogram_support(counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """First and one-past-last non-empty bucket of each row of ``counts`` (G, B) (rows with a
     non-empty bucket). TensorBoard's ``make_histogram`` keeps buckets ``start - 1 .. end - 1``
-    (or a leading empty bucket when start is 0) and the limits ``start .. end``."""
+    (bucket ``start - 1`` is empty; a leading empty bucket when start is 0) and the limits
+    ``start .. end``."""
     nonempty = counts > 0
     start = nonempty.argmax(axis=1)
     end = counts.shape[1] - nonempty[:, ::-1].argmax(axis=1)
@@ -100,8 +101,11 @@ def segment_log10_histograms(values: Tensor, sizes: Sequence[int], limits: np.nd
     index = np.searchsorted(limits, v, side="right") - 1  # np.histogram's half-open buckets
     index[v == limits[-1]] = buckets - 1  # the last bucket is closed
     inside = (index >= 0) & (index < buckets)
-    counts = np.bincount(seg[inside] * buckets + index[inside],
-                         minlength=groups * buckets).reshape(groups, buckets)
+    index, seg = index[inside], seg[inside]
+    low = int(index.min()) if index.size else 0  # only the buckets from the lowest used one
+    width = int(index.max()) - low + 1 if index.size else 1  # to the highest are counted
+    counts = np.bincount(seg * width + (index - low),
+                         minlength=groups * width).reshape(groups, width)
     if with_total:
         counts = np.concatenate([counts.sum(axis=0, keepdims=True), counts])
         per_segment = np.concatenate([[v.size], per_segment])
@@ -116,13 +120,14 @@ def segment_log10_histograms(values: Tensor, sizes: Sequence[int], limits: np.nd
         moments[some, 2:] = np.add.reduceat(np.stack([v, v * v]), starts[some], axis=1).T
     first, end = histogram_support(counts)
     out: List[Optional[Dict[str, object]]] = []
-    for row, num, (low, high, total, squares), a, b in zip(counts, per_segment.tolist(),
-                                                           moments.tolist(), first.tolist(),
-                                                           end.tolist()):
+    for row, num, (smallest, largest, total, squares), a, b in zip(counts, per_segment.tolist(),
+                                                                   moments.tolist(),
+                                                                   first.tolist(), end.tolist()):
         if num == 0:
             out.append(None)
             continue
-        kept = row[a - 1:b].tolist() if a > 0 else [0] + row[:b].tolist()
-        out.append(dict(min=low, max=high, num=num, sum=total, sum_squares=squares,
-                        bucket_limits=limits[a:b + 1].tolist(), bucket_counts=kept))
+        # TensorBoard keeps an empty bucket left of the first non-empty one (always 0)
+        out.append(dict(min=smallest, max=largest, num=num, sum=total, sum_squares=squares,
+                        bucket_limits=limits[low + a:low + b + 1].tolist(),
+                        bucket_counts=[0] + row[a:b].tolist()))
     return out
