@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 __all__ = ["add_common_arguments", "apply_threads", "machine_description", "synchronize",
-           "time_interleaved", "paired_ratio", "format_table", "print_header", "random_batches",
+           "time_interleaved", "start_fit_benchmark", "paired_ratio", "format_table", "print_header", "random_batches",
            "training_step_fn", "quiet_steps", "collect_interleaved", "quiet_lightning",
            "fit_seconds_per_step", "cifar_datamodule", "DEFAULT_DATA_DIR"]
 
@@ -212,6 +214,16 @@ def collect_interleaved(variants: Mapping[str, Callable[[], float]],
         for name in names[shift:] + names[:shift]:
             out[name].append(variants[name]())
     return out
+
+
+def start_fit_benchmark(args: argparse.Namespace, title: str, script: str,
+                        min_warmup: int = 10) -> None:
+    """Common start of the ``Trainer.fit`` benchmarks: at least ``min_warmup`` untimed steps,
+    ``--threads``, quiet Lightning, and the header with the command line of ``script``."""
+    args.warmup = max(args.warmup, min_warmup)
+    apply_threads(args.threads)
+    quiet_lightning()
+    print_header(title, f"python benchmarks/{script} " + shlex.join(sys.argv[1:]), args.device)
 
 
 def quiet_lightning() -> None:

@@ -18,14 +18,12 @@ Goal: ≤ 1.05 at the default interval. Run:
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import tempfile
 
 import torch
 
-from _common import add_common_arguments, apply_threads, cifar_datamodule, \
-    collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning
+from _common import add_common_arguments, cifar_datamodule, \
+    collect_interleaved, fit_seconds_per_step, format_table, start_fit_benchmark
 
 from lightning_sig import CombinedNet, ManyLayersNet
 from lightning_sig.grad_callback import GradientQuantileCallback
@@ -52,11 +50,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=120, help="steps per run (default 120)")
     parser.add_argument("--net", choices=sorted(NETS), default="many")
     args = parser.parse_args(argv)
-    args.warmup = max(args.warmup, 10)
-    apply_threads(args.threads)
-    quiet_lightning()
-    print_header("GradientQuantileCallback overhead",
-                 "python benchmarks/bench_callback.py " + shlex.join(sys.argv[1:]), args.device)
+    start_fit_benchmark(args, "GradientQuantileCallback overhead", "bench_callback.py")
     dm, what = cifar_datamodule(args.data_dir, 32, shuffle_seed=0)
     print(f"data: {what}; net: {NETS[args.net][0].__name__} {NETS[args.net][1]}; batch 32; "
           f"{args.steps} steps per run, timed from step {args.warmup}\n")

@@ -25,16 +25,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shlex
-import sys
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
-from _common import add_common_arguments, apply_threads, cifar_datamodule, \
-    collect_interleaved, fit_seconds_per_step, format_table, print_header, quiet_lightning, \
+from _common import add_common_arguments, cifar_datamodule, \
+    collect_interleaved, fit_seconds_per_step, format_table, start_fit_benchmark, \
     synchronize
 
 import lightning_sig.modules as modules
@@ -137,11 +135,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=150, help="steps per run (default 150)")
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    args.warmup = max(args.warmup, 10)
-    apply_threads(args.threads)
-    quiet_lightning()
-    print_header("Lightning fit vs a bare PyTorch loop",
-                 "python benchmarks/bench_fit_vs_plain.py " + shlex.join(sys.argv[1:]), args.device)
+    start_fit_benchmark(args, "Lightning fit vs a bare PyTorch loop", "bench_fit_vs_plain.py")
     dm, what = cifar_datamodule(args.data_dir, args.batch_size, shuffle_seed=0)
     print(f"data: {what}; batch {args.batch_size}; {args.steps} steps per run, timed from step "
           f"{args.warmup}\n")

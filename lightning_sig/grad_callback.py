@@ -182,9 +182,11 @@ class GradientQuantileCallback(Callback):
         return [snap] if snap.grads else []
 
     # ----------------------------------------------------------------- statistics
-    def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool) -> None:
-        """Buffer this step's flat gradient (statistics later, see :meth:`_flush`); models above
-        :data:`SEGMENTED_MAX_NUMEL` coordinates get their statistics now, per vector."""
+    def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool,
+                flat: Optional[Tensor]) -> None:
+        """Buffer this step's flat gradient ``flat`` (N,) (statistics later, see :meth:`_flush`);
+        models above :data:`SEGMENTED_MAX_NUMEL` coordinates get their statistics now, per
+        vector (``flat`` may then be None)."""
         names = snap.names if self.per_layer else snap.names[:1]
         total = sum(snap.sizes)
         if total > SEGMENTED_MAX_NUMEL:  # big models: a few copies of the gradient at most
@@ -201,7 +203,7 @@ class GradientQuantileCallback(Callback):
             buffer = buffer if buffer.capacity == capacity else None
         if buffer is None:
             buffer = self._buffers[member] = StepBuffer(capacity)
-        buffer.append(key, flatten_gradients(snap.grads), step, logged)
+        buffer.append(key, flat, step, logged)
 
     def _flush_member(self, member: int) -> None:
         """Statistics of a member's buffered steps in one batch; accumulate and emit them."""
@@ -261,9 +263,11 @@ class GradientQuantileCallback(Callback):
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
         for member, snap in enumerate(gradient_sets):
-            self._record(member, snap, step, log_now)
+            buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
+            flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
+            self._record(member, snap, step, log_now, flat)
             if hist_now:
-                self._log_histograms(member, snap, step)
+                self._log_histograms(member, snap, flat, step)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = getattr(pl_module, "member_seeds", None) or all(
@@ -303,7 +307,8 @@ class GradientQuantileCallback(Callback):
         """Write one step's G × K values (row-major) to the loggers."""
         self._events.scalars(*self._context, member, prefix, names, values, step)
 
-    def _log_histograms(self, member: int, snap: GradientSnapshot, step: int) -> None:
+    def _log_histograms(self, member: int, snap: GradientSnapshot, flat: Tensor,
+                        step: int) -> None:
         writers = self._events.histogram_writers(*self._context, member)
         if not writers:
             if self._context[0].loggers:
@@ -313,7 +318,7 @@ class GradientQuantileCallback(Callback):
         sizes = snap.sizes if self.per_layer else (sum(snap.sizes),)
         names = snap.names if self.per_layer else snap.names[:1]
         limits = np.asarray(writers[0][0].default_bins)  # TensorBoard's "tensorflow" buckets
-        histograms = segment_log10_histograms(flatten_gradients(snap.grads), sizes, limits,
+        histograms = segment_log10_histograms(flat, sizes, limits,
                                               with_total=self.per_layer)
         self._events.histograms(writers, [f"grad_hist/{name}/log10_abs" for name in names],
                                 histograms, step)

@@ -16,7 +16,7 @@ import ctypes
 import functools
 import math
 import os
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import ClassVar, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
