@@ -1,5 +1,5 @@
 """Train, validate or test a paper network: ``python train.py fit --config configs/<fig>/<arm>.yaml``."""
-from lightning_sig.cli import main
+from lightning_sig.lightning.cli import main
 
 if __name__ == "__main__":
     main()

@@ -199,7 +199,7 @@ def training_step_fn(module, batches, optimizer=None) -> Callable[[], None]:
 
 def quiet_steps() -> None:
     """Make our modules' training_step treat every step as a non-logging step (no Trainer here)."""
-    import lightning_sig.modules as modules
+    import lightning_sig.lightning.modules as modules
     modules._is_logging_step = lambda trainer: False
 
 
@@ -271,7 +271,7 @@ def cifar_datamodule(data_dir: Optional[str], batch_size: int = 32, **kwargs):
     Returns ``(datamodule (set up), description)``."""
     import tempfile
     from lightning_sig import CIFAR10DataModule
-    from lightning_sig.data_files import TEST_FILES, TRAIN_FILES, missing_files, write_batches
+    from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, missing_files, write_batches
     if data_dir and not missing_files(data_dir, TRAIN_FILES + TEST_FILES):
         what = f"real CIFAR-10 from {data_dir}"
     else:

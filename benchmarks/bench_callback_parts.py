@@ -7,7 +7,7 @@ coordinates; random values), outside a Trainer (hot caches, so smaller than insi
   (:func:`~lightning_sig.grad_segments.segment_statistics`) against 32 buffered steps in one call
   (:func:`~lightning_sig.grad_buffer.batched_statistics`), per step;
 - the CRC-32C checksum of one 5 KB event record (the scalars of one step): TensorBoard's
-  pure-Python one against google-crc32c's C one (:mod:`lightning_sig.event_crc`);
+  pure-Python one against google-crc32c's C one (:mod:`lightning_sig.speedups`);
 - log10|g| histograms of the global gradient and the 15 layers: ``np.histogram`` per layer as
   ``SummaryWriter.add_histogram`` does (``make_histogram``) against one batched binning
   (:func:`~lightning_sig.grad_histograms.segment_log10_histograms`).
@@ -29,11 +29,11 @@ from _common import add_common_arguments, apply_threads, format_table, print_hea
     time_interleaved
 
 from lightning_sig import ManyLayersNet
-from lightning_sig.event_crc import fast_masked_crc32c
-from lightning_sig.grad_buffer import batched_statistics
-from lightning_sig.grad_histograms import segment_log10_histograms
-from lightning_sig.grad_segments import segment_statistics
-from lightning_sig.grad_histograms import log10_abs_for_histogram
+from lightning_sig.speedups import fast_masked_crc32c
+from lightning_sig.gradients.buffer import batched_statistics
+from lightning_sig.gradients.histograms import segment_log10_histograms
+from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.histograms import log10_abs_for_histogram
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STEPS = 32  # the callback's default buffer_steps

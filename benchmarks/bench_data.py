@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from _common import add_common_arguments, apply_threads, cifar_datamodule, \
     format_table, print_header, time_interleaved
 
-from lightning_sig.data import EpochSeededSampler
+from lightning_sig.lightning.data import EpochSeededSampler
 
 MEMBERS = 25
 

@@ -35,9 +35,9 @@ from _common import add_common_arguments, cifar_datamodule, \
     collect_interleaved, fit_seconds_per_step, format_table, start_fit_benchmark, \
     synchronize
 
-import lightning_sig.modules as modules
+import lightning_sig.lightning.modules as modules
 from lightning_sig import CombinedNet
-from lightning_sig.data import EpochSeededSampler
+from lightning_sig.lightning.data import EpochSeededSampler
 
 HPARAMS = dict(activation="tanh", alpha=2.0, l2_strength=0.01)
 

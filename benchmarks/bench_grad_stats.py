@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lightning_sig.grad_stats import (
+from lightning_sig.gradients.stats import (
     DEFAULT_QUANTILES, _lerp, _rank_plan, _select_quantiles, gradient_statistics)
 
 

@@ -40,8 +40,8 @@ from _common import add_common_arguments, apply_threads, format_table, print_hea
     quiet_steps, random_batches, time_interleaved, training_step_fn
 
 from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
-from lightning_sig.folding import run_folded, run_folded_penalized
-from lightning_sig.modules import adam
+from lightning_sig.nn.folding import run_folded, run_folded_penalized
+from lightning_sig.lightning.modules import adam
 
 ARMS = {"tanh": dict(activation="tanh"),
         "tanh α=2": dict(activation="tanh", alpha=2.0),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_sig.data_files import write_batches
+from lightning_sig.lightning.data_files import write_batches
 
 REAL_CIFAR10 = Path(__file__).resolve().parents[1].parent / "shared" / "cifar10"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_sig import ScaledActivation, scaled_activation
-from lightning_sig.activations import ACTIVATIONS
+from lightning_sig.nn.activations import ACTIVATIONS
 
 Z = np.array([-30.0, -3.0, -1.0, -0.25, 0.0, 0.5, 2.0, 30.0])
 NUMPY_REF = {

@@ -23,15 +23,15 @@ import pytorch_lightning as pl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_sig import CIFAR10DataModule, CombinedNet
-from lightning_sig.cli import main
-from lightning_sig.data_files import BASE_FOLDER, write_batches
-from lightning_sig.grad_callback import GradientQuantileCallback
-from lightning_sig.nonfinite import NonFiniteLossGuard
+from lightning_sig.lightning.cli import main
+from lightning_sig.lightning.data_files import BASE_FOLDER, write_batches
+from lightning_sig.lightning.grad_callback import GradientQuantileCallback
+from lightning_sig.lightning.nonfinite import NonFiniteLossGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fig3_combined" / "tanh_reg_scaled.yaml"
 RUN_DIR = Path("runs") / "fig3_combined" / "tanh_reg_scaled"
-GUARD = "lightning_sig.nonfinite.NonFiniteLossGuard"
+GUARD = "lightning_sig.NonFiniteLossGuard"
 
 
 @dataclass

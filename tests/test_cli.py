@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lightning_sig import CombinedNet, GradientQuantileCallback, LargeParamsNet, ManyLayersNet
-from lightning_sig.cli import main
+from lightning_sig.lightning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml"))

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_sig import CIFAR10DataModule
-from lightning_sig.data_files import BASE_FOLDER, TRAIN_FILES
+from lightning_sig.lightning.data_files import BASE_FOLDER, TRAIN_FILES
 
 
 def _raw(folder, names):
@@ -68,7 +68,7 @@ def test_shuffle_deterministic_under_seed_everything(fake_cifar):
 
 
 def test_epoch_order_is_function_of_seed_and_epoch(fake_cifar):
-    from lightning_sig.data import EpochSeededSampler
+    from lightning_sig.lightning.data import EpochSeededSampler
     sampler = EpochSeededSampler(100, seed=7)
     sampler.set_epoch(3)
     expected = torch.randperm(100, generator=torch.Generator().manual_seed(10)).tolist()

@@ -60,7 +60,7 @@ def runs(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, output[-5000:]
-    from lightning_sig.data_files import write_batches
+    from lightning_sig.lightning.data_files import write_batches
     write_batches(str(base / "data"), n_per_batch=20, seed=SEED)  # what the fake download writes
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each DDP rank: same kernels, float sums in the same order

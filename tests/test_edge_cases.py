@@ -18,9 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import GradientQuantileCallback
-from lightning_sig.folding import ScaleAndPenalize, run_folded_penalized
-from lightning_sig.grad_segments import segment_statistics
-from lightning_sig.grad_stats import gradient_statistics_tensor
+from lightning_sig.nn.folding import ScaleAndPenalize, run_folded_penalized
+from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.stats import gradient_statistics_tensor
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger
 

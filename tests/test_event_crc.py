@@ -5,7 +5,7 @@ import os
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 from tensorboard.summary.writer import record_writer
 
-from lightning_sig.event_crc import fast_masked_crc32c, use_fast_event_crc
+from lightning_sig.speedups import fast_masked_crc32c, use_fast_event_crc
 
 
 def test_fast_checksum_equals_tensorboards():

@@ -14,14 +14,14 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from torch.utils.tensorboard import SummaryWriter
 
-from lightning_sig import figures
-from lightning_sig.figure_data import RunLog, SweepDataWarning, load_figure
-from lightning_sig.figure_table import arm_settings, baselines, runtime_rows
+from lightning_sig.experiments import figures as figures
+from lightning_sig.experiments.figure_data import RunLog, SweepDataWarning, load_figure
+from lightning_sig.experiments.figure_table import arm_settings, baselines, runtime_rows
 
 STEPS = 10  # optimizer steps per epoch in the synthetic runs
 PLAIN = {"activation": "tanh", "alpha": 1.0, "l2_strength": 0.0, "learnable_alpha": False}
 REMEDY = {"activation": "tanh", "alpha": 2.0, "l2_strength": 0.01, "learnable_alpha": False}
-QUIET = pytest.mark.filterwarnings("ignore::lightning_sig.figure_data.SweepDataWarning")
+QUIET = pytest.mark.filterwarnings("ignore::lightning_sig.experiments.figure_data.SweepDataWarning")
 
 
 def write_run(sweep, figure, arm, seed, acc, grad=None, hparams=PLAIN, wall=None):
@@ -213,7 +213,7 @@ def test_bad_sweep_dir_and_figure(sweep, tmp_path, capsys):
 
 
 def test_seed_wall_time_of_members_is_the_group_share():
-    from lightning_sig.figure_table import seed_wall_time
+    from lightning_sig.experiments.figure_table import seed_wall_time
     assert seed_wall_time({"wall_time_s": 12.0}) == 12.0
     assert seed_wall_time({"wall_time_s": 12.0, "members": [0, 1, 2]}) == 4.0
     assert seed_wall_time({"wall_time_s": 12.0, "members": []}) == 12.0

@@ -1,11 +1,11 @@
-"""The fused remedies (lightning_sig.folding): hand-computed values of ScaleAndPenalize, and the
+"""The fused remedies (lightning_sig.nn.folding): hand-computed values of ScaleAndPenalize, and the
 folded forward + l2 term equal to the layer-by-layer definition (eq. 1, Sec. 2.2)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_sig.folding import ScaleAndPenalize, run_folded_penalized
-from lightning_sig.models import TABLE2, TABLE3, SigmoidConvNet, init_parameters
+from lightning_sig.nn.folding import ScaleAndPenalize, run_folded_penalized
+from lightning_sig.nn.convnets import TABLE2, TABLE3, SigmoidConvNet, init_parameters
 
 
 def test_scale_and_penalize_hand_numbers():

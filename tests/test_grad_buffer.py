@@ -1,4 +1,4 @@
-"""Buffered statistics (lightning_sig.grad_buffer and the callback's ``buffer_steps``): the
+"""Buffered statistics (lightning_sig.gradients.buffer and the callback's ``buffer_steps``): the
 same values at the same steps as computing at every step, written at the latest at epoch end,
 before a checkpoint and on an exception; other loggers get increasing steps."""
 import numpy as np
@@ -10,8 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig.grad_buffer import StepBuffer, batched_statistics
-from lightning_sig.grad_segments import segment_statistics
+from lightning_sig.gradients.buffer import StepBuffer, batched_statistics
+from lightning_sig.gradients.segments import segment_statistics
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger, _check_record
 

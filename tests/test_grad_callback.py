@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig import grad_callback as gc_module
+from lightning_sig.lightning import grad_callback as gc_module
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -7,8 +7,8 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import make_histogram
 
-from lightning_sig.grad_histograms import histogram_support, segment_log10_histograms
-from lightning_sig.grad_histograms import log10_abs_for_histogram
+from lightning_sig.gradients.histograms import histogram_support, segment_log10_histograms
+from lightning_sig.gradients.histograms import log10_abs_for_histogram
 
 
 def _tensorflow_limits(directory) -> np.ndarray:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_sig.grad_segments import segment_statistics
-from lightning_sig.grad_stats import gradient_statistics, statistic_names
+from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.stats import gradient_statistics, statistic_names
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 

@@ -1,4 +1,4 @@
-"""Tests of lightning_sig.grad_stats against numpy float64 references and hand-computed values.
+"""Tests of lightning_sig.gradients.stats against numpy float64 references and hand-computed values.
 
 Quantiles must equal ``numpy.quantile`` (method "linear") bit for bit: both pick the same order
 statistics and interpolate with the same float64 formula. Moments are compared with rtol 1e-12:
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_sig.grad_stats import (
+from lightning_sig.gradients.stats import (
     DEFAULT_VANISHING_THRESHOLD, batched_gradient_statistics,
     check_quantile_levels, check_vanishing_threshold, gradient_statistics,
     gradient_statistics_tensor, quantile_key, statistic_names)
-from lightning_sig.grad_histograms import HISTOGRAM_FLOOR_LOG10, log10_abs_for_histogram
+from lightning_sig.gradients.histograms import HISTOGRAM_FLOOR_LOG10, log10_abs_for_histogram
 
 BACKENDS = ("numpy", "torch")
 LEVELS = (0.0, 0.1, 0.125, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0)

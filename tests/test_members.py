@@ -11,11 +11,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_sig import CIFAR10DataModule, CombinedNet, ManyLayersNet
-from lightning_sig.cli import main
-from lightning_sig.data import EpochSeededSampler
-from lightning_sig.members import check_member_trainer, member_l2_penalty
-from lightning_sig.models import TABLE2, SigmoidConvNet, init_parameters
-from lightning_sig.modules import l2_penalty
+from lightning_sig.lightning.cli import main
+from lightning_sig.lightning.data import EpochSeededSampler
+from lightning_sig.nn.members import check_member_trainer, member_l2_penalty
+from lightning_sig.nn.convnets import TABLE2, SigmoidConvNet, init_parameters
+from lightning_sig.lightning.modules import l2_penalty
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = {  # the cases: tanh, α-scaled, r > 0, relu (+ learnable α), the paper's init

@@ -47,7 +47,7 @@ def test_penalty_value_hand_computed():
     n = sum(p.numel() for p in module.parameters())  # 6·84 + 392 + 90 = 986
     assert n == 986
     penalty = 0.1 * n * 0.25
-    from lightning_sig.modules import l2_penalty
+    from lightning_sig.lightning.modules import l2_penalty
     assert l2_penalty(module.penalized_parameters(), 0.2).item() == pytest.approx(penalty)
 
 
@@ -109,7 +109,7 @@ def test_lightning_hook_fast_path_keeps_behaviour():
 
 
 def test_skip_failing_nvml_check_only_without_nvml(monkeypatch):
-    import lightning_sig.modules as modules
+    import lightning_sig.lightning.modules as modules
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     monkeypatch.setattr(modules, "_nvml_loadable", lambda: True)
     assert modules.skip_failing_nvml_check() is False

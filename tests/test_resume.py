@@ -18,8 +18,8 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_sig import CombinedNet
-from lightning_sig.cli import main
-from lightning_sig.data_files import write_batches
+from lightning_sig.lightning.cli import main
+from lightning_sig.lightning.data_files import write_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fig3_combined" / "tanh_reg_scaled.yaml"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig import sweep
-from lightning_sig.sweep_plan import (DONE_NAME, RunSpec, list_figures, parse_seeds, plan_runs,
+from lightning_sig.experiments import sweep as sweep
+from lightning_sig.experiments.sweep_plan import (DONE_NAME, RunSpec, list_figures, parse_seeds, plan_runs,
                                       read_marker, run_dir, split_overrides, train_command)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
             "2", "--trainer.limit_val_batches", "1"]
     assert sweep.main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
-    from lightning_sig import figures
+    from lightning_sig.experiments import figures as figures
     assert figures.main([str(out)]) == 0
     err = capsys.readouterr().err
     with open(out / "figures" / "fig1_large_params.csv") as f:

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig import sweep, sweep_members
-from lightning_sig.figure_data import SweepDataWarning, aggregate, find_figures, load_figure
-from lightning_sig.sweep_plan import (DONE_NAME, _CHILD, group_command, group_dir, plan_groups,
+from lightning_sig.experiments import sweep as sweep
+from lightning_sig.experiments import sweep_members as sweep_members
+from lightning_sig.experiments.figure_data import SweepDataWarning, aggregate, find_figures, load_figure
+from lightning_sig.experiments.sweep_plan import (DONE_NAME, _CHILD, group_command, group_dir, plan_groups,
                                       plan_runs, read_marker, run_dir, train_command)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def test_members_sweep_equals_separate_runs_and_feeds_the_figures(fake_cifar, tm
     rows = {d: aggregate(r, "val/acc")["regularized"] for d, r in runs.items()}
     assert rows[grouped][0]["n_seeds"] == 2
     assert rows[grouped][0]["mean"] == pytest.approx(rows[separate][0]["mean"], rel=1e-5)
-    from lightning_sig import figures
+    from lightning_sig.experiments import figures as figures
     assert figures.main([str(grouped)]) == 0
     assert "| fig1_large_params | regularized | tanh | 1.000 | 0.010 | 2 |" in \
         (grouped / "figures" / "runtime.md").read_text()

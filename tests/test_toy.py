@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from lightning_sig import toy
+from lightning_sig.toy import chain as toy
 
 F64 = torch.float64
 FAMILIES = ["tanh", "sigmoid"]
@@ -289,7 +289,7 @@ def test_naive_scaling_saturates_at_theorem2_point():
 def test_toy_figure_profile_and_png(tmp_path):
     """The figure's data are the closed-form partials (α = 1: under 2^{−(l−k+1)}; tanh, α = 1e6:
     1.5^l), and the command writes a small PNG (checked by its signature), rejecting non-.png paths."""
-    from lightning_sig import toy_figure
+    from lightning_sig.toy import figure as toy_figure
 
     prof = toy_figure.gradient_profile(5, "tanh", 1.0)
     assert torch.all(prof <= torch.tensor([2.0 ** -(5 - k + 1) for k in range(1, 6)], dtype=F64))

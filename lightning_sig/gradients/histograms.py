@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_sig.grad_stats import GradInput, _as_tensor_list, _is_real, _working_copy
+from lightning_sig.gradients.stats import GradInput, _as_tensor_list, _is_real, _working_copy
 
 __all__ = ["segment_log10_histograms", "histogram_support", "log10_abs_for_histogram",
            "HISTOGRAM_FLOOR_LOG10"]

@@ -4,9 +4,9 @@ any LightningModule, logged per optimizer step, per layer and globally, and per 
 The hook is ``on_before_optimizer_step``: after gradient accumulation, after AMP unscaling and
 DDP's all-reduce, before clipping, i.e. exactly the gradient the optimizer will use. For our
 modules with r > 0 that is the gradient of the regularized objective CE + r/2·Σθ² (Sec. 2.2).
-The maths lives in :mod:`lightning_sig.grad_stats`, :mod:`lightning_sig.grad_segments` and
-:mod:`lightning_sig.grad_histograms`; the batching of steps in :mod:`lightning_sig.grad_buffer`,
-the TensorBoard events in :mod:`lightning_sig.grad_events`.
+The maths lives in :mod:`lightning_sig.gradients.stats`, :mod:`lightning_sig.gradients.segments` and
+:mod:`lightning_sig.gradients.histograms`; the batching of steps in :mod:`lightning_sig.gradients.buffer`,
+the TensorBoard events in :mod:`lightning_sig.gradients.events`.
 """
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lightning_sig.event_crc import use_fast_event_crc
-from lightning_sig.grad_buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
+from lightning_sig.speedups import use_fast_event_crc
+from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
-from lightning_sig.grad_events import GradientEventWriter
-from lightning_sig.grad_histograms import segment_log10_histograms
-from lightning_sig.grad_segments import SEGMENTED_MAX_NUMEL
-from lightning_sig.grad_stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
+from lightning_sig.gradients.events import GradientEventWriter
+from lightning_sig.gradients.histograms import segment_log10_histograms
+from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
+from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
     check_quantile_levels, check_vanishing_threshold, gradient_statistics_tensor, \
     statistic_names
 
@@ -71,7 +71,7 @@ class GradientQuantileCallback(Callback):
         buffer_steps: the gradients of up to this many optimizer steps (default 32) are kept
             (a copy, at most :data:`~lightning_sig.grad_buffer.BUFFER_MAX_NUMEL` coordinates in
             all) and their statistics computed in one batch, which for small models costs
-            about as much as one step's (:mod:`lightning_sig.grad_buffer`). With only
+            about as much as one step's (:mod:`lightning_sig.gradients.buffer`). With only
             TensorBoard loggers, scalars are then written up to this many steps late (each with
             its own step, so the event files are the same); with any other logger, at every
             logging step. Everything is written at the end of each epoch, of training, on an
@@ -175,7 +175,7 @@ class GradientQuantileCallback(Callback):
         empty if no parameter has a gradient."""
         seeds = getattr(pl_module, "member_seeds", None)
         if seeds:
-            from lightning_sig.members import member_layer_gradients
+            from lightning_sig.nn.members import member_layer_gradients
             return [GradientSnapshot.of_layers(layers) for layers in
                     member_layer_gradients(pl_module, len(seeds)) if layers]
         snap = self._module_snapshot(pl_module)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_sig.grad_segments import segment_statistics_unchecked
+from lightning_sig.gradients.segments import segment_statistics_unchecked
 
 __all__ = ["StepBuffer", "batched_statistics", "BUFFER_MAX_NUMEL", "GradientSnapshot",
            "flatten_gradients", "EpochSums"]

@@ -7,8 +7,8 @@ whatever optimizer a user swaps in through the CLI.
 
 Speed (benchmarks/RESULTS.md): per-step metrics are computed and passed to ``self.log`` only on
 the steps Lightning writes to its loggers (``log_every_n_steps``), α and the l2 term are folded
-into one autograd node over all weights (:mod:`lightning_sig.folding`), Adam is fused where torch supports it,
-and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.members`).
+into one autograd node over all weights (:mod:`lightning_sig.nn.folding`), Adam is fused where torch supports it,
+and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.nn.members`).
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
+from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
-from lightning_sig.members import MemberConvNet, build_member_nets, check_member_trainer, \
+from lightning_sig.nn.members import MemberConvNet, build_member_nets, check_member_trainer, \
     member_l2_penalty, member_losses, resolve_member_seeds
-from lightning_sig.event_crc import use_fast_event_crc
-from lightning_sig.folding import l2_penalty
-from lightning_sig.models import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
+from lightning_sig.speedups import use_fast_event_crc
+from lightning_sig.nn.folding import l2_penalty
+from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet", "l2_penalty",
@@ -124,7 +124,7 @@ class SigmoidNetModule(pl.LightningModule):
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
         num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
             s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,
-            loss, l2 term and Adam state (see :mod:`lightning_sig.members`). The loss returned
+            loss, l2 term and Adam state (see :mod:`lightning_sig.nn.members`). The loss returned
             to Lightning is the sum over members; forward maps (S, B, 3, 32, 32) or
             (B, 3, 32, 32) to (S, B, 10). Refused with global-norm gradient clipping or DDP.
         member_seeds: the S seeds; None (default) = s0, s0+1, …, s0+S−1 with s0 the current
@@ -206,7 +206,7 @@ class SigmoidNetModule(pl.LightningModule):
         if getattr(self, "_compiled", False) or not hasattr(self.net, "forward_penalized"):
             logits = self(x)
             penalty = l2_penalty(self.penalized_parameters(), self.l2_strength)
-        else:  # α folding and l2 term in one autograd node (lightning_sig.folding)
+        else:  # α folding and l2 term in one autograd node (lightning_sig.nn.folding)
             logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
         loss = data_loss + penalty
@@ -272,7 +272,7 @@ class SigmoidNetModule(pl.LightningModule):
         """The C checksum for TensorBoard events; ``compile_net``; members: refuse coupling
         settings, give the DataModule the member seeds (when it has ``member_seeds`` unset),
         open the per-member loggers."""
-        use_fast_event_crc()  # TensorBoard event checksums in C (lightning_sig.event_crc)
+        use_fast_event_crc()  # TensorBoard event checksums in C (lightning_sig.speedups)
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True

@@ -2,14 +2,14 @@
 
 Why: the paper's study is 25 seeds of tiny networks per arm (Ven & Lederer, arXiv 2106.02260,
 Sec. 3). One process per seed pays Python/Lightning start-up per seed and leaves much of a
-step idle; ``num_members = S`` (:mod:`lightning_sig.members`) trains S seeds at once, member s
+step idle; ``num_members = S`` (:mod:`lightning_sig.nn.members`) trains S seeds at once, member s
 being a separate run with ``seed_everything(s)`` up to float rounding of the grouped kernels.
 Measured on this 2-core CPU at the ``Trainer.fit`` level (benchmarks/RESULTS.md): 5 members
 1.69x, 25 members 1.38x the throughput of sequential runs; GPU not measured.
 
 This module runs one group process (argv: :func:`~lightning_sig.sweep_plan.group_command`) and
 then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
-TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.figure_data`.
+TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
 Choices made here (design assumptions, not from the paper):
 
 * ``hparams.yaml`` of member s = the group's (written by Lightning into the group directory) with
@@ -34,8 +34,8 @@ from typing import Sequence, Tuple
 
 import yaml
 
-from lightning_sig.member_logging import DEFAULT_MEMBER_LOG_DIR
-from lightning_sig.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
+from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR
+from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
                                       group_dir_name, read_marker, run_dir, write_marker)
 
 __all__ = ["run_process", "run_group", "member_hparams", "file_members", "task_label",

@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lightning_sig.activations import resolve_family
-from lightning_sig.figure_data import ACC_TAG, RunLog
+from lightning_sig.nn.activations import resolve_family
+from lightning_sig.experiments.figure_data import ACC_TAG, RunLog
 
 __all__ = ["SIGMOID_TYPE", "arm_settings", "baselines", "runtime_rows", "rows_to_csv",
            "runtime_markdown"]

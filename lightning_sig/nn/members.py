@@ -17,7 +17,7 @@ then ``CombinedNet(...)`` does), and its epoch-e training order is the permutati
 :class:`~lightning_sig.data.EpochSeededSampler` with seed ``seed_s`` (the DataModule's default
 ``shuffle_seed`` after ``seed_everything(seed_s)``). Default seeds: base, base+1, …, base+S−1,
 base = ``torch.initial_seed()`` when the module is built (the ``seed_everything`` value).
-Per-member metrics are written by :class:`MemberLogger` (see :mod:`lightning_sig.member_logging`).
+Per-member metrics are written by :class:`MemberLogger` (see :mod:`lightning_sig.lightning.member_logging`).
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_sig.activations import ScaledActivation, scaled_activation
-from lightning_sig.models import ConvNetSpec, SigmoidConvNet, init_parameters, \
+from lightning_sig.nn.activations import ScaledActivation, scaled_activation
+from lightning_sig.nn.convnets import ConvNetSpec, SigmoidConvNet, init_parameters, \
     preferred_memory_format, run_folded
 
 __all__ = ["resolve_member_seeds", "build_member_nets", "MemberConvNet", "member_losses",

@@ -7,7 +7,7 @@ the tanh chain approaches the linear network and the partials approach 1.5^{l−
 The logistic function behaves differently (f(0) = 1/2; see docs/toy_model.md).
 
 Usage:
-    python -m lightning_sig.toy_figure --out docs/figures/toy_gradients.png
+    python -m lightning_sig.toy.figure --out docs/figures/toy_gradients.png
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from lightning_sig import toy  # noqa: E402
+from lightning_sig.toy import chain as toy  # noqa: E402
 
 DEPTHS = (2, 5, 10, 20)
 # "large" α must exceed the activations, ~1.5^l·|x| (≈ 5e3 at l = 20): α = 1e3 is not enough there.

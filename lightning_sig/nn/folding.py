@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from lightning_sig.activations import ACTIVATIONS, HOMOGENEOUS
+from lightning_sig.nn.activations import ACTIVATIONS, HOMOGENEOUS
 
 __all__ = ["l2_penalty", "run_folded", "run_folded_penalized", "fold_plan", "ScaleAndPenalize"]
 

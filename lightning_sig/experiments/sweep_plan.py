@@ -1,7 +1,7 @@
 """What a sweep runs: figures and arms from ``configs/``, seeds, run directories, commands, markers.
 
-Kept apart from the scheduler in :mod:`lightning_sig.sweep` so the naming and the resume rule are
-testable without training anything, and so the figure code (:mod:`lightning_sig.figure_data`)
+Kept apart from the scheduler in :mod:`lightning_sig.experiments.sweep` so the naming and the resume rule are
+testable without training anything, and so the figure code (:mod:`lightning_sig.experiments.figure_data`)
 reads runs with the same names it was written with.
 
 Layout of a sweep directory ``<out>``::
@@ -18,10 +18,11 @@ Layout of a sweep directory ``<out>``::
 A figure is a folder of ``configs/`` (e.g. ``fig1_large_params``), an arm one ``*.yaml`` in it
 (e.g. ``regularized``). :func:`run_dir` is the only place that names a run's directory and
 :func:`group_dir` the only place that names a member group's (``num_members``, see
-:mod:`lightning_sig.sweep_members`).
+:mod:`lightning_sig.experiments.sweep_members`).
 """
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
@@ -36,7 +37,8 @@ __all__ = ["DEFAULT_CONFIG_DIR", "DONE_NAME", "LOG_NAME", "MANIFEST_NAME", "RESE
            "write_marker", "update_manifest", "MEMBER_KEYS", "plan_groups", "group_dir",
            "group_dir_name", "group_command", "check_member_overrides"]
 
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: The paper configs: package data ``lightning_sig.configs`` (the repository's ``configs/``).
+DEFAULT_CONFIG_DIR = Path(str(importlib.resources.files("lightning_sig.configs")))
 DONE_NAME = "DONE"
 LOG_NAME = "train.log"
 MANIFEST_NAME = "sweep.json"
@@ -47,7 +49,7 @@ RESERVED_OVERRIDES = ("--config", "--seed_everything", "--trainer.max_epochs",
                       "--trainer.logger", "--trainer.default_root_dir")
 #: Module/DataModule options that ``--members K > 1`` sets itself (see :func:`group_command`).
 MEMBER_KEYS = ("num_members", "member_seeds", "member_log_dir")
-_CHILD = "from lightning_sig.cli import main; main()"  # = python train.py, from any directory
+_CHILD = "from lightning_sig.lightning.cli import main; main()"  # = python train.py, from any directory
 
 
 @dataclass(frozen=True)

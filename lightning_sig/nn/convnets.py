@@ -20,8 +20,8 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from lightning_sig.activations import ScaledActivation
-from lightning_sig.folding import run_folded, run_folded_penalized
+from lightning_sig.nn.activations import ScaledActivation
+from lightning_sig.nn.folding import run_folded, run_folded_penalized
 
 __all__ = ["ConvNetSpec", "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "INIT_SCHEMES",
            "init_parameters", "preferred_memory_format", "run_folded"]

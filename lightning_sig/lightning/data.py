@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from lightning_sig.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
+from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
 __all__ = ["CIFAR10DataModule", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
@@ -108,7 +108,7 @@ class _MemberOrders:
 
 
 class MemberBatchSampler(Sampler[Tensor]):
-    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.members`).
+    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.nn.members`).
 
     Member s walks through its own epoch order, the permutation of
     ``EpochSeededSampler(n, seeds[s])`` (what a separate run with shuffle seed ``seeds[s]``

@@ -17,9 +17,9 @@ from typing import List, Optional
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
-from lightning_sig.data import CIFAR10DataModule
-from lightning_sig.event_crc import use_fast_event_crc
-from lightning_sig.modules import SigmoidNetModule
+from lightning_sig.lightning.data import CIFAR10DataModule
+from lightning_sig.speedups import use_fast_event_crc
+from lightning_sig.lightning.modules import SigmoidNetModule
 
 __all__ = ["main", "ResumeSaveConfigCallback"]
 

@@ -1,6 +1,6 @@
 """Exact gradient statistics of many small vectors at once (one layer = one segment).
 
-:mod:`lightning_sig.grad_stats` handles one vector of any size with little memory; calling it
+:mod:`lightning_sig.gradients.stats` handles one vector of any size with little memory; calling it
 once per layer costs a Python round trip per layer, which dominates a training step of the
 paper's tiny networks (about 1,500 parameters in 15 layers). Here all layers are one flat tensor
 cut into segments, and every statistic of every segment comes from a fixed number of vectorised
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_sig.grad_stats import check_quantile_levels, check_vanishing_threshold
+from lightning_sig.gradients.stats import check_quantile_levels, check_vanishing_threshold
 
 __all__ = ["segment_statistics", "segment_statistics_unchecked", "SEGMENTED_MAX_NUMEL"]
 

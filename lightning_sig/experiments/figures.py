@@ -1,0 +1,207 @@
+"""Draw the paper's Figures 1-4 from a sweep's TensorBoard logs: ``python -m lightning_sig.figures``.
+
+Layout of each figure as in the paper (Ven & Lederer, arXiv 2106.02260, Sec. 3, Figures 1-4):
+top panel, validation accuracy (``val/acc``) per epoch; bottom panel, "summary statistics of the
+coordinate values of the gradients" per epoch on a log scale: by default the quartiles of |g|
+over all parameters (``grad_epoch/global/abs_q25``, ``abs_q50``, ``abs_q75``; the epoch value
+is the mean over the epoch's optimizer steps, per the GradientQuantileCallback's tag schema).
+One colour per arm; each line is the mean over seeds with the interquartile range over seeds
+shaded. Epoch e on the x-axis = after e epochs of training.
+
+Outputs in ``--out`` (default ``<sweep>/figures``), per figure ``<figure>``:
+``<figure>.png``; ``<figure>.csv``, the plotted numbers (figure, arm, tag, epoch, n_seeds, mean,
+q25, q75); ``<figure>_runs.csv``, every run's per-epoch values (figure, arm, seed, tag, epoch,
+step, wall_time, value). For the whole sweep: ``runtime.md`` / ``runtime.csv``, the Table 4
+analog (:mod:`lightning_sig.experiments.figure_table`). Missing runs, epochs or gradient tags give a
+warning; a figure without gradient tags is drawn with its accuracy panel only.
+
+Usage::
+
+    python -m lightning_sig.figures sweeps/cifar [--figures fig1_large_params] [--out DIR]
+        [--grad-stats abs_q25 abs_q50 abs_q75] [--grad-layer global]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from lightning_sig.experiments.figure_data import (ACC_TAG, SweepDataWarning, aggregate, find_figures,  # noqa: E402
+                                       grad_tag, load_figure)
+from lightning_sig.experiments.figure_table import (arm_settings, rows_to_csv, runtime_markdown,  # noqa: E402
+                                        runtime_rows)
+
+__all__ = ["make_figures", "figure_rows", "plot_figure", "main", "DEFAULT_GRAD_STATS"]
+
+DEFAULT_GRAD_STATS = ("abs_q25", "abs_q50", "abs_q75")
+NUMBER_COLUMNS = ("figure", "arm", "tag", "epoch", "n_seeds", "mean", "q25", "q75")
+RUN_COLUMNS = ("figure", "arm", "seed", "tag", "epoch", "step", "wall_time", "value")
+TITLES = {"fig1_large_params": "Figure 1: large parameters (Sec. 3.1)",
+          "fig2_many_layers": "Figure 2: many layers (Sec. 3.2)",
+          "fig3_combined": "Figure 3: combined (Sec. 3.3)",
+          "fig4_logistic": "Figure 4: logistic activation (Appendix C)"}
+_LINESTYLES = ("-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1)))
+_STAT_STYLES = {"abs_q50": "-", "abs_q25": ":", "abs_q75": "--", "abs_mean": "-."}
+
+
+def figure_rows(figure: str, aggregated: Dict[str, Dict[str, List[dict]]]) -> List[dict]:
+    """Flatten tag → arm → rows of :func:`~lightning_sig.figure_data.aggregate` into CSV rows."""
+    return [{"figure": figure, "arm": arm, "tag": tag, **row}
+            for tag, by_arm in aggregated.items() for arm, rows in by_arm.items() for row in rows]
+
+
+def _label(arm: str, settings: dict) -> str:
+    s = settings.get(arm)
+    return f"{arm} ({s['activation']}, α={s['alpha']:g}, r={s['r']:g})" if s else arm
+
+
+def _draw(ax, rows: List[dict], color, linestyle: str, label: Optional[str]) -> None:
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["mean"] for r in rows], color=color, linestyle=linestyle, label=label,
+            marker="o", markersize=3)  # markers: a one-epoch run is a single visible point
+    ax.fill_between(epochs, [r["q25"] for r in rows], [r["q75"] for r in rows], color=color,
+                    alpha=0.2, linewidth=0)
+
+
+def _linestyle(tag: str, index: int) -> str:
+    return _STAT_STYLES.get(tag.rsplit("/", 1)[-1], _LINESTYLES[index % len(_LINESTYLES)])
+
+
+def plot_figure(figure: str, aggregated: Dict[str, Dict[str, List[dict]]], arms: Sequence[str],
+                settings: dict, grad_tags: Sequence[str], path: Path) -> None:
+    """Write the two-panel PNG: accuracy on top, gradient statistics (log scale) below.
+
+    ``aggregated``: tag → arm → rows (epoch, mean, q25, q75); colours follow the order of
+    ``arms``; line styles of the bottom panel tell the statistics apart (median solid).
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.0, 7.5))
+    colors = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
+    for arm, rows in aggregated.get(ACC_TAG, {}).items():
+        _draw(top, rows, colors[arm], "-", _label(arm, settings))
+    top.set_ylabel("validation accuracy")
+    top.set_title(TITLES.get(figure, figure))
+    top.legend(fontsize="small")
+    styles = {}
+    for i, tag in enumerate(grad_tags):
+        for arm, rows in aggregated.get(tag, {}).items():
+            styles[tag.rsplit("/", 1)[-1]] = _linestyle(tag, i)
+            _draw(bottom, rows, colors[arm], _linestyle(tag, i), None)
+    if styles:
+        bottom.set_yscale("log", nonpositive="mask")
+        bottom.legend([Line2D([], [], color="black", linestyle=ls) for ls in styles.values()],
+                      list(styles), fontsize="small", title="statistic (line style)")
+    else:
+        bottom.text(0.5, 0.5, "no gradient statistics logged\n(GradientQuantileCallback absent)",
+                    ha="center", va="center", transform=bottom.transAxes)
+    bottom.set_ylabel("gradient statistic (mean over epoch)")
+    bottom.set_xlabel("epoch")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    path.write_text(rows_to_csv(rows, columns))
+
+
+def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str]) -> list:
+    runs = load_figure(sweep_dir, figure, [ACC_TAG, *grad_tags])
+    if not runs:
+        warnings.warn(f"{figure}: no runs found; figure skipped", SweepDataWarning)
+        return runs
+    aggregated = {tag: aggregate(runs, tag) for tag in [ACC_TAG, *grad_tags]}
+    absent = [t for t in grad_tags if not aggregated[t]]
+    if absent:
+        warnings.warn(f"{figure}: no run logged {', '.join(absent)} (GradientQuantileCallback "
+                      f"not in the configs?); drawing without them", SweepDataWarning)
+    arms = sorted({r.arm for r in runs})
+    plot_figure(figure, aggregated, arms, arm_settings(runs), grad_tags, out / f"{figure}.png")
+    _write_csv(out / f"{figure}.csv", figure_rows(figure, aggregated), NUMBER_COLUMNS)
+    per_run = [{"figure": r.figure, "arm": r.arm, "seed": r.seed, "tag": tag, "epoch": p.epoch,
+                "step": p.step, "wall_time": p.wall_time, "value": p.value}
+               for r in runs for tag, points in r.series.items() for p in points]
+    _write_csv(out / f"{figure}_runs.csv", per_run, RUN_COLUMNS)
+    return runs
+
+
+def make_figures(sweep_dir: Path, out: Optional[Path] = None,
+                 figures: Optional[Sequence[str]] = None,
+                 grad_stats: Sequence[str] = DEFAULT_GRAD_STATS,
+                 grad_layer: str = "global") -> Path:
+    """Write every figure's PNG and CSVs and the runtime table into ``out``; returns ``out``.
+
+    Args:
+        sweep_dir: a sweep directory of :mod:`lightning_sig.experiments.sweep`.
+        out: output folder (default ``<sweep_dir>/figures``), created if needed.
+        figures: figure names to draw (default: all found in ``sweep_dir``).
+        grad_stats: statistics of the bottom panel (``abs_q50`` etc. of the tag schema).
+        grad_layer: ``global`` (all parameters) or a module name such as ``net.features.0``.
+
+    Raises:
+        ValueError: ``sweep_dir`` is not a folder, holds no figure, or lacks a requested figure
+            (the message lists the figures found).
+    """
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ValueError(f"sweep_dir={str(sweep_dir)!r} is not a folder")
+    found = list(find_figures(sweep_dir))
+    unknown = [f for f in figures or [] if f not in found]
+    if not found or unknown:
+        raise ValueError(f"figure(s) {unknown or '(any)'} not found in sweep {str(sweep_dir)!r};"
+                         f" found: {', '.join(found) or '(none)'}")
+    out = Path(out) if out is not None else sweep_dir / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    grad_tags = [grad_tag(stat, grad_layer) for stat in grad_stats]
+    runs = []
+    for figure in figures or found:
+        runs.extend(_one_figure(sweep_dir, figure, out, grad_tags))
+    rows = runtime_rows(runs)
+    (out / "runtime.csv").write_text(rows_to_csv(rows))
+    (out / "runtime.md").write_text(runtime_markdown(rows))
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point; returns the exit status (0 written, 2 bad use)."""
+    parser = argparse.ArgumentParser(prog="python -m lightning_sig.figures", allow_abbrev=False,
+                                     description="Draw Figures 1-4 and the runtime table from a "
+                                                 "sweep's TensorBoard logs.")
+    parser.add_argument("sweep_dir", type=Path, help="the --out of python -m lightning_sig.sweep")
+    parser.add_argument("--out", type=Path, default=None, help="default: <sweep_dir>/figures")
+    parser.add_argument("--figures", nargs="+", default=None, help="default: all in the sweep")
+    parser.add_argument("--grad-stats", nargs="+", default=list(DEFAULT_GRAD_STATS),
+                        help="bottom panel: grad_epoch/<layer>/<stat> for these stats (default: "
+                             "abs_q25 abs_q50 abs_q75; also abs_q0, abs_q100, abs_mean, rms, "
+                             "l2_norm, vanishing_frac)")
+    parser.add_argument("--grad-layer", default="global",
+                        help="'global' (all parameters, default) or a module name, e.g. "
+                             "net.features.0")
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SweepDataWarning)
+        try:
+            out = make_figures(args.sweep_dir, args.out, args.figures, args.grad_stats,
+                               args.grad_layer)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        finally:
+            for w in caught:
+                if issubclass(w.category, SweepDataWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+    print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
