@@ -1,23 +1,42 @@
-"""A C implementation of the CRC-32C checksum for TensorBoard's event-file writer.
+"""The process-wide speed-ups, explicit: :func:`enable_speedups` turns them on and reports,
+:func:`disable_speedups` restores what was there. Nothing else in lightning_sig switches them:
+building a model, an optimizer or a callback changes no global state. ``python train.py`` (our
+LightningCLI) calls :func:`enable_speedups` and prints the report; in your own script call it
+once, e.g. ``lightning_sig.enable_speedups()``. Both give the same results, only faster.
 
-Without TensorFlow installed, TensorBoard (and so torch's ``SummaryWriter`` and Lightning's
-``TensorBoardLogger``) checksums every record of an event file with a pure-Python CRC-32C:
-measured here, 600 µs for the 5 KB record of one step of the GradientQuantileCallback's ~160
-scalars, spent in the writer's background thread, where it also holds the GIL against the
-training loop (a known problem: lanpa/tensorboardX#428, which switched to a C library).
-
-:func:`use_fast_event_crc` points TensorBoard's record writer at the C CRC-32C of
-``google-crc32c`` (0.5 µs for the same record). The files are byte-for-byte the same: the
-checksum is the same function, and the switch is refused (with a warning) unless both agree on a
-probe. Called by :class:`~lightning_sig.GradientQuantileCallback` at ``setup`` and by our CLI.
+``event_crc``
+    Without TensorFlow installed, TensorBoard (and so torch's ``SummaryWriter`` and Lightning's
+    ``TensorBoardLogger``) checksums every record of an event file with a pure-Python CRC-32C:
+    measured here, 600 µs for the 5 KB record of one step of the GradientQuantileCallback's ~160
+    scalars, in the writer's background thread, holding the GIL against the training loop (a
+    known problem: lanpa/tensorboardX#428, which switched to a C library). This points
+    TensorBoard's record writer at the C CRC-32C of ``google-crc32c`` (0.5 µs for the same
+    record). The files are byte-for-byte the same: the switch is refused (with a warning)
+    unless both checksums agree on a probe. Affects every TensorBoard writer of the process.
+``nvml_check``
+    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``. Then every
+    ``Optimizer.step()`` of a CUDA build of torch asks NVML for the device count; without NVML
+    (a CPU machine) the failing ``dlopen`` is retried at every call (measured: +0.12–0.22 ms
+    per Adam step here) and torch falls back to the call it makes once the variable is unset.
+    This unsets the variable only where NVML cannot be loaded.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
 import warnings
+from typing import Any, Dict, Optional
 
-__all__ = ["use_fast_event_crc", "fast_masked_crc32c"]
+from lightning_sig._compat import tensorboard_record_writer
+
+__all__ = ["enable_speedups", "disable_speedups", "speedup_report", "use_fast_event_crc",
+           "restore_event_crc", "fast_masked_crc32c", "skip_failing_nvml_check",
+           "restore_nvml_check"]
 
 _MASK_DELTA = 0xA282EAD8  # TFRecord's checksum mask (tensorflow/core/lib/hash/crc32c.h)
+_NVML_VARIABLE = "PYTORCH_NVML_BASED_CUDA_CHECK"
+_saved: Dict[str, Any] = {}  # what each speed-up replaced, for disable_speedups
 
 
 def fast_masked_crc32c(data: bytes) -> int:
@@ -35,16 +54,15 @@ def fast_masked_crc32c(data: bytes) -> int:
 def use_fast_event_crc() -> bool:
     """Make TensorBoard's event writer checksum records with :func:`fast_masked_crc32c`.
 
-    Idempotent; affects every TensorBoard writer of this process (files unchanged). Returns
-    True when the C checksum is in use, False (and leaves TensorBoard as it was) when
-    ``google-crc32c`` is missing or only has its pure-Python fallback, or when the two checksums
-    disagree on a probe (then also warns).
+    Idempotent. Returns True when the C checksum is in use, False (TensorBoard left as it was)
+    when ``google-crc32c`` is missing or only has its pure-Python fallback, or when the two
+    checksums disagree on a probe (then also warns). :func:`restore_event_crc` undoes it.
     """
     try:
         import google_crc32c
-        from tensorboard.summary.writer import record_writer
     except ImportError:
         return False
+    record_writer = tensorboard_record_writer()
     if record_writer.masked_crc32c is fast_masked_crc32c:
         return True
     if getattr(google_crc32c, "implementation", "c") != "c":
@@ -54,5 +72,81 @@ def use_fast_event_crc() -> bool:
         warnings.warn("google-crc32c disagrees with TensorBoard's CRC-32C; keeping TensorBoard's "
                       "own (slower) checksum.", RuntimeWarning)
         return False
+    _saved["event_crc"] = record_writer.masked_crc32c
     record_writer.masked_crc32c = fast_masked_crc32c
     return True
+
+
+def restore_event_crc() -> bool:
+    """Give TensorBoard back the checksum :func:`use_fast_event_crc` replaced; True if it did."""
+    original = _saved.pop("event_crc", None)
+    if original is None:
+        return False
+    tensorboard_record_writer().masked_crc32c = original
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _nvml_loadable() -> bool:
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch.cuda's NVML check opens
+        return True
+    except OSError:
+        return False
+
+
+def skip_failing_nvml_check() -> bool:
+    """Unset ``PYTORCH_NVML_BASED_CUDA_CHECK`` when NVML cannot be loaded; True if unset.
+    :func:`restore_nvml_check` sets it back."""
+    if os.environ.get(_NVML_VARIABLE) == "1" and not _nvml_loadable():
+        del os.environ[_NVML_VARIABLE]
+        _saved["nvml_check"] = "1"
+        return True
+    return False
+
+
+def restore_nvml_check() -> bool:
+    """Set ``PYTORCH_NVML_BASED_CUDA_CHECK`` back if :func:`skip_failing_nvml_check` unset it."""
+    value = _saved.pop("nvml_check", None)
+    if value is None:
+        return False
+    os.environ[_NVML_VARIABLE] = value
+    return True
+
+
+_SPEEDUPS: Dict[str, tuple] = {  # name -> (enable, disable)
+    "event_crc": (use_fast_event_crc, restore_event_crc),
+    "nvml_check": (skip_failing_nvml_check, restore_nvml_check),
+}
+
+
+def _apply(which: Optional[Dict[str, bool]], index: int) -> Dict[str, bool]:
+    names = list(_SPEEDUPS) if which is None else list(which)
+    unknown = [n for n in names if n not in _SPEEDUPS]
+    if unknown:
+        raise ValueError(f"unknown speed-up(s) {unknown}; valid: {sorted(_SPEEDUPS)}")
+    return {n: _SPEEDUPS[n][index]() for n in names if which is None or which[n]}
+
+
+def enable_speedups(event_crc: bool = True, nvml_check: bool = True) -> Dict[str, bool]:
+    """Turn on the process-wide speed-ups of this module's docstring (idempotent).
+
+    Returns:
+        ``{name: True if that speed-up now acts}`` for each one asked for (``event_crc``
+        False without ``google-crc32c``; ``nvml_check`` False where NVML loads or Lightning was
+        not imported). :func:`speedup_report` formats it.
+    """
+    result = _apply({"event_crc": event_crc, "nvml_check": nvml_check}, 0)
+    return {name: name in _saved or result[name] for name in result}
+
+
+def disable_speedups() -> Dict[str, bool]:
+    """Undo :func:`enable_speedups`; returns ``{name: True if something was restored}``."""
+    return _apply(None, 1)
+
+
+def speedup_report(state: Dict[str, bool]) -> str:
+    """One line for logs, e.g. ``lightning_sig speed-ups: event_crc on, nvml_check off ...``."""
+    parts = ", ".join(f"{name} {'on' if on else 'off'}" for name, on in state.items())
+    return (f"lightning_sig speed-ups (process-wide, same results): {parts}; "
+            f"lightning_sig.disable_speedups() undoes them")

@@ -109,7 +109,7 @@ def test_lightning_hook_fast_path_keeps_behaviour():
 
 
 def test_skip_failing_nvml_check_only_without_nvml(monkeypatch):
-    import lightning_sig.lightning.modules as modules
+    import lightning_sig.speedups as modules
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     monkeypatch.setattr(modules, "_nvml_loadable", lambda: True)
     assert modules.skip_failing_nvml_check() is False

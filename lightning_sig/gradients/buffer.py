@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_sig._compat import flatten_dense_tensors
 from lightning_sig.gradients.segments import segment_statistics_unchecked
 
 __all__ = ["StepBuffer", "batched_statistics", "BUFFER_MAX_NUMEL", "GradientSnapshot",
@@ -144,7 +145,7 @@ def flatten_gradients(grads: List[Tensor]) -> Tensor:
     if any(g.dtype != dtype for g in grads):
         dtype = functools.reduce(torch.promote_types, {g.dtype for g in grads})
         grads = [g.to(dtype) for g in grads]
-    return torch._utils._flatten_dense_tensors(grads)
+    return flatten_dense_tensors(grads)
 
 
 class EpochSums:

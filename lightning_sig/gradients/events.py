@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import histogram_raw
 
+from lightning_sig._compat import event_file_writer, is_tensorboard_logger, logger_prefix
+from lightning_sig.nn.member_protocol import member_seeds_of
+
 __all__ = ["ScalarSummary", "prefixed_tags", "write_histograms", "GradientEventWriter"]
 
 
-def prefixed_tags(logger: TensorBoardLogger, tags: Sequence[str]) -> List[str]:
-    """``tags`` as the logger's ``log_metrics`` writes them (its ``prefix`` joined with
-    ``LOGGER_JOIN_CHAR``, e.g. ``p-grad/global/abs_q50``)."""
-    prefix = getattr(logger, "_prefix", "")
-    join = getattr(logger, "LOGGER_JOIN_CHAR", "-")
+def prefixed_tags(logger, tags: Sequence[str]) -> List[str]:
+    """``tags`` as a TensorBoardLogger's ``log_metrics`` writes them (its ``prefix`` joined
+    with ``LOGGER_JOIN_CHAR``, e.g. ``p-grad/global/abs_q50``)."""
+    prefix = logger_prefix(logger)
+    join = logger.LOGGER_JOIN_CHAR
     return [f"{prefix}{join}{tag}" for tag in tags] if prefix else list(tags)
 
 
@@ -41,7 +43,7 @@ class ScalarSummary:
         """One event at ``step`` holding ``values`` (one float per tag)."""
         for entry, value in zip(self.summary.value, values):
             entry.simple_value = value
-        writer._get_file_writer().add_summary(self.summary, step)  # as SummaryWriter.add_scalar
+        event_file_writer(writer).add_summary(self.summary, step)  # as SummaryWriter.add_scalar
 
 
 def write_histograms(writers: Sequence[SummaryWriter], tags: Sequence[str],
@@ -55,13 +57,13 @@ def write_histograms(writers: Sequence[SummaryWriter], tags: Sequence[str],
                              for value in histogram_raw(tag, **histogram).value])
     if summary.value:
         for writer in writers:
-            writer._get_file_writer().add_summary(summary, step)
+            event_file_writer(writer).add_summary(summary, step)
 
 
 class GradientEventWriter:
     """Where the callback's values go: each TensorBoardLogger gets one event per step (its
-    prefix before the tags), other loggers ``log_metrics``, and our ``num_members`` modules'
-    member s its own run (``pl_module.member_logger``).
+    prefix before the tags), other loggers ``log_metrics``, and a many-seeds module's
+    (:mod:`lightning_sig.nn.member_protocol`) member s its own run (``member_logger``).
 
     Args:
         statistics: the statistic names K of a group (``abs_q50``, ...), in table order.
@@ -78,14 +80,14 @@ class GradientEventWriter:
     def scalars(self, trainer, pl_module, member: int, prefix: str, names: Sequence[str],
                 values: Sequence[float], step: int) -> None:
         """Write one step's G × K ``values`` (row-major, as :meth:`tags`)."""
-        if getattr(pl_module, "member_seeds", None):  # member s -> its own run directory
+        if member_seeds_of(pl_module):  # member s -> its own run directory
             if pl_module.member_logger is not None:
                 pl_module.member_logger.log(member, dict(zip(self.tags(prefix, names), values)),
                                             step)
             return
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                key = (getattr(logger, "_prefix", ""), prefix, tuple(names))
+            if is_tensorboard_logger(logger):
+                key = (logger_prefix(logger), prefix, tuple(names))
                 summary = self._summaries.get(key)
                 if summary is None:
                     summary = self._summaries[key] = ScalarSummary(
@@ -96,16 +98,16 @@ class GradientEventWriter:
 
     @staticmethod
     def histogram_writers(trainer, pl_module, member: int
-                          ) -> List[Tuple[SummaryWriter, Optional[TensorBoardLogger]]]:
+                          ) -> List[Tuple[SummaryWriter, Optional[object]]]:
         """(writer, its logger or None for a member run) of every place histograms go."""
-        if getattr(pl_module, "member_seeds", None):
-            member_logger = getattr(pl_module, "member_logger", None)
+        if member_seeds_of(pl_module):
+            member_logger = pl_module.member_logger
             return [] if member_logger is None or member_logger.writers is None else \
                 [(member_logger.writers[member], None)]
-        return [(lg.experiment, lg) for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        return [(lg.experiment, lg) for lg in trainer.loggers if is_tensorboard_logger(lg)]
 
     @staticmethod
-    def histograms(writers: Sequence[Tuple[SummaryWriter, Optional[TensorBoardLogger]]],
+    def histograms(writers: Sequence[Tuple[SummaryWriter, Optional[object]]],
                    tags: Sequence[str], histograms: Sequence[Optional[Dict[str, object]]],
                    step: int) -> None:
         """One histogram event per writer (tags with its logger's prefix)."""

@@ -20,7 +20,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
-from lightning_sig.speedups import use_fast_event_crc
+from lightning_sig._compat import is_tensorboard_logger
+from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
 from lightning_sig.gradients.events import GradientEventWriter
@@ -173,11 +174,9 @@ class GradientQuantileCallback(Callback):
         """One snapshot of the gradients, or one per member for our ``num_members > 1`` modules
         (each with a single network's layer names, so members get the tags of separate runs);
         empty if no parameter has a gradient."""
-        seeds = getattr(pl_module, "member_seeds", None)
-        if seeds:
-            from lightning_sig.nn.members import member_layer_gradients
+        if member_seeds_of(pl_module):  # lightning_sig.nn.member_protocol
             return [GradientSnapshot.of_layers(layers) for layers in
-                    member_layer_gradients(pl_module, len(seeds)) if layers]
+                    pl_module.member_gradients() if layers]
         snap = self._module_snapshot(pl_module)
         return [snap] if snap.grads else []
 
@@ -235,7 +234,6 @@ class GradientQuantileCallback(Callback):
 
     # ----------------------------------------------------------------------- hooks
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        use_fast_event_crc()  # TensorBoard's pure-Python checksum costs ~600 µs per step's event
         if stage == "fit":  # Lightning restores a checkpoint's state after this hook
             self._reset()
 
@@ -270,8 +268,8 @@ class GradientQuantileCallback(Callback):
                 self._log_histograms(member, snap, flat, step)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
-        deferred = getattr(pl_module, "member_seeds", None) or all(
-            isinstance(logger, TensorBoardLogger) for logger in trainer.loggers)
+        deferred = member_seeds_of(pl_module) or all(
+            is_tensorboard_logger(logger) for logger in trainer.loggers)
         if (log_now and not deferred) or any(b.full for b in self._buffers.values()):
             self._flush()
 

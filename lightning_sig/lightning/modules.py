@@ -12,11 +12,8 @@ and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.nn.members`)
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import os
-from typing import ClassVar, List, Optional, Tuple
+from typing import ClassVar, Dict, List, Optional, Tuple
 
 import pytorch_lightning as pl
 import torch
@@ -27,8 +24,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
 from lightning_sig.nn.members import MemberConvNet, build_member_nets, check_member_trainer, \
+    member_layer_gradients, \
     member_l2_penalty, member_losses, resolve_member_seeds
-from lightning_sig.speedups import use_fast_event_crc
+from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, fused_adam_devices, \
+    trainer_log_step, trainer_writes_logs_now
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
@@ -37,45 +36,13 @@ __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
            "adam"]
 
 
-@functools.lru_cache(maxsize=None)
-def _nvml_loadable() -> bool:
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")  # the library torch.cuda's NVML check opens
-        return True
-    except OSError:
-        return False
-
-
-def skip_failing_nvml_check() -> bool:
-    """Unset ``PYTORCH_NVML_BASED_CUDA_CHECK`` when NVML cannot be loaded; True if unset.
-
-    Importing Lightning sets it (so that ``torch.cuda.is_available()`` does not initialise
-    CUDA before forking). Then every ``Optimizer.step()`` of a CUDA build of torch asks NVML
-    for the device count; without NVML (a CPU machine) the failing ``dlopen`` is retried at
-    every call (measured: +0.12–0.22 ms per Adam step here) and torch falls back to
-    ``torch._C._cuda_getDeviceCount()`` anyway, which is what it calls directly once the
-    variable is unset: the same answer, without the failed library search. Machines with
-    NVML keep the variable.
-    """
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not _nvml_loadable():
-        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-        return True
-    return False
-
-
 def adam(params, lr: float) -> torch.optim.Adam:
     """``torch.optim.Adam(params, lr)``, with ``fused=True`` when every parameter is a floating
     tensor on a device with fused Adam kernels (CPU from torch 2.4, CUDA, ...), else torch's
     default implementation. The same update up to float rounding; measured on this CPU: an
-    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md). Also calls
-    :func:`skip_failing_nvml_check`."""
-    skip_failing_nvml_check()
+    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md)."""
     params = list(params)
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-        devices = set(_get_fused_kernels_supported_devices())
-    except ImportError:  # older torch: keep the default
-        devices = set()
+    devices = set(fused_adam_devices())
     fused = bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
     return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
 
@@ -85,13 +52,7 @@ def _is_logging_step(trainer: Optional[pl.Trainer]) -> bool:
     ``log_every_n_steps`` rule, or ``fast_dev_run``); True without a Trainer."""
     if trainer is None or trainer.fast_dev_run:
         return True
-    return bool(getattr(trainer._logger_connector, "should_update_logs", True))
-
-
-def _log_step(trainer: pl.Trainer) -> int:
-    """The step Lightning gives metrics logged now (``_batches_that_stepped``; global_step if
-    that private counter is missing)."""
-    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
+    return trainer_writes_logs_now(trainer)
 
 
 def _check_number(name: str, value: object, minimum: float, strict: bool) -> float:
@@ -185,7 +146,7 @@ class SigmoidNetModule(pl.LightningModule):
             for _ in range(3))
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "_current_fx_name":  # set by Lightning around each hook, ~45 times a step:
+        if name == FX_NAME_ATTRIBUTE:  # set by Lightning around each hook, ~45 times a step:
             object.__setattr__(self, name, value)  # a str/None; nn.Module's checks cost ~4 µs
             return
         super().__setattr__(name, value)
@@ -194,6 +155,11 @@ class SigmoidNetModule(pl.LightningModule):
         """Weights and biases θ of the net: every trainable parameter except learnable α."""
         return [p for n, p in self.net.named_parameters()
                 if p.requires_grad and not n.endswith("log_alpha")]
+
+    def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
+        """Members (:mod:`lightning_sig.nn.member_protocol`): per member, layer name (as a
+        single network's) → that member's slice of each parameter gradient of the layer."""
+        return member_layer_gradients(self, self.num_members)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
@@ -210,7 +176,7 @@ class SigmoidNetModule(pl.LightningModule):
             logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
         loss = data_loss + penalty
-        if _is_logging_step(self._trainer):
+        if _is_logging_step(attached_trainer(self)):
             self.train_acc(logits, y)
             self.log_dict({"train/loss": loss, "train/data_loss": data_loss,
                            "train/l2_penalty": penalty, "train/acc": self.train_acc},
@@ -228,11 +194,11 @@ class SigmoidNetModule(pl.LightningModule):
         data_loss = member_losses(logits, y)  # (S,)
         penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)
         loss = data_loss + penalty
-        if self.member_logger is not None and _is_logging_step(self._trainer):
+        if self.member_logger is not None and _is_logging_step(attached_trainer(self)):
             acc = (logits.argmax(-1) == y).float().mean(1)
             self.member_logger.log_stacked(
                 {"train/loss": loss, "train/data_loss": data_loss, "train/l2_penalty": penalty,
-                 "train/acc": acc}, _log_step(self.trainer), {"epoch": self.current_epoch})
+                 "train/acc": acc}, trainer_log_step(self.trainer), {"epoch": self.current_epoch})
         return loss.sum()
 
     def _evaluate(self, batch: Tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
@@ -264,15 +230,13 @@ class SigmoidNetModule(pl.LightningModule):
                 and not self.trainer.sanity_checking:
             values = metrics.compute()
             self.member_logger.log_stacked({f"{stage}/loss": values["loss"], f"{stage}/acc":
-                                            values["acc"]}, _log_step(self.trainer),
+                                            values["acc"]}, trainer_log_step(self.trainer),
                                            {"epoch": self.current_epoch})
         metrics.reset()
 
     def setup(self, stage: str) -> None:
-        """The C checksum for TensorBoard events; ``compile_net``; members: refuse coupling
-        settings, give the DataModule the member seeds (when it has ``member_seeds`` unset),
-        open the per-member loggers."""
-        use_fast_event_crc()  # TensorBoard event checksums in C (lightning_sig.speedups)
+        """``compile_net``; members: refuse coupling settings, give the DataModule the member
+        seeds (when it has ``member_seeds`` unset), open the per-member loggers."""
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True

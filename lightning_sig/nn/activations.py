@@ -135,12 +135,17 @@ class ScaledActivation(nn.Module):
 
     @property
     def alpha(self) -> float:
-        """Current α as a Python float."""
-        return float(self.log_alpha.exp()) if self.learnable_alpha else self._alpha
+        """Current α as a Python float (detached; no autograd warning)."""
+        return float(self.log_alpha.detach().exp()) if self.learnable_alpha else self._alpha
+
+    def alpha_value(self) -> float | Tensor:
+        """α as the forward pass uses it: the 0-d tensor exp(log_alpha) (differentiable) when
+        learnable, else the float α. What α-folding (:mod:`lightning_sig.nn.folding`) reads."""
+        return self.log_alpha.exp() if self.learnable_alpha else self._alpha
 
     def forward(self, z: Tensor) -> Tensor:
-        alpha = self.log_alpha.exp() if self.learnable_alpha else self._alpha
-        return scaled_activation(z, self.family, alpha)
+        """f_α(z) = α·f(z/α) elementwise; (*) → (*)."""
+        return scaled_activation(z, self.family, self.alpha_value())
 
     def extra_repr(self) -> str:
         return f"family={self.family!r}, alpha={self.alpha:.4g}, learnable_alpha={self.learnable_alpha}"

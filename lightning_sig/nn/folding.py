@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from lightning_sig._compat import flatten_dense_tensors, unflatten_dense_tensors
 from lightning_sig.nn.activations import ACTIVATIONS, HOMOGENEOUS
 
 __all__ = ["l2_penalty", "run_folded", "run_folded_penalized", "fold_plan", "ScaleAndPenalize"]
@@ -56,9 +57,8 @@ def _activation_alpha(act: nn.Module) -> Scale:
     """α of an α-scaled activation layer (float or tensor); None for α = 1 or relu/identity."""
     if act.family in HOMOGENEOUS:
         return None
-    if act.learnable_alpha:
-        return act.log_alpha.exp()
-    return None if act._alpha == 1.0 else act._alpha
+    alpha = act.alpha_value()
+    return None if not isinstance(alpha, Tensor) and alpha == 1.0 else alpha
 
 
 def _is_affine(layer: nn.Module) -> bool:
@@ -164,8 +164,8 @@ def _scale_vector(scales: Tuple[float, ...], numels: Tuple[int, ...], device: to
 
 # torch's C++ helpers (used by DDP and apex): concatenate tensors into one flat tensor, and cut a
 # flat tensor into views shaped like a list of tensors; ~1 µs per tensor on CPU.
-_flatten = torch._utils._flatten_dense_tensors
-_unflatten = torch._utils._unflatten_dense_tensors
+_flatten = flatten_dense_tensors
+_unflatten = unflatten_dense_tensors
 
 
 class ScaleAndPenalize(torch.autograd.Function):

@@ -146,10 +146,14 @@ class _MemberActivation(nn.Module):
         else:
             self._alpha = acts[0].alpha
 
+    def alpha_value(self) -> float | Tensor:
+        """α as :meth:`ScaledActivation.alpha_value`: a float, or the (S,) tensor exp(log_alpha)."""
+        return self.log_alpha.exp() if self.learnable_alpha else self._alpha
+
     def forward(self, h: Tensor) -> Tensor:
+        alpha = self.alpha_value()
         if not self.learnable_alpha:
-            return scaled_activation(h, self.family, self._alpha)
-        alpha = self.log_alpha.exp()
+            return scaled_activation(h, self.family, alpha)
         if h.dim() == 3:  # dense layout (S, B, F)
             return scaled_activation(h, self.family, alpha.view(-1, 1, 1))
         grouped = h.unflatten(1, (alpha.shape[0], -1))  # (B, S, C, H, W)

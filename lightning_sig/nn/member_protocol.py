@@ -1,0 +1,46 @@
+"""The many-seeds ("members") interface: what a module that trains S seeds at once provides.
+
+Our LightningModules with ``num_members = S > 1`` hold S independent networks as one
+(:class:`~lightning_sig.nn.members.MemberConvNet`): member s is the run a separate process would
+make with ``seed_everything(member_seeds[s])``. A callback or logger that would otherwise treat
+the module as one model asks :func:`member_seeds_of` and, if it gets seeds, handles each member
+as its own run. Any user module can implement the same three names to get that treatment.
+
+The interface (a ``typing.Protocol``, checked at run time by :func:`member_seeds_of`):
+
+``member_seeds: list[int] | None``
+    The S seeds, or None for an ordinary single-model module.
+``member_logger``
+    None, or an object with ``log(member, metrics: dict[str, float], step)`` (scalars of member
+    s into its own run) and ``writers`` (None, or S ``SummaryWriter`` s, for histograms): see
+    :class:`lightning_sig.lightning.member_logging.MemberLogger`.
+``member_gradients() -> list[dict[str, list[Tensor]]]``
+    Per member s: layer qualified name, as a single-network module names it
+    (``net.features.0``), → that member's slice of the gradients of the layer's parameters.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Protocol, runtime_checkable
+
+from torch import Tensor
+
+__all__ = ["MultiSeedModule", "member_seeds_of"]
+
+
+@runtime_checkable
+class MultiSeedModule(Protocol):
+    """A module training S seeds at once; see this module's docstring for each attribute."""
+
+    member_seeds: Optional[List[int]]
+    member_logger: Any
+
+    def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
+        """Per member: layer name → gradients of that member's parameters of the layer."""
+
+
+def member_seeds_of(module: object) -> Optional[List[int]]:
+    """The member seeds of a :class:`MultiSeedModule` with S ≥ 1 members; None for any other
+    module (including ours with ``num_members = 1``, whose ``member_seeds`` is None)."""
+    if isinstance(module, MultiSeedModule) and module.member_seeds:
+        return list(module.member_seeds)
+    return None
