@@ -26,7 +26,7 @@ from _common import add_common_arguments, cifar_datamodule, \
     collect_interleaved, fit_seconds_per_step, format_table, start_fit_benchmark
 
 from lightning_sig import CombinedNet, ManyLayersNet
-from lightning_sig.lightning.grad_callback import GradientQuantileCallback
+from lightning_sig import GradientQuantileCallback
 
 NETS = {"many": (ManyLayersNet, dict(activation="tanh", alpha=2.0)),
         "combined": (CombinedNet, dict(activation="tanh", alpha=2.0, l2_strength=0.01))}

@@ -25,8 +25,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_sig import CIFAR10DataModule, CombinedNet
 from lightning_sig.lightning.cli import main
 from lightning_sig.lightning.data_files import BASE_FOLDER, write_batches
-from lightning_sig.lightning.grad_callback import GradientQuantileCallback
-from lightning_sig.lightning.nonfinite import NonFiniteLossGuard
+from lightning_sig import GradientQuantileCallback
+from lightning_sig import NonFiniteLossGuard
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fig3_combined" / "tanh_reg_scaled.yaml"

@@ -18,8 +18,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_sig import CIFAR10DataModule, CombinedNet
-from lightning_sig.lightning.grad_callback import GradientQuantileCallback
-from lightning_sig.lightning.nonfinite import NonFiniteLossGuard
+from lightning_sig import GradientQuantileCallback
+from lightning_sig import NonFiniteLossGuard
 
 NAN_STEP, STEPS_PER_EPOCH = 7, 5
 

@@ -25,7 +25,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_sig import CIFAR10DataModule, CombinedNet
-from lightning_sig.lightning.grad_callback import GradientQuantileCallback
+from lightning_sig import GradientQuantileCallback
 
 RUN = "run/version_0"
 SERIES = ("grad/global/abs_q50", "grad/net.features.0/abs_q25", "grad/global/nonfinite_count")

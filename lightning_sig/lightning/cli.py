@@ -1,9 +1,17 @@
-"""The LightningCLI entry point: ``python train.py fit --config configs/...yaml``.
+"""The LightningCLI entry points: ``python train.py fit --config configs/...yaml``
+(``pytorch_lightning``) and ``python -m lightning_sig.lightning.pytorch fit --config ...``
+(``lightning.pytorch``).
 
 The model class comes from the config (``model.class_path``: one of our LightningModules or any
-subclass of :class:`~lightning_sig.modules.SigmoidNetModule`), the data from
-:class:`~lightning_sig.CIFAR10DataModule`. Without a logger in the config, Lightning's default
-TensorBoardLogger is used.
+subclass of ``SigmoidNetModule``), the data from ``CIFAR10DataModule``. Without a logger in the
+config, Lightning's default TensorBoardLogger is used. The CLI turns on the process-wide
+speed-ups of :mod:`lightning_sig.speedups` and prints what it turned on.
+
+The configs name ``pytorch_lightning`` classes (``lightning_sig.CombinedNet``,
+``pytorch_lightning.loggers.TensorBoardLogger``). The ``lightning.pytorch`` entry point reads
+the same files: :func:`translate_class_paths` maps those names to their ``lightning.pytorch``
+twins (``lightning_sig.lightning.pytorch.CombinedNet``, ``lightning.pytorch.loggers...``) in
+the config files and on the command line before LightningCLI parses them.
 
 Resuming into the same TensorBoard run (``--ckpt_path ... --trainer.logger.init_args.version N``)
 keeps that run's ``config.yaml`` and writes the resumed run's config next to it as
@@ -12,27 +20,39 @@ keeps that run's ``config.yaml`` and writes the resumed run's config next to it 
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional
 
-import pytorch_lightning as pl
-from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+from lightning_utilities.core.rank_zero import rank_zero_info
+from typing_extensions import override
 
-from lightning_sig.lightning.data import CIFAR10DataModule
-from lightning_sig.speedups import use_fast_event_crc
-from lightning_sig.lightning.modules import SigmoidNetModule
+from lightning_sig.speedups import enable_speedups, speedup_report
 
-__all__ = ["main", "ResumeSaveConfigCallback"]
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["main", "ResumeSaveConfigCallbackMixin", "translate_class_paths"]
+
+_PUBLIC = ("SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
+           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
+           "SaturationMonitor")
+_OURS = re.compile(r"\blightning_sig\.(" + "|".join(_PUBLIC) + r")\b")
+_PL = re.compile(r"\bpytorch_lightning\.")
+_CONFIG_FLAGS = ("--config", "-c")
 
 
-class ResumeSaveConfigCallback(SaveConfigCallback):
+class ResumeSaveConfigCallbackMixin:
     """SaveConfigCallback that lets a run given ``ckpt_path`` continue an existing log dir.
 
     If ``fit`` is given ``ckpt_path`` and the log dir already holds ``config.yaml``, this run's
     config is saved as ``config_resumed.yaml`` (overwriting an earlier resume's); the original
-    is kept.
-    Otherwise Lightning's behaviour is unchanged (it refuses to overwrite an existing config).
+    is kept. Otherwise Lightning's behaviour is unchanged (it refuses to overwrite an existing
+    config).
     """
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.config.get("ckpt_path") is not None and trainer.log_dir:
             exists = os.path.isfile(os.path.join(trainer.log_dir, self.config_filename))
@@ -41,9 +61,45 @@ class ResumeSaveConfigCallback(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
 
-def main(args: Optional[List[str]] = None, run: bool = True) -> LightningCLI:
-    """Run the CLI (``args`` defaults to ``sys.argv[1:]``); returns the LightningCLI object.
-    TensorBoard's event files get the C checksum (:func:`~lightning_sig.event_crc.use_fast_event_crc`)."""
-    use_fast_event_crc()
-    return LightningCLI(SigmoidNetModule, CIFAR10DataModule, subclass_mode_model=True,
-                        save_config_callback=ResumeSaveConfigCallback, args=args, run=run)
+def translate_class_paths(text: str) -> str:
+    """``pytorch_lightning`` class paths in ``text`` → their ``lightning.pytorch`` twins:
+    ``lightning_sig.<Public>`` → ``lightning_sig.lightning.pytorch.<Public>`` and
+    ``pytorch_lightning.<x>`` → ``lightning.pytorch.<x>``."""
+    return _PL.sub("lightning.pytorch.", _OURS.sub(r"lightning_sig.lightning.pytorch.\1", text))
+
+
+def _translated_args(args: List[str]) -> List[str]:
+    """Command-line ``args`` for the ``lightning.pytorch`` CLI: class paths translated, and each
+    ``--config FILE`` replaced by the translated YAML text (jsonargparse takes either)."""
+    out: List[str] = []
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if out and out[-1] in _CONFIG_FLAGS and not arg.startswith("-") and Path(arg).is_file():
+            out.append(translate_class_paths(Path(arg).read_text()))
+        elif eq and flag in _CONFIG_FLAGS and Path(value).is_file():
+            out.append(f"{flag}={translate_class_paths(Path(value).read_text())}")
+        else:
+            out.append(translate_class_paths(arg))
+    return out
+
+
+def main(args: Optional[List[str]] = None, run: bool = True,
+         namespace: str = "pytorch_lightning"):
+    """Run the CLI (``args`` defaults to ``sys.argv[1:]``) on ``namespace``
+    (``pytorch_lightning`` or ``lightning.pytorch``); returns the LightningCLI object.
+
+    Raises:
+        ValueError: unknown ``namespace``. ImportError: its package is not installed.
+    """
+    import importlib
+
+    from lightning_sig.lightning.namespace import build_classes
+
+    classes = build_classes(namespace)
+    cli_module = importlib.import_module(f"{namespace}.cli")
+    if namespace == "lightning.pytorch":
+        args = _translated_args(list(sys.argv[1:] if args is None else args))
+    rank_zero_info(speedup_report(enable_speedups()))
+    return cli_module.LightningCLI(
+        classes["SigmoidNetModule"], classes["CIFAR10DataModule"], subclass_mode_model=True,
+        save_config_callback=classes["ResumeSaveConfigCallback"], args=args, run=run)

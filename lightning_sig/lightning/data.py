@@ -18,15 +18,15 @@ from __future__ import annotations
 import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from typing_extensions import override
 
 from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
-__all__ = ["CIFAR10DataModule", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
+__all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
            "MemberCollate"]
 
 
@@ -155,7 +155,7 @@ class MemberCollate:
         return tuple(t.unflatten(0, (self.num_members, -1)) for t in self.collate_fn(batch))
 
 
-class CIFAR10DataModule(pl.LightningDataModule):
+class CIFAR10DataModuleMixin:
     """CIFAR-10 from the official python-version batches, held in memory.
 
     Args:
@@ -214,6 +214,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.val_set: Optional[InMemoryImageDataset] = None
         self.test_set: Optional[InMemoryImageDataset] = None
 
+    @override
     def prepare_data(self) -> None:
         """Download the archive if batches are missing and ``download=True`` (rank 0 only)."""
         if missing_files(self.data_dir, TRAIN_FILES + TEST_FILES):
@@ -221,6 +222,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 missing_files(self.data_dir, TRAIN_FILES + TEST_FILES, raise_error=True)
             download_cifar10(self.data_dir)
 
+    @override
     def setup(self, stage: Optional[str] = None) -> None:
         """Load the splits into memory; split off ``val_split`` images with a seeded generator."""
         missing_files(self.data_dir, TRAIN_FILES + TEST_FILES, raise_error=True)
@@ -271,11 +273,14 @@ class CIFAR10DataModule(pl.LightningDataModule):
                           num_workers=self.num_workers, collate_fn=MemberCollate(len(seeds)),
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
+    @override
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
+    @override
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
+    @override
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False)

@@ -10,14 +10,12 @@ the TensorBoard events in :mod:`lightning_sig.gradients.events`.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.utilities import rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_warn
+from typing_extensions import override
 from torch import Tensor
 
 from lightning_sig._compat import is_tensorboard_logger
@@ -31,7 +29,10 @@ from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_T
     check_quantile_levels, check_vanishing_threshold, gradient_statistics_tensor, \
     statistic_names
 
-__all__ = ["GradientQuantileCallback"]
+__all__ = ["GradientQuantileCallbackMixin"]
+
+if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
+    import pytorch_lightning as pl
 
 
 def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
@@ -43,7 +44,7 @@ def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
     return value
 
 
-class GradientQuantileCallback(Callback):
+class GradientQuantileCallbackMixin:
     r"""Log exact coordinatewise statistics of the gradient g, globally and for every layer.
 
     At every optimizer step the callback computes, for the vector g of all trainable
@@ -233,16 +234,19 @@ class GradientQuantileCallback(Callback):
         self._unlogged[member] = None if logged[-1] else (names, values[-1], steps[-1])
 
     # ----------------------------------------------------------------------- hooks
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":  # Lightning restores a checkpoint's state after this hook
             self._reset()
 
+    @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
             self._epoch = {}
             self._epoch_index = trainer.current_epoch
 
+    @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         if not trainer.is_global_zero:
@@ -273,6 +277,7 @@ class GradientQuantileCallback(Callback):
         if (log_now and not deferred) or any(b.full for b in self._buffers.values()):
             self._flush()
 
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
@@ -282,6 +287,7 @@ class GradientQuantileCallback(Callback):
             if sums.total is not None:  # NaN where never defined (0 / 0)
                 self._emit(member, "grad_epoch", sums.names, sums.means(), trainer.global_step)
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush()
         if trainer.should_stop:  # Lightning logs the last step of an early stop: so do we
@@ -290,11 +296,13 @@ class GradientQuantileCallback(Callback):
                     self._emit(member, "grad", *last)
         self._unlogged = {}
 
+    @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         self._flush()  # what was computed up to the failure is written
         self._context = None  # teardown is not called after an exception
 
+    @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._flush()
         self._context = None
@@ -327,11 +335,13 @@ class GradientQuantileCallback(Callback):
             rank_zero_warn(message)
 
     # ------------------------------------------------------------------ state (resume)
+    @override
     def state_dict(self) -> Dict[str, Any]:
         self._flush()  # a checkpoint holds the epoch sums of every step so far
         return {"epoch": {m: s.state() for m, s in self._epoch.items() if s.total is not None},
                 "epoch_index": self._epoch_index}
 
+    @override
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self._epoch = {int(m): EpochSums(n, t.double().cpu(), c.double().cpu())
                        for m, (n, t, c) in state_dict.get("epoch", {}).items()}

@@ -13,13 +13,13 @@ and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.nn.members`)
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, ClassVar, Dict, List, Optional, Tuple
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
+from typing_extensions import override
 
 from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
@@ -32,8 +32,11 @@ from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
 
-__all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet", "l2_penalty",
-           "adam"]
+__all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
+           "CombinedNetMixin", "l2_penalty", "adam"]
+
+if TYPE_CHECKING:  # annotations only: the bodies serve both Lightning namespaces
+    import pytorch_lightning as pl
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
@@ -63,7 +66,7 @@ def _check_number(name: str, value: object, minimum: float, strict: bool) -> flo
     return float(value)
 
 
-class SigmoidNetModule(pl.LightningModule):
+class SigmoidNetModuleMixin:
     """Base LightningModule: a paper network (``spec``) trained with Adam on CE + r/2·Σθ².
 
     Subclasses set ``spec`` (the architecture) and ``paper_init`` (the paper's initialisation
@@ -161,10 +164,12 @@ class SigmoidNetModule(pl.LightningModule):
         single network's) → that member's slice of each parameter gradient of the layer."""
         return member_layer_gradients(self, self.num_members)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
         return self.net(x)
 
+    @override
     def training_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         if self.member_seeds is not None:
             return self._member_training_step(batch)
@@ -211,15 +216,19 @@ class SigmoidNetModule(pl.LightningModule):
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True)
         self.log(f"{stage}/acc", metric, on_epoch=True)
 
+    @override
     def validation_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_acc)
 
+    @override
     def test_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
+    @override
     def on_validation_epoch_end(self) -> None:
         self._log_member_eval("val")
 
+    @override
     def on_test_epoch_end(self) -> None:
         self._log_member_eval("test")
 
@@ -234,6 +243,7 @@ class SigmoidNetModule(pl.LightningModule):
                                            {"epoch": self.current_epoch})
         metrics.reset()
 
+    @override
     def setup(self, stage: str) -> None:
         """``compile_net``; members: refuse coupling settings, give the DataModule the member
         seeds (when it has ``member_seeds`` unset), open the per-member loggers."""
@@ -254,11 +264,13 @@ class SigmoidNetModule(pl.LightningModule):
             self.member_logger = MemberLogger.for_trainer(self.trainer, self.member_seeds,
                                                           self.hparams.member_log_dir)
 
+    @override
     def teardown(self, stage: str) -> None:
         if self.member_logger is not None:
             self.member_logger.close()
             self.member_logger = None
 
+    @override
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam with the module's ``lr`` (Sec. 3); no weight decay: the l2 term is in the loss.
         Fused (one kernel for all parameters) where torch has fused Adam for the device; see
@@ -266,7 +278,7 @@ class SigmoidNetModule(pl.LightningModule):
         return adam(self.parameters(), self.lr)
 
 
-class LargeParamsNet(SigmoidNetModule):
+class LargeParamsNetMixin(SigmoidNetModuleMixin):
     """Table 1 network, large-parameters regime (Sec. 3.1, Figure 1).
 
     3 blocks × 2 convs (3 channels), dense 8, output 10; paper init U[−10, 10).
@@ -277,7 +289,7 @@ class LargeParamsNet(SigmoidNetModule):
     paper_init = ("uniform", 10.0)
 
 
-class ManyLayersNet(SigmoidNetModule):
+class ManyLayersNetMixin(SigmoidNetModuleMixin):
     """Table 2 network, many-layers regime (Sec. 3.2, Figure 2).
 
     3 blocks × 3 convs (3 channels), dense 8, 8, 8, 8, output 10; paper init N(0, 0.05²).
@@ -288,7 +300,7 @@ class ManyLayersNet(SigmoidNetModule):
     paper_init = ("normal", 0.05)
 
 
-class CombinedNet(SigmoidNetModule):
+class CombinedNetMixin(SigmoidNetModuleMixin):
     """Table 3 network, combined regime (Sec. 3.3, Figures 3–4).
 
     3 blocks × 2 convs (3 channels), dense 8, 8, 8, output 10; paper init U[−10, 10).

@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.utilities import rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_warn
+from typing_extensions import override
 from torch import Tensor
 
-__all__ = ["NonFiniteLossGuard", "ACTIONS"]
+__all__ = ["NonFiniteLossGuardMixin", "ACTIONS"]
+
+if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
 
 #: Valid values of ``NonFiniteLossGuard(action=...)``.
 ACTIONS = ("stop", "continue")
 
 
-class NonFiniteLossGuard(Callback):
+class NonFiniteLossGuardMixin:
     """Stop or continue training when the loss becomes non-finite; keep the last good checkpoint.
 
     After every training batch (``on_train_batch_end``, i.e. after the optimizer step) the
@@ -98,10 +101,12 @@ class NonFiniteLossGuard(Callback):
         flags = [torch.isfinite(p).all() for p in pl_module.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
 
+    @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         self._step_at_start = trainer.global_step
 
+    @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = self._loss(outputs)
@@ -136,6 +141,7 @@ class NonFiniteLossGuard(Callback):
             f"rest of this run; the last checkpoint written before is kept: "
             f"{', '.join(kept) or 'none was written'}.")
 
+    @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Give the ModelCheckpoint callbacks their original settings back."""
         for cb, settings in self._saved_settings:

@@ -23,7 +23,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 import lightning_sig.lightning.data as data_module
 from lightning_sig import CIFAR10DataModule, CombinedNet
 from lightning_sig.lightning.data_files import write_batches
-from lightning_sig.lightning.grad_callback import GradientQuantileCallback
+from lightning_sig import GradientQuantileCallback
 
 SEED, N_PER_BATCH = 0, 20
 
