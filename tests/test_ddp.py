@@ -42,14 +42,17 @@ def _scalars(run_dir: Path):
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(ddp_out, single_out): the 2-process run (data downloaded on the fly) and the reference."""
+@pytest.fixture(scope="module", params=["pytorch_lightning", "lightning.pytorch"])
+def runs(tmp_path_factory, request):
+    """(ddp_out, single_out): the 2-process run (data downloaded on the fly) and the reference,
+    once per Lightning namespace."""
+    namespace = request.param
     base = tmp_path_factory.mktemp("ddp")
     ddp_out, single_out = base / "ddp", base / "single"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     cmd = [sys.executable, str(SCRIPT), "--out", str(ddp_out), "--data", str(base / "empty_data"),
-           "--devices", "2", "--batch-size", str(BATCH), "--epochs", str(EPOCHS), "--download"]
+           "--devices", "2", "--batch-size", str(BATCH), "--epochs", str(EPOCHS), "--download",
+           "--namespace", namespace]
     # own process group, so a hang kills both ranks (Lightning launches rank 1 from rank 0)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -66,7 +69,7 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)  # as each DDP rank: same kernels, float sums in the same order
     try:
         _load_script().run(single_out, base / "data", devices=1, batch_size=2 * BATCH,
-                           epochs=EPOCHS)
+                           epochs=EPOCHS, namespace=namespace)
     finally:
         torch.set_num_threads(threads)
     return ddp_out, single_out

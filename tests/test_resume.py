@@ -17,7 +17,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig import CombinedNet
+from lightning_sig.lightning.namespace import build_classes
 from lightning_sig.lightning.cli import main
 from lightning_sig.lightning.data_files import write_batches
 
@@ -28,7 +28,7 @@ HPARAMS = {"activation": "arctan", "alpha": 3.0, "learnable_alpha": True, "l2_st
 STEPS_PER_EPOCH = 5
 
 
-def _fit(data: Path, save_dir: Path, epochs: int, *extra: str):
+def _fit(namespace: str, data: Path, save_dir: Path, epochs: int, *extra: str):
     args = ["fit", "--config", str(CONFIG), "--data.data_dir", str(data), "--data.batch_size", "20",
             "--trainer.logger.init_args.save_dir", str(save_dir), "--trainer.max_epochs", str(epochs),
             "--trainer.deterministic", "true", "--trainer.log_every_n_steps", "1",
@@ -36,7 +36,7 @@ def _fit(data: Path, save_dir: Path, epochs: int, *extra: str):
             "--trainer.enable_model_summary", "false"]
     for key, value in HPARAMS.items():
         args += [f"--model.init_args.{key}", str(value).lower() if isinstance(value, bool) else str(value)]
-    return main(args + list(extra))
+    return main(args + list(extra), namespace=namespace)
 
 
 def _events(log_dir: Path) -> dict:
@@ -46,18 +46,21 @@ def _events(log_dir: Path) -> dict:
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="module", params=["pytorch_lightning", "lightning.pytorch"])
+def runs(tmp_path_factory, request):
+    """The runs A, B, B2, C of the module docstring, once per Lightning namespace."""
+    ns = request.param
     root = tmp_path_factory.mktemp("resume")
     write_batches(str(root / "data"), n_per_batch=20, seed=0)
-    out = {"root": root, "a": _fit(root / "data", root / "a", 2),
-           "b": _fit(root / "data", root / "b", 1), "b2": _fit(root / "data", root / "b2", 1)}
+    out = {"root": root, "namespace": ns, "a": _fit(ns, root / "data", root / "a", 2),
+           "b": _fit(ns, root / "data", root / "b", 1),
+           "b2": _fit(ns, root / "data", root / "b2", 1)}
     b_dir = Path(out["b"].trainer.log_dir)
     out["b_config"] = (b_dir / "config.yaml").read_bytes()
     out["b_events"] = _events(b_dir)  # before C appends to B's log
     out["b_ckpt"] = b_dir / "checkpoints" / f"epoch=0-step={STEPS_PER_EPOCH}.ckpt"
     out["b_ckpt_bytes"] = out["b_ckpt"].read_bytes()
-    out["c"] = _fit(root / "data", root / "b", 2, "--ckpt_path", str(out["b_ckpt"]),
+    out["c"] = _fit(ns, root / "data", root / "b", 2, "--ckpt_path", str(out["b_ckpt"]),
                     "--trainer.logger.init_args.version", "0")
     return out
 
@@ -130,7 +133,8 @@ def _last_ckpt(cli) -> Path:
 
 
 def test_load_from_checkpoint_restores_every_hyperparameter(runs):
-    loaded = CombinedNet.load_from_checkpoint(_last_ckpt(runs["a"]))
+    combined_net = build_classes(runs["namespace"])["CombinedNet"]
+    loaded = combined_net.load_from_checkpoint(_last_ckpt(runs["a"]))
     assert {k: loaded.hparams[k] for k in HPARAMS} == HPARAMS
     assert loaded.hparams.lr == 1e-3 and loaded.l2_strength == 0.02
     acts = [m for m in loaded.net.modules() if type(m).__name__ == "ScaledActivation"]
@@ -145,8 +149,9 @@ def test_evaluate_with_ckpt_path_uses_trained_model_without_config(runs, subcomm
                 "--data.data_dir", str(root / "data"), "--data.batch_size", "20",
                 "--ckpt_path", str(_last_ckpt(a)), "--trainer.logger", "false",
                 "--trainer.default_root_dir", str(root / subcommand),
-                "--trainer.enable_progress_bar", "false", "--trainer.deterministic", "true"])
-    assert type(cli.model) is CombinedNet
+                "--trainer.enable_progress_bar", "false", "--trainer.deterministic", "true"],
+               namespace=runs["namespace"])
+    assert type(cli.model) is build_classes(runs["namespace"])["CombinedNet"]
     assert {k: cli.model.hparams[k] for k in HPARAMS} == HPARAMS  # not the defaults (tanh, 1, 0)
     _assert_same_parameters(cli.model, a.model)  # trained α included
     final = _events(Path(a.trainer.log_dir))

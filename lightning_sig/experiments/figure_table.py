@@ -27,7 +27,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from lightning_sig.nn.activations import resolve_family
 from lightning_sig.experiments.figure_data import ACC_TAG, RunLog
 
 __all__ = ["SIGMOID_TYPE", "arm_settings", "baselines", "runtime_rows", "rows_to_csv",
@@ -48,6 +47,7 @@ def arm_settings(runs: Sequence[RunLog]) -> Dict[str, dict]:
         if run.arm in settings or "activation" not in h:
             continue
         try:
+            from lightning_sig.nn.activations import resolve_family  # torch: only when used
             activation = resolve_family(h["activation"])
         except ValueError:
             activation = str(h["activation"])

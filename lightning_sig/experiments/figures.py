@@ -28,13 +28,6 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
 from lightning_sig.experiments.figure_data import (ACC_TAG, SweepDataWarning, aggregate, find_figures,  # noqa: E402
                                        grad_tag, load_figure)
 from lightning_sig.experiments.figure_table import (arm_settings, rows_to_csv, runtime_markdown,  # noqa: E402
@@ -83,6 +76,12 @@ def plot_figure(figure: str, aggregated: Dict[str, Dict[str, List[dict]]], arms:
     ``aggregated``: tag → arm → rows (epoch, mean, q25, q75); colours follow the order of
     ``arms``; line styles of the bottom panel tell the statistics apart (median solid).
     """
+    import matplotlib  # imported when drawing only: `import lightning_sig.figures` stays light
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.0, 7.5))
     colors = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
     for arm, rows in aggregated.get(ACC_TAG, {}).items():

@@ -34,7 +34,7 @@ from typing import Sequence, Tuple
 
 import yaml
 
-from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR
+from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
 from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
                                       group_dir_name, read_marker, run_dir, write_marker)
 

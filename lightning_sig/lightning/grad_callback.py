@@ -19,6 +19,7 @@ from typing_extensions import override
 from torch import Tensor
 
 from lightning_sig._compat import is_tensorboard_logger
+from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
@@ -42,6 +43,13 @@ def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
         valid = "a positive integer or None" if allow_none else "a positive integer"
         raise ValueError(f"{name} must be {valid}, got {value!r}.{hint}")
     return value
+
+
+def logs_at_step(step: int, every: int) -> bool:
+    """Whether optimizer step ``step`` (0-based, counted before its update) is a logging step
+    for interval ``every``: Lightning's own rule for ``train/*`` (``(step + 1) % every == 0``;
+    ``every = 0`` logs no step, as ``Trainer(log_every_n_steps=0)``)."""
+    return every > 0 and (step + 1) % every == 0
 
 
 class GradientQuantileCallbackMixin:
@@ -236,6 +244,7 @@ class GradientQuantileCallbackMixin:
     # ----------------------------------------------------------------------- hooks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        check_namespace(self, trainer)
         if stage == "fit":  # Lightning restores a checkpoint's state after this hook
             self._reset()
 
@@ -253,7 +262,7 @@ class GradientQuantileCallbackMixin:
             return
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
-        log_now = (step + 1) % every == 0  # as Lightning's own train/* logging
+        log_now = logs_at_step(step, every)
         if not (log_now or self.epoch_aggregates or trainer.should_stop):
             return
         gradient_sets = self._gradient_sets(pl_module)

@@ -21,8 +21,7 @@ from torch import Tensor
 
 __all__ = ["DEFAULT_MEMBER_LOG_DIR", "check_member_log_dir", "MemberLogger", "MemberEvalMetrics"]
 
-#: Where member s writes: ``{log_dir}`` is the Lightning logger's run directory.
-DEFAULT_MEMBER_LOG_DIR = "{log_dir}/seed_{seed}"
+from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR  # noqa: E402
 _PLACEHOLDERS = {"log_dir": "L", "save_dir": "S", "name": "N", "version": "V", "seed": 7,
                  "member": 3}
 

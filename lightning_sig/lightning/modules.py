@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
+from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
+
+from lightning_sig.lightning.fit_summary import FitSummary
+from lightning_sig.lightning.namespace import check_namespace
 
 from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
@@ -183,8 +187,9 @@ class SigmoidNetModuleMixin:
         loss = data_loss + penalty
         if _is_logging_step(attached_trainer(self)):
             self.train_acc(logits, y)
-            self.log_dict({"train/loss": loss, "train/data_loss": data_loss,
-                           "train/l2_penalty": penalty, "train/acc": self.train_acc},
+            self.log_dict({"train/loss": loss, "train/acc": self.train_acc},
+                          on_step=True, on_epoch=False, prog_bar=True)
+            self.log_dict({"train/data_loss": data_loss, "train/l2_penalty": penalty},
                           on_step=True, on_epoch=False)
         return loss
 
@@ -214,7 +219,7 @@ class SigmoidNetModuleMixin:
             return
         metric.update(logits, y)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, sync_dist=True)
-        self.log(f"{stage}/acc", metric, on_epoch=True)
+        self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True)
 
     @override
     def validation_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -225,8 +230,22 @@ class SigmoidNetModuleMixin:
         self._evaluate(batch, "test", self.test_acc)
 
     @override
+    def on_fit_start(self) -> None:
+        self._fit_summary = FitSummary.start()
+
+    @override
     def on_validation_epoch_end(self) -> None:
         self._log_member_eval("val")
+        summary = getattr(self, "_fit_summary", None)
+        if summary is not None and not self.trainer.sanity_checking:
+            summary.add_epoch(self.trainer.callback_metrics.get("val/acc"))
+
+    @override
+    def on_fit_end(self) -> None:
+        """One line on the console: epochs, best and last val/acc, wall time, log dir."""
+        summary = getattr(self, "_fit_summary", None)
+        if summary is not None:
+            rank_zero_info(summary.line(self.trainer.current_epoch, self.trainer.log_dir))
 
     @override
     def on_test_epoch_end(self) -> None:
@@ -245,8 +264,10 @@ class SigmoidNetModuleMixin:
 
     @override
     def setup(self, stage: str) -> None:
-        """``compile_net``; members: refuse coupling settings, give the DataModule the member
-        seeds (when it has ``member_seeds`` unset), open the per-member loggers."""
+        """Same Lightning namespace as the Trainer; ``compile_net``; members: refuse coupling
+        settings, give the DataModule the member seeds (when it has ``member_seeds`` unset),
+        open the per-member loggers."""
+        check_namespace(self, self.trainer)
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True

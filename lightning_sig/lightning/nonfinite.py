@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 import torch
 from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
+
+from lightning_sig.lightning.namespace import check_namespace
 from torch import Tensor
 
 __all__ = ["NonFiniteLossGuardMixin", "ACTIONS"]
@@ -100,6 +102,10 @@ class NonFiniteLossGuardMixin:
     def _params_finite(self, pl_module: pl.LightningModule) -> bool:
         flags = [torch.isfinite(p).all() for p in pl_module.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        check_namespace(self, trainer)
 
     @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,

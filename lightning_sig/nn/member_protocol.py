@@ -20,11 +20,16 @@ The interface (a ``typing.Protocol``, checked at run time by :func:`member_seeds
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, runtime_checkable
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
-__all__ = ["MultiSeedModule", "member_seeds_of"]
+__all__ = ["MultiSeedModule", "member_seeds_of", "DEFAULT_MEMBER_LOG_DIR"]
+
+#: Where member s of our modules writes (``member_log_dir``): ``{log_dir}`` is the Lightning
+#: logger's run directory.
+DEFAULT_MEMBER_LOG_DIR = "{log_dir}/seed_{seed}"
 
 
 @runtime_checkable

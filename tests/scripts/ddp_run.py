@@ -12,23 +12,21 @@ the same synthetic batches as the tests' ``fake_cifar`` fixture (no network invo
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 
 import lightning_sig.lightning.data as data_module
-from lightning_sig import CIFAR10DataModule, CombinedNet
 from lightning_sig.lightning.data_files import write_batches
-from lightning_sig import GradientQuantileCallback
+from lightning_sig.lightning.namespace import build_classes
 
 SEED, N_PER_BATCH = 0, 20
 
 
-class BatchRecorder(pl.Callback):
+class BatchRecorderMixin:
     """Record the dataset indices of every training batch (images are unique in the data)."""
 
     def __init__(self) -> None:
@@ -54,8 +52,13 @@ def _fake_download(out: Path):
 
 
 def run(out: Path, data: Path, devices: int, batch_size: int, epochs: int,
-        download: bool = False) -> pl.Trainer:
-    """Fit ``epochs`` epochs; ``devices`` > 1 uses strategy="ddp" on CPU (gloo)."""
+        download: bool = False, namespace: str = "pytorch_lightning"):
+    """Fit ``epochs`` epochs; ``devices`` > 1 uses strategy="ddp" on CPU (gloo); Trainer,
+    logger and our classes from the Lightning ``namespace``."""
+    pl = importlib.import_module(namespace)
+    ours = build_classes(namespace)
+    CombinedNet, CIFAR10DataModule = ours["CombinedNet"], ours["CIFAR10DataModule"]
+    BatchRecorder = type("BatchRecorder", (BatchRecorderMixin, pl.Callback), {})
     out.mkdir(parents=True, exist_ok=True)
     if download:
         data_module.download_cifar10 = _fake_download(out)
@@ -68,8 +71,10 @@ def run(out: Path, data: Path, devices: int, batch_size: int, epochs: int,
         accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
         max_epochs=epochs, deterministic=True, log_every_n_steps=1, num_sanity_val_steps=0,
         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-        logger=TensorBoardLogger(str(out / "tb"), name="run", version=0, default_hp_metric=False),
-        callbacks=[GradientQuantileCallback(log_every_n_steps=1, histograms=False), recorder])
+        logger=pl.loggers.TensorBoardLogger(str(out / "tb"), name="run", version=0,
+                                            default_hp_metric=False),
+        callbacks=[ours["GradientQuantileCallback"](log_every_n_steps=1, histograms=False),
+                   recorder])
     trainer.fit(model, dm)
     record = {"global_rank": trainer.global_rank, "world_size": trainer.world_size,
               "pid": os.getpid(), "global_step": trainer.global_step, "steps": recorder.steps}
@@ -87,9 +92,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--download", action="store_true")
+    parser.add_argument("--namespace", default="pytorch_lightning",
+                        choices=["pytorch_lightning", "lightning.pytorch"])
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core per rank on small machines
-    run(args.out, args.data, args.devices, args.batch_size, args.epochs, args.download)
+    run(args.out, args.data, args.devices, args.batch_size, args.epochs, args.download,
+        args.namespace)
 
 
 if __name__ == "__main__":
