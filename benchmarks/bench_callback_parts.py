@@ -4,13 +4,13 @@ On the gradient of the Table 2 network (``ManyLayersNet``, 28 tensors in 15 laye
 coordinates; random values), outside a Trainer (hot caches, so smaller than inside ``fit``):
 
 - statistics of one step, global and per layer: one call per step
-  (:func:`~lightning_sig.grad_segments.segment_statistics`) against 32 buffered steps in one call
-  (:func:`~lightning_sig.grad_buffer.batched_statistics`), per step;
+  (:func:`~lightning_sig.gradients.segments.segment_statistics`) against 32 buffered steps in one call
+  (:func:`~lightning_sig.gradients.buffer.batched_statistics`), per step;
 - the CRC-32C checksum of one 5 KB event record (the scalars of one step): TensorBoard's
   pure-Python one against google-crc32c's C one (:mod:`lightning_sig.speedups`);
 - log10|g| histograms of the global gradient and the 15 layers: ``np.histogram`` per layer as
   ``SummaryWriter.add_histogram`` does (``make_histogram``) against one batched binning
-  (:func:`~lightning_sig.grad_histograms.segment_log10_histograms`).
+  (:func:`~lightning_sig.gradients.histograms.segment_log10_histograms`).
 
 Run: ``python benchmarks/bench_callback_parts.py [--reps 7] [--threads 1]``.
 """

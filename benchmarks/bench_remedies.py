@@ -12,15 +12,15 @@ before the speed work).
 
 Table 2 (Table 3 network, tanh, α=2, r=0.01): the current step against one change at a time —
 NCHW convolutions instead of channels_last, α layer by layer instead of folded into the weights
-(:func:`lightning_sig.models.run_folded`), α folding and the l2 term as two autograd paths
-instead of one node (:class:`lightning_sig.folding.ScaleAndPenalize`), the l2 term as one
+(:func:`lightning_sig.nn.convnets.run_folded`), α folding and the l2 term as two autograd paths
+instead of one node (:class:`lightning_sig.nn.folding.ScaleAndPenalize`), the l2 term as one
 reduction per parameter, Adam's
 default for-loop implementation instead of the fused one, Adam ``foreach``, one thread (when
 more are set), and with ``--compile`` ``torch.compile`` of the loss (compiling takes about a
 minute on 2 cores).
 
 Table 3: one Adam step alone (random gradients): torch's CPU default for-loop, ``foreach``,
-and ``fused`` (what :func:`lightning_sig.modules.adam` picks where torch supports it).
+and ``fused`` (what :func:`lightning_sig.lightning.modules.adam` picks where torch supports it).
 
 Inputs: random images in [0, 1) (batch 32), the paper's init. Run:
 ``python benchmarks/bench_remedies.py [--reps 10] [--steps 20] [--threads N] [--compile]

@@ -47,7 +47,7 @@ _STAT_STYLES = {"abs_q50": "-", "abs_q25": ":", "abs_q75": "--", "abs_mean": "-.
 
 
 def figure_rows(figure: str, aggregated: Dict[str, Dict[str, List[dict]]]) -> List[dict]:
-    """Flatten tag → arm → rows of :func:`~lightning_sig.figure_data.aggregate` into CSV rows."""
+    """Flatten tag → arm → rows of :func:`~lightning_sig.experiments.figure_data.aggregate` into CSV rows."""
     return [{"figure": figure, "arm": arm, "tag": tag, **row}
             for tag, by_arm in aggregated.items() for arm, rows in by_arm.items() for row in rows]
 

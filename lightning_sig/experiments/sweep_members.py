@@ -7,7 +7,7 @@ being a separate run with ``seed_everything(s)`` up to float rounding of the gro
 Measured on this 2-core CPU at the ``Trainer.fit`` level (benchmarks/RESULTS.md): 5 members
 1.69x, 25 members 1.38x the throughput of sequential runs; GPU not measured.
 
-This module runs one group process (argv: :func:`~lightning_sig.sweep_plan.group_command`) and
+This module runs one group process (argv: :func:`~lightning_sig.experiments.sweep_plan.group_command`) and
 then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
 TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
 Choices made here (design assumptions, not from the paper):

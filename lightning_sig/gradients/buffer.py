@@ -85,7 +85,7 @@ class StepBuffer:
 def batched_statistics(rows: Tensor, sizes: Sequence[int], quantiles: Tuple[float, ...],
                        vanishing_threshold: float, signed: bool, with_total: bool) -> Tensor:
     """Statistics of every segment of every row, as in
-    :func:`~lightning_sig.grad_segments.segment_statistics`.
+    :func:`~lightning_sig.gradients.segments.segment_statistics`.
 
     Args:
         rows: (S, N) floating, one flat gradient per row, each cut into segments of ``sizes``.

@@ -34,7 +34,7 @@ def log10_abs_for_histogram(grads: GradInput,
     """log10 |g_j| of the finite coordinates of g, for a TensorBoard histogram.
 
     Args:
-        grads: as in :func:`~lightning_sig.grad_stats.gradient_statistics`; not modified.
+        grads: as in :func:`~lightning_sig.gradients.stats.gradient_statistics`; not modified.
         floor: log10 values below it (zeros give -inf) are raised to it, so exact zeros (e.g.
             dead relu units) stay visible as a spike at the left edge. Default: log10 of the
             smallest normal float32, about -37.93 (assumption, the paper shows no histogram),

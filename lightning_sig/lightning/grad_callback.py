@@ -79,7 +79,7 @@ class GradientQuantileCallbackMixin:
         epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
             (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
         buffer_steps: the gradients of up to this many optimizer steps (default 32) are kept
-            (a copy, at most :data:`~lightning_sig.grad_buffer.BUFFER_MAX_NUMEL` coordinates in
+            (a copy, at most :data:`~lightning_sig.gradients.buffer.BUFFER_MAX_NUMEL` coordinates in
             all) and their statistics computed in one batch, which for small models costs
             about as much as one step's (:mod:`lightning_sig.gradients.buffer`). With only
             TensorBoard loggers, scalars are then written up to this many steps late (each with

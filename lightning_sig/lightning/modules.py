@@ -86,7 +86,7 @@ class SigmoidNetModuleMixin:
             weights and biases (Sec. 2.2); default 0.
         lr: Adam's learning rate; default 1e-3 (Sec. 3).
         init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
-            ``"normal"`` or ``"default"`` (PyTorch's); see :func:`~lightning_sig.models.init_parameters`.
+            ``"normal"`` or ``"default"`` (PyTorch's); see :func:`~lightning_sig.nn.convnets.init_parameters`.
         init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
             this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
@@ -199,7 +199,7 @@ class SigmoidNetModuleMixin:
         if x.dim() != 5 or x.shape[0] != self.num_members:
             raise ValueError(f"num_members={self.num_members} needs member batches "
                              f"(S, B, C, H, W), got shape {tuple(x.shape)}: use CIFAR10DataModule (set up by this "
-                             f"module) or lightning_sig.data.MemberBatchSampler + MemberCollate.")
+                             f"module) or lightning_sig.lightning.data.MemberBatchSampler + MemberCollate.")
         logits = self(x)  # (S, B, K)
         data_loss = member_losses(logits, y)  # (S,)
         penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)

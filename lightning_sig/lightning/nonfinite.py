@@ -77,7 +77,7 @@ class NonFiniteLossGuardMixin:
         # LightningCLI config
         trainer:
           callbacks:
-            - class_path: lightning_sig.nonfinite.NonFiniteLossGuard
+            - class_path: lightning_sig.NonFiniteLossGuard
               init_args: {action: stop}
     """
 

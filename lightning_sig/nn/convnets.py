@@ -115,7 +115,7 @@ class SigmoidConvNet(nn.Module):
                           ) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(self(x), r/2·Σθ²)``: (N, num_classes) logits and the 0-dim l2 term (Sec. 2.2) over
         every conv and linear weight and bias θ (not α), computed together so that each
-        parameter gets one gradient (:func:`~lightning_sig.folding.run_folded_penalized`; the
+        parameter gets one gradient (:func:`~lightning_sig.nn.folding.run_folded_penalized`; the
         training step of our modules). Like ``forward``, module hooks are not called."""
         if x.dim() == 4:
             x = x.contiguous(memory_format=preferred_memory_format(x))

@@ -12,9 +12,9 @@ gradient clipping would couple the members and is refused (:func:`check_member_t
 
 Definition (what "the same as a separate run with seed s" means, tested in tests/test_members.py):
 member s is initialised as ``torch.manual_seed(seed_s)`` followed by the single network's
-construction and :func:`~lightning_sig.models.init_parameters` (what ``seed_everything(seed_s)``
+construction and :func:`~lightning_sig.nn.convnets.init_parameters` (what ``seed_everything(seed_s)``
 then ``CombinedNet(...)`` does), and its epoch-e training order is the permutation of
-:class:`~lightning_sig.data.EpochSeededSampler` with seed ``seed_s`` (the DataModule's default
+:class:`~lightning_sig.lightning.data.EpochSeededSampler` with seed ``seed_s`` (the DataModule's default
 ``shuffle_seed`` after ``seed_everything(seed_s)``). Default seeds: base, base+1, …, base+S−1,
 base = ``torch.initial_seed()`` when the module is built (the ``seed_everything`` value).
 Per-member metrics are written by :class:`MemberLogger` (see :mod:`lightning_sig.lightning.member_logging`).
