@@ -163,3 +163,19 @@ def test_bad_summaries_and_unfinished_runs(tmp_path):
     with pytest.raises(ValueError, match=r"'figZ' has no summaries.*found: fig1_large_params"):
         summary.load_summaries(DATA, "figZ")
     assert summary.is_summary_dir(DATA) and not summary.is_summary_dir(tmp_path)
+
+
+def test_member_run_summary_takes_the_group_config(tmp_path):
+    """A --members seed directory has no config.yaml of its own: the summary takes the group's
+    (marker field group_dir); machine paths of the marker (command, group_dir, log) are dropped."""
+    group = tmp_path / "figA" / "a" / "members_0-1"
+    group.mkdir(parents=True)
+    (group / "config.yaml").write_text("model:\n  init_args:\n    num_members: 2\n")
+    member = tmp_path / "figA" / "a" / "seed_1"
+    fakes.write_run(member, 1, 1, {"activation": "tanh"})
+    (member / "config.yaml").unlink()
+    (member / "DONE").write_text(json.dumps({"epochs": 1, "wall_time_s": 8.0, "members": [0, 1],
+                                             "group_dir": str(group), "log": "/x/train.log"}))
+    record = summary.build_summary(member, "figA", "a", 1)
+    assert record["config"] == {"model": {"init_args": {"num_members": 2}}}
+    assert record["marker"] == {"epochs": 1, "wall_time_s": 8.0, "members": [0, 1]}

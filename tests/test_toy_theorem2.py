@@ -72,6 +72,22 @@ def test_theorem2_limit_through_printed_formula_each_f0(l):
         assert a4 / a3 == pytest.approx(10.0, rel=1e-5) and a4 > 1e3 * limit
 
 
+@pytest.mark.parametrize("l", [1, 2, 3, 5])
+def test_theorem2a_bound_through_printed_formula_both_f0(l):
+    """Theorem 2(a) read through the printed Sec. 2.1 formula: with f^0 := 1 (printed) and with
+    f^0 := x, |formula_k| ≤ |d|/2^{l−k+1} for every k, sign pattern of (x, θ) and y ∈ {−2, 0.3, 5}
+    (with f^0 := 1 the k = 1 entry is the true partial divided by |x| = 1.5, so it is smaller)."""
+    import itertools
+
+    bound = torch.tensor([2.0 ** -(l - k + 1) for k in range(1, l + 1)], dtype=F64)
+    for signs in itertools.product([-1.0, 1.0], repeat=l + 1):
+        theta, x = 1.5 * torch.tensor(signs[1:], dtype=F64), 1.5 * signs[0]
+        for y in (-2.0, 0.3, 5.0):
+            d = abs(float(toy.loss_derivative(theta, x, y, "tanh")))
+            for f0 in ("one", "x"):
+                assert torch.all(printed.printed_partials(theta, x, y, f0=f0).abs() <= d * bound)
+
+
 # --------------------------------------------------------------------------- Theorem 2 proof
 
 
