@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lightning_sig.toy import chain as toy
-from lightning_sig.toy import printed, properties, theorem1
+from lightning_sig.toy import theorem1
 
 F64 = torch.float64
 U_STAR, C = theorem1.saturation_peak()

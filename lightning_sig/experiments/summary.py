@@ -47,7 +47,8 @@ from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTER
 
 __all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "select_tags", "build_summary",
            "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
-           "load_summaries", "is_summary_dir", "SweepDataWarning"]
+           "load_summaries", "is_summary_dir", "summarized", "summarize_runs",
+           "prepare_summaries", "SweepDataWarning"]
 
 SCHEMA = "lightning_sig.run_summary/1"
 DEFAULT_LAYERS = ("global",)
