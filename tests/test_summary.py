@@ -179,3 +179,22 @@ def test_member_run_summary_takes_the_group_config(tmp_path):
     record = summary.build_summary(member, "figA", "a", 1)
     assert record["config"] == {"model": {"init_args": {"num_members": 2}}}
     assert record["marker"] == {"epochs": 1, "wall_time_s": 8.0, "members": [0, 1]}
+
+
+def test_summary_made_elsewhere_matches_despite_machine_overrides(tmp_path):
+    """A summary made on another machine (other --data.data_dir, --trainer.accelerator) counts as
+    done; another training override (--trainer.limit_train_batches) is refused, naming both."""
+    configs = tmp_path / "configs"
+    (configs / "figA").mkdir(parents=True)
+    (configs / "figA" / "a.yaml").write_text("{}\n")
+    spec = plan_runs(["figA"], [0], configs)
+    made = ["--data.data_dir", "/elsewhere/cifar", "--trainer.accelerator=gpu",
+            "--trainer.limit_train_batches", "5"]
+    record = {"schema": summary.SCHEMA, "figure": "figA", "arm": "a", "seed": 0,
+              "marker": {"epochs": 2, "overrides": made}, "series": {}}
+    summary.write_summary(tmp_path / "s", record)
+    here = ["--data.data_dir", "../shared/cifar10", "--trainer.limit_train_batches", "5"]
+    assert summary.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
+    assert summary.summarized(spec, tmp_path / "s", 2, here) == spec
+    with pytest.raises(ValueError, match=r"overrides=.*limit_train_batches', '5'.*asks.*'7'"):
+        summary.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])

@@ -5,6 +5,8 @@ files and checkpoints stay on the machine that trained; a summary per run can be
 sweep started from a clean clone on another machine continues where the last one stopped
 (``python -m lightning_sig.sweep ... --summaries DIR`` treats a run with a summary as done) and
 ``python -m lightning_sig.figures DIR`` draws Figures 1-4 and the runtime table from them alone.
+A summary counts as done when its epochs and overrides match the sweep's, ignoring overrides
+that only locate data and devices (:data:`MACHINE_OVERRIDES`, e.g. ``--data.data_dir``).
 
 Layout: ``<summaries>/<figure>/<arm>/seed_<s>.json`` (plus the sweep's ``<figure>/sweep.json``
 manifest). One file holds (schema :data:`SCHEMA`):
@@ -48,7 +50,7 @@ from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTER
 __all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "select_tags", "build_summary",
            "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
            "load_summaries", "is_summary_dir", "summarized", "summarize_runs",
-           "prepare_summaries", "SweepDataWarning"]
+           "prepare_summaries", "portable_overrides", "MACHINE_OVERRIDES", "SweepDataWarning"]
 
 SCHEMA = "lightning_sig.run_summary/1"
 DEFAULT_LAYERS = ("global",)
@@ -285,13 +287,38 @@ def load_summaries(summaries: Path, figure: str, tags: Optional[Sequence[str]] =
 # --------------------------------------------------------------------------- sweep hooks
 
 
+#: Overrides that name where data and devices are on a machine, not what is trained: ignored
+#: when a summary made elsewhere is compared with this sweep (an assumption: they do not
+#: change a run's results beyond float rounding).
+MACHINE_OVERRIDES = ("--data.data_dir", "--data.num_workers", "--data.pin_memory",
+                     "--data.download", "--trainer.accelerator", "--trainer.devices",
+                     "--trainer.num_nodes", "--trainer.strategy")
+
+
+def portable_overrides(overrides: Sequence[str]) -> List[str]:
+    """``overrides`` without the :data:`MACHINE_OVERRIDES` (``--k v`` and ``--k=v`` forms)."""
+    kept, skip = [], False
+    for i, token in enumerate(overrides):
+        if skip:
+            skip = False
+            continue
+        key = token.split("=", 1)[0]
+        if key in MACHINE_OVERRIDES:
+            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
+            skip = "=" not in token and nxt is not None and not nxt.startswith("--")
+            continue
+        kept.append(token)
+    return kept
+
+
 def summarized(specs: Sequence[RunSpec], summaries: Path, epochs: int,
                overrides: Sequence[str]) -> List[RunSpec]:
     """The runs of ``specs`` that have a summary in ``summaries`` (done for the sweep).
 
     Raises:
         ValueError: a summary was made with another epoch budget or other overrides (like
-            ``sweep.check_finished``), naming the run and both settings; or is not a summary.
+            ``sweep.check_finished``, but :data:`MACHINE_OVERRIDES` such as ``--data.data_dir``
+            may differ), naming the run and both settings; or a file is not a summary.
     """
     done = []
     for spec in specs:
@@ -300,7 +327,7 @@ def summarized(specs: Sequence[RunSpec], summaries: Path, epochs: int,
             continue
         marker = read_summary(path).get("marker", {})
         old = (marker.get("epochs", epochs), marker.get("overrides", list(overrides)))
-        if old != (epochs, list(overrides)):
+        if (old[0], portable_overrides(old[1])) != (epochs, portable_overrides(overrides)):
             raise ValueError(f"{spec.label} has a summary in {summaries} made with epochs="
                              f"{old[0]}, overrides={old[1]}; this sweep asks epochs={epochs}, "
                              f"overrides={list(overrides)}. Use another --summaries folder.")
