@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig.experiments import figures, summary, sweep
+from lightning_sig.experiments import figures, summary, summary_sweep, sweep
 from lightning_sig.experiments.figure_data import aggregate, load_figure
 from lightning_sig.experiments.sweep_plan import plan_runs, run_dir
 
@@ -194,7 +194,7 @@ def test_summary_made_elsewhere_matches_despite_machine_overrides(tmp_path):
               "marker": {"epochs": 2, "overrides": made}, "series": {}}
     summary.write_summary(tmp_path / "s", record)
     here = ["--data.data_dir", "../shared/cifar10", "--trainer.limit_train_batches", "5"]
-    assert summary.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
-    assert summary.summarized(spec, tmp_path / "s", 2, here) == spec
+    assert summary_sweep.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
+    assert summary_sweep.summarized(spec, tmp_path / "s", 2, here) == spec
     with pytest.raises(ValueError, match=r"overrides=.*limit_train_batches', '5'.*asks.*'7'"):
-        summary.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])
+        summary_sweep.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])

@@ -5,8 +5,8 @@ files and checkpoints stay on the machine that trained; a summary per run can be
 sweep started from a clean clone on another machine continues where the last one stopped
 (``python -m lightning_sig.sweep ... --summaries DIR`` treats a run with a summary as done) and
 ``python -m lightning_sig.figures DIR`` draws Figures 1-4 and the runtime table from them alone.
-A summary counts as done when its epochs and overrides match the sweep's, ignoring overrides
-that only locate data and devices (:data:`MACHINE_OVERRIDES`, e.g. ``--data.data_dir``).
+The sweep's side (a summary = a finished run; summaries written after each run) is
+:mod:`lightning_sig.experiments.summary_sweep`.
 
 Layout: ``<summaries>/<figure>/<arm>/seed_<s>.json`` (plus the sweep's ``<figure>/sweep.json``
 manifest). One file holds (schema :data:`SCHEMA`):
@@ -44,13 +44,12 @@ import yaml
 
 from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, RunLog,
                                                    SweepDataWarning, _SIZE_GUIDANCE, _warn)
-from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, RunSpec,
-                                                  read_marker, run_dir, seed_dir_name)
+from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
+                                                  seed_dir_name)
 
 __all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "select_tags", "build_summary",
            "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
-           "load_summaries", "is_summary_dir", "summarized", "summarize_runs",
-           "prepare_summaries", "portable_overrides", "MACHINE_OVERRIDES", "SweepDataWarning"]
+           "load_summaries", "is_summary_dir", "SweepDataWarning"]
 
 SCHEMA = "lightning_sig.run_summary/1"
 DEFAULT_LAYERS = ("global",)
@@ -282,88 +281,3 @@ def load_summaries(summaries: Path, figure: str, tags: Optional[Sequence[str]] =
                 _warn(f"{figure}/{arm}/seed_{seed} logged {ACC_TAG} for {logged} of {epochs} epochs")
             runs.append(run)
     return runs
-
-
-# --------------------------------------------------------------------------- sweep hooks
-
-
-#: Overrides that name where data and devices are on a machine, not what is trained: ignored
-#: when a summary made elsewhere is compared with this sweep (an assumption: they do not
-#: change a run's results beyond float rounding).
-MACHINE_OVERRIDES = ("--data.data_dir", "--data.num_workers", "--data.pin_memory",
-                     "--data.download", "--trainer.accelerator", "--trainer.devices",
-                     "--trainer.num_nodes", "--trainer.strategy")
-
-
-def portable_overrides(overrides: Sequence[str]) -> List[str]:
-    """``overrides`` without the :data:`MACHINE_OVERRIDES` (``--k v`` and ``--k=v`` forms)."""
-    kept, skip = [], False
-    for i, token in enumerate(overrides):
-        if skip:
-            skip = False
-            continue
-        key = token.split("=", 1)[0]
-        if key in MACHINE_OVERRIDES:
-            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
-            skip = "=" not in token and nxt is not None and not nxt.startswith("--")
-            continue
-        kept.append(token)
-    return kept
-
-
-def summarized(specs: Sequence[RunSpec], summaries: Path, epochs: int,
-               overrides: Sequence[str]) -> List[RunSpec]:
-    """The runs of ``specs`` that have a summary in ``summaries`` (done for the sweep).
-
-    Raises:
-        ValueError: a summary was made with another epoch budget or other overrides (like
-            ``sweep.check_finished``, but :data:`MACHINE_OVERRIDES` such as ``--data.data_dir``
-            may differ), naming the run and both settings; or a file is not a summary.
-    """
-    done = []
-    for spec in specs:
-        path = summary_path(summaries, spec.figure, spec.arm, spec.seed)
-        if not path.is_file():
-            continue
-        marker = read_summary(path).get("marker", {})
-        old = (marker.get("epochs", epochs), marker.get("overrides", list(overrides)))
-        if (old[0], portable_overrides(old[1])) != (epochs, portable_overrides(overrides)):
-            raise ValueError(f"{spec.label} has a summary in {summaries} made with epochs="
-                             f"{old[0]}, overrides={old[1]}; this sweep asks epochs={epochs}, "
-                             f"overrides={list(overrides)}. Use another --summaries folder.")
-        done.append(spec)
-    return done
-
-
-def summarize_runs(specs: Sequence[RunSpec], out: Path, summaries: Path,
-                   layers: Sequence[str] = DEFAULT_LAYERS) -> List[Path]:
-    """Write the summary of every finished run of ``specs`` in ``out`` that lacks one; returns
-    the files written. A summary that exists is never rewritten."""
-    written = []
-    for spec in specs:
-        directory = run_dir(out, spec.figure, spec.arm, spec.seed)
-        target = summary_path(summaries, spec.figure, spec.arm, spec.seed)
-        if target.is_file() or read_marker(directory) is None:
-            continue
-        written.append(write_summary(summaries, build_summary(directory, spec.figure, spec.arm,
-                                                              spec.seed, layers)))
-    return written
-
-
-def prepare_summaries(specs: Sequence[RunSpec], out: Path, summaries: Path, epochs: int,
-                      overrides: Sequence[str]) -> set:
-    """Before a sweep with ``--summaries``: check the existing summaries (:func:`summarized`),
-    summarize finished runs of ``out`` that lack one, merge the figures' ``sweep.json`` manifest
-    into ``summaries``; returns the set of specs that are done by their summary.
-
-    Raises:
-        ValueError: as :func:`summarized`, before anything is written.
-    """
-    from lightning_sig.experiments.sweep_plan import update_manifest
-
-    summarized(specs, summaries, epochs, overrides)
-    summarize_runs(specs, out, summaries)
-    for figure in dict.fromkeys(s.figure for s in specs):
-        mine = [s for s in specs if s.figure == figure]
-        update_manifest(summaries, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
-    return set(summarized(specs, summaries, epochs, overrides))

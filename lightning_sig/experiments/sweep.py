@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from lightning_sig.experiments import summary as run_summary
+from lightning_sig.experiments import summary_sweep as run_summary
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides, group_command,
