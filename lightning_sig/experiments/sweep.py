@@ -229,7 +229,9 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """Run the unfinished ``specs`` with ``jobs`` processes at once; returns the failed runs.
 
     ``summaries``: a folder of run summaries (:mod:`lightning_sig.experiments.summary`): runs with
-    a summary there count as finished, and every run that finishes gets one.
+    a summary there count as finished, finished runs of ``out`` without one get one first, and
+    every run that finishes gets one (:mod:`lightning_sig.experiments.summary_sweep`; a summary
+    made with other epochs or overrides is a ValueError, before anything runs).
 
     ``members`` K > 1: up to K seeds of an arm per process (:func:`plan_groups`); a group runs
     again whole unless all its members are finished. Prints one line per finished process:
