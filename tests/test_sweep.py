@@ -1,7 +1,8 @@
 """The sweep command (lightning_sig/sweep.py, sweep_plan.py): argument checks, run naming, the
 resume rule (finished runs skipped and never deleted, unfinished ones restarted cleanly), failure
 handling, and one real end-to-end sweep on synthetic CIFAR-10 followed by the figure command,
-whose CSV must hold the mean over seeds of what the event files hold."""
+whose CSV must hold the mean over seeds of what the event files hold (and the same numbers when
+drawn from the sweep's run summaries)."""
 import csv
 import json
 import sys
@@ -180,7 +181,7 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = ["fig1_large_params", "--seeds", "0", "1", "--epochs", "2", "--out", str(out),
             "--jobs", "2", "--data.data_dir", str(fake_cifar), "--trainer.limit_train_batches",
-            "2", "--trainer.limit_val_batches", "1"]
+            "2", "--trainer.limit_val_batches", "1", "--summaries", str(tmp_path / "sums")]
     assert sweep.main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
     from lightning_sig.experiments import figures as figures
@@ -205,3 +206,8 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
     assert "| fig1_large_params | regularized | tanh |" in table and "(vs unregularized)" in table
     assert sweep.main(argv) == 0  # resume: everything is finished, nothing runs
     assert "4 runs, 4 already finished, 0 to run" in capsys.readouterr().out
+    # the run summaries (--summaries) draw the same numbers without the event files
+    assert figures.main([str(tmp_path / "sums"), "--out", str(tmp_path / "from_sums")]) == 0
+    with open(tmp_path / "from_sums" / "fig1_large_params.csv") as f:
+        summed = {(r["arm"], r["tag"], int(r["epoch"])): r for r in csv.DictReader(f)}
+    assert summed == rows and len(summed) >= 4

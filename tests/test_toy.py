@@ -1,4 +1,4 @@
-"""Tests of the Sec. 2 toy model (lightning_sig/toy.py): closed-form gradient vs autograd and a
+"""Tests of the Sec. 2 toy model (lightning_sig/toy/chain.py): closed-form gradient vs autograd and a
 hand computation, then numerical checks of Theorem 1, Theorem 2 and the naive scaling α·f(z).
 
 All in float64. Where a claim needed a corrected or reconstructed statement, the test's
@@ -117,7 +117,9 @@ def _theorem1_point(family, l, k, t, gen):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("t", [0.5, 1e-1, 1e-2, 1e-4, 1e-8])
 def test_theorem1_unregularized_small_regularized_large(family, t):
-    """Theorem 1, as reconstructed (the paper text was not available; see docs/toy_model.md).
+    """Theorem 1, as reconstructed before the paper text was available (kept: a true statement
+    with other assumptions than the printed ones; the printed statement and its sharp form are
+    tested in tests/test_toy_printed.py, see docs/toy_model.md).
 
     For f = tanh or logistic, α = 1, t ∈ (0, 1/2], 1 ≤ k ≤ l, d = ∂ℓ/∂g, assume
       (i) |f^{k−1}| ≤ 1;  (ii) |D_k| = |Π_{j>k} θ^j f'(θ^j f^{j−1})| ≤ 1 (automatic for k = l);

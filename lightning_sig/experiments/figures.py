@@ -15,6 +15,10 @@ step, wall_time, value). For the whole sweep: ``runtime.md`` / ``runtime.csv``, 
 analog (:mod:`lightning_sig.experiments.figure_table`). Missing runs, epochs or gradient tags give a
 warning; a figure without gradient tags is drawn with its accuracy panel only.
 
+The source is a sweep directory (TensorBoard event files) or a folder of run summaries
+(``sweep --summaries DIR``, :mod:`lightning_sig.experiments.summary`; recognised by its
+``<figure>/<arm>/seed_<s>.json`` files): the same figures, tables and CSVs from either.
+
 Usage::
 
     python -m lightning_sig.figures sweeps/cifar [--figures fig1_large_params] [--out DIR]
@@ -30,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lightning_sig.experiments.figure_data import (ACC_TAG, SweepDataWarning, aggregate, find_figures,  # noqa: E402
                                        grad_tag, load_figure)
+from lightning_sig.experiments import summary as run_summary  # noqa: E402
 from lightning_sig.experiments.figure_table import (arm_settings, rows_to_csv, runtime_markdown,  # noqa: E402
                                         runtime_rows)
 
@@ -113,8 +118,11 @@ def _write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None
     path.write_text(rows_to_csv(rows, columns))
 
 
-def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str]) -> list:
-    runs = load_figure(sweep_dir, figure, [ACC_TAG, *grad_tags])
+def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str],
+                from_summaries: bool = False) -> list:
+    tags = [ACC_TAG, *grad_tags]
+    runs = (run_summary.load_summaries(sweep_dir, figure, tags) if from_summaries
+            else load_figure(sweep_dir, figure, tags))
     if not runs:
         warnings.warn(f"{figure}: no runs found; figure skipped", SweepDataWarning)
         return runs
@@ -140,7 +148,8 @@ def make_figures(sweep_dir: Path, out: Optional[Path] = None,
     """Write every figure's PNG and CSVs and the runtime table into ``out``; returns ``out``.
 
     Args:
-        sweep_dir: a sweep directory of :mod:`lightning_sig.experiments.sweep`.
+        sweep_dir: a sweep directory of :mod:`lightning_sig.experiments.sweep`, or a folder of
+            run summaries (:func:`lightning_sig.experiments.summary.is_summary_dir`).
         out: output folder (default ``<sweep_dir>/figures``), created if needed.
         figures: figure names to draw (default: all found in ``sweep_dir``).
         grad_stats: statistics of the bottom panel (``abs_q50`` etc. of the tag schema).
@@ -153,7 +162,9 @@ def make_figures(sweep_dir: Path, out: Optional[Path] = None,
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ValueError(f"sweep_dir={str(sweep_dir)!r} is not a folder")
-    found = list(find_figures(sweep_dir))
+    from_summaries = run_summary.is_summary_dir(sweep_dir)
+    found = list(run_summary.find_summaries(sweep_dir) if from_summaries
+                 else find_figures(sweep_dir))
     unknown = [f for f in figures or [] if f not in found]
     if not found or unknown:
         raise ValueError(f"figure(s) {unknown or '(any)'} not found in sweep {str(sweep_dir)!r};"
@@ -163,7 +174,7 @@ def make_figures(sweep_dir: Path, out: Optional[Path] = None,
     grad_tags = [grad_tag(stat, grad_layer) for stat in grad_stats]
     runs = []
     for figure in figures or found:
-        runs.extend(_one_figure(sweep_dir, figure, out, grad_tags))
+        runs.extend(_one_figure(sweep_dir, figure, out, grad_tags, from_summaries))
     rows = runtime_rows(runs)
     (out / "runtime.csv").write_text(rows_to_csv(rows))
     (out / "runtime.md").write_text(runtime_markdown(rows))
@@ -175,7 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lightning_sig.figures", allow_abbrev=False,
                                      description="Draw Figures 1-4 and the runtime table from a "
                                                  "sweep's TensorBoard logs.")
-    parser.add_argument("sweep_dir", type=Path, help="the --out of python -m lightning_sig.sweep")
+    parser.add_argument("sweep_dir", type=Path, help="the --out of python -m lightning_sig.sweep, "
+                        "or its --summaries folder")
     parser.add_argument("--out", type=Path, default=None, help="default: <sweep_dir>/figures")
     parser.add_argument("--figures", nargs="+", default=None, help="default: all in the sweep")
     parser.add_argument("--grad-stats", nargs="+", default=list(DEFAULT_GRAD_STATS),

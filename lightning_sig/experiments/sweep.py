@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from lightning_sig.experiments import summary_sweep as run_summary
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides, group_command,
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "--jobs then counts processes of up to K seeds")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
                         help="folder of <figure>/<arm>.yaml configs (default: the repo's configs/)")
+    parser.add_argument("--summaries", type=Path, default=None, metavar="DIR",
+                        help="write a run summary (a few KB of JSON, lightning_sig.experiments."
+                             "summary) per finished run into DIR/<figure>/<arm>/seed_<s>.json and "
+                             "treat a run with a summary there as done (default: none)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and commands only")
     return parser
 
@@ -193,11 +198,19 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 
 def _run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
-              threads: int, jobs: int) -> dict:
-    """One process: a plain run (:func:`run_one`) or a member group (``run_group``)."""
+              threads: int, jobs: int, summaries: Optional[Path] = None) -> dict:
+    """One process: a plain run (:func:`run_one`) or a member group (``run_group``); then, with
+    ``summaries``, the runs' summaries (a failure to summarize is recorded, not raised)."""
     if len(group) == 1:
-        return run_one(group[0], out, epochs, overrides, threads, jobs)
-    return run_group(group, out, epochs, overrides, threads, jobs)
+        record = run_one(group[0], out, epochs, overrides, threads, jobs)
+    else:
+        record = run_group(group, out, epochs, overrides, threads, jobs)
+    if summaries is not None and record["returncode"] == 0:
+        try:
+            run_summary.summarize_runs(group, out, summaries)
+        except ValueError as err:
+            record["summary_error"] = str(err)
+    return record
 
 
 def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: int, jobs: int,
@@ -212,8 +225,13 @@ def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: in
 def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str] = (),
               jobs: int = 1, threads: int = 1,
               echo: Callable[[str], None] = lambda s: print(s, flush=True),
-              members: int = 1) -> List[RunSpec]:
+              members: int = 1, summaries: Optional[Path] = None) -> List[RunSpec]:
     """Run the unfinished ``specs`` with ``jobs`` processes at once; returns the failed runs.
+
+    ``summaries``: a folder of run summaries (:mod:`lightning_sig.experiments.summary`): runs with
+    a summary there count as finished, finished runs of ``out`` without one get one first, and
+    every run that finishes gets one (:mod:`lightning_sig.experiments.summary_sweep`; a summary
+    made with other epochs or overrides is a ValueError, before anything runs).
 
     ``members`` K > 1: up to K seeds of an arm per process (:func:`plan_groups`); a group runs
     again whole unless all its members are finished. Prints one line per finished process:
@@ -225,6 +243,8 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """
     out = Path(out)
     finished = set(check_finished(specs, out, epochs, overrides))
+    if summaries is not None:
+        finished |= run_summary.prepare_summaries(specs, out, summaries, epochs, overrides)
     todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
     for figure in dict.fromkeys(s.figure for s in specs):
         mine = [s for s in specs if s.figure == figure]
@@ -235,7 +255,7 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     done, failed, walls, start = len(specs) - n_todo, [], [], time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(_run_task, g, out, epochs, overrides, threads, jobs): g
+        futures = {pool.submit(_run_task, g, out, epochs, overrides, threads, jobs, summaries): g
                    for g in todo}
         for future in as_completed(futures):
             group, record = futures[future], future.result()
@@ -246,6 +266,8 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
             echo(f"[{done}/{len(specs)}] {task_label(group)} {status} in "
                  f"{format_duration(record['wall_time_s'])}; elapsed "
                  f"{format_duration(time.perf_counter() - start)}, ETA {format_duration(eta)}")
+            if record.get("summary_error"):
+                echo(f"warning: no summary for {task_label(group)}: {record['summary_error']}")
             if record["returncode"] != 0:
                 failed.extend(group)
                 echo(_log_tail(task_log(group, out)))
@@ -263,11 +285,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.dry_run:
             for group in plan_groups(specs, args.members):
                 state = "done" if all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed))
-                                      is not None for s in group) else "todo"
+                                      is not None or (args.summaries and run_summary.summary_path(
+                                          args.summaries, s.figure, s.arm, s.seed).is_file())
+                                      for s in group) else "todo"
                 print(state, shlex.join(group_command(group, args.out, args.epochs, overrides)))
             return 0
         failed = run_sweep(specs, args.out, args.epochs, overrides, args.jobs, args.threads,
-                           members=args.members)
+                           members=args.members, summaries=args.summaries)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,11 +7,13 @@ Why: the paper explains the vanishing-gradient problem on the simplest possible 
 whose partial derivatives are explicit products of activation derivatives (Sec. 2.1, 2.3).
 This module evaluates those products directly, so that the claims of Theorem 1 (large
 parameters, remedied by the l2 term r/2·Σθ²) and Theorem 2 (many layers, remedied by α)
-can be checked numerically (tests/test_toy.py) and drawn (lightning_sig/toy_figure.py).
+can be checked numerically (tests/test_toy.py, tests/test_toy_printed.py,
+tests/test_toy_theorem2.py) and drawn (lightning_sig/toy/figure.py). The printed statements
+and their sharp forms: lightning_sig/toy/theorem1.py, printed.py, properties.py.
 
 Notation (documented choices, see docs/toy_model.md):
-  * f^0 := x and f^j := f_α(θ^j·f^{j−1}) for j = 1..l, so g_θ(x) = f^l. (We define f^0 as the
-    input itself; no activation is applied to x.)
+  * f^0 := x and f^j := f_α(θ^j·f^{j−1}) for j = 1..l, so g_θ(x) = f^l. (The paper prints
+    f^0 := 1, which drops the factor x from the k = 1 partial: tests/test_toy_theorem2.py.)
   * Loss ℓ(θ) := h[y − g_θ(x)] with the least-squares h[z] = z² (a data-fitting loss on one
     sample (x, y)); d := ∂ℓ/∂g = −2·(y − g_θ(x)), so |d| = |h'[y − g_θ(x)]|.
   * ∂ℓ/∂θ^k = d · D_k · φ'(θ^k f^{k−1}) · f^{k−1}  with the downstream factor
@@ -204,7 +206,8 @@ def saturation_threshold(t: float, family: str) -> float:
     """The |z| beyond which f'(z) ≤ t is guaranteed by f'(z) ≤ c·e^{−b|z|}: log(c/t)/b.
 
     tanh: ½·log(4/t); logistic: log(1/t). Used as the "large parameter" assumption
-    |θ^k f^{k−1}| ≥ saturation_threshold(t) of our reading of Theorem 1 (docs/toy_model.md).
+    |θ^k f^{k−1}| ≥ saturation_threshold(t) of the project's earlier reconstruction of
+    Theorem 1 (tests/test_toy.py); the printed assumption is theorem1.printed_threshold.
 
     Raises: ValueError unless 0 < t < 1, or for an unknown family.
     """
