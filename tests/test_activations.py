@@ -8,6 +8,8 @@ import torch
 from lightning_sig import ScaledActivation, scaled_activation
 from lightning_sig.nn.activations import ACTIVATIONS
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 Z = np.array([-30.0, -3.0, -1.0, -0.25, 0.0, 0.5, 2.0, 30.0])
 NUMPY_REF = {
     "tanh": np.tanh,

@@ -15,6 +15,8 @@ from lightning_sig.gradients.segments import segment_statistics
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger, _check_record
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 

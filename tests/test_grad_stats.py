@@ -19,6 +19,8 @@ from lightning_sig.gradients.stats import (
     gradient_statistics_tensor, quantile_key, statistic_names)
 from lightning_sig.gradients.histograms import HISTOGRAM_FLOOR_LOG10, log10_abs_for_histogram
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 BACKENDS = ("numpy", "torch")
 LEVELS = (0.0, 0.1, 0.125, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0)
 MOMENTS = ("abs_mean", "rms", "l2_norm")

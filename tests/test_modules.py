@@ -9,6 +9,8 @@ from torch import nn
 
 from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 
 def _batch(n=8, seed=0):
     g = torch.Generator().manual_seed(seed)
