@@ -57,8 +57,10 @@ def _separate_run(seed, hparams, data_dir, steps=6, **trainer_kwargs):
     return module
 
 
-@NUMERICS
-@pytest.mark.parametrize("arm,steps,checked", CASES)
+# numerics: the 3-step cases (the chaotic paper init, where rounding matters most); the two
+# 8-step well-conditioned ones check data order and Adam state, not rounding, and run once.
+@pytest.mark.parametrize("arm,steps,checked", [
+    pytest.param(*case, marks=NUMERICS if case[1] == 3 else ()) for case in CASES])
 def test_member_ends_with_parameters_of_separate_run(arm, steps, checked, fake_cifar):
     # 100 images, batch 32: 4 steps per epoch; 8 steps run two epochs (two orders per member).
     hparams = ARMS[arm]
