@@ -19,7 +19,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").glob("*/*.yaml"))
+CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix()
+                 for p in (ROOT / "configs").glob("*/*.yaml"))  # <figure>/<arm>.yaml
 BUILD_INPUTS = ("pyproject.toml", "README.md", "lightning_sig", "configs")
 
 
