@@ -24,6 +24,8 @@ from lightning_sig.gradients.stats import gradient_statistics_tensor
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 
 

@@ -10,6 +10,8 @@ from torch.utils.tensorboard.summary import make_histogram
 from lightning_sig.gradients.histograms import histogram_support, segment_log10_histograms
 from lightning_sig.gradients.histograms import log10_abs_for_histogram
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 
 def _tensorflow_limits(directory) -> np.ndarray:
     """TensorBoard's default buckets, from the writer that the callback uses."""

@@ -8,6 +8,8 @@ import torch
 from lightning_sig.gradients.segments import segment_statistics
 from lightning_sig.gradients.stats import gradient_statistics, statistic_names
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 

@@ -16,8 +16,13 @@ from lightning_sig.lightning.data import EpochSeededSampler
 from lightning_sig.nn.members import check_member_trainer, member_l2_penalty
 from lightning_sig.nn.convnets import TABLE2, SigmoidConvNet, init_parameters
 from lightning_sig.lightning.modules import l2_penalty
+from tests.tolerances import assert_close_scaled, reduction_ulps
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests comparing two float32 code paths (members vs single kernels, folded vs layer by layer,
+# channels_last vs NCHW): .ci/run reruns them under each ATEN_CPU_CAPABILITY. The rest compare
+# exact values or logged scalars of one path.
+NUMERICS = pytest.mark.numerics
 ARMS = {  # the issue's cases: tanh, α-scaled, r > 0, relu (+ learnable α), the paper's init
     "tanh": dict(activation="tanh"),
     "tanh_alpha2": dict(activation="tanh", alpha=2.0),
@@ -52,7 +57,10 @@ def _separate_run(seed, hparams, data_dir, steps=6, **trainer_kwargs):
     return module
 
 
-@pytest.mark.parametrize("arm,steps,checked", CASES)
+# numerics: the 3-step cases (the chaotic paper init, where rounding matters most); the two
+# 8-step well-conditioned ones check data order and Adam state, not rounding, and run once.
+@pytest.mark.parametrize("arm,steps,checked", [
+    pytest.param(*case, marks=NUMERICS if case[1] == 3 else ()) for case in CASES])
 def test_member_ends_with_parameters_of_separate_run(arm, steps, checked, fake_cifar):
     # 100 images, batch 32: 4 steps per epoch; 8 steps run two epochs (two orders per member).
     hparams = ARMS[arm]
@@ -72,6 +80,7 @@ def test_member_ends_with_parameters_of_separate_run(arm, steps, checked, fake_c
     assert not torch.allclose(members.net.features[0].weight[0], members.net.features[0].weight[1])
 
 
+@NUMERICS
 def test_member_gradient_is_its_own_regularized_gradient():
     # Σ_s loss_s: ∂/∂θ_s is member s's own gradient of CE_s + r/2·Σθ_s² (Sec. 2.2), learnable α too.
     torch.manual_seed(0)
@@ -81,6 +90,7 @@ def test_member_gradient_is_its_own_regularized_gradient():
     x, y = torch.rand(3, 4, 3, 32, 32), torch.randint(0, 10, (3, 4))
     loss = members.training_step((x, y), 0)
     loss.backward()
+    grad_ulps = reduction_ulps(48, stages=28) + reduction_ulps(4 * 3 * 32 * 32)
     total = 0.0
     for s in range(3):
         single = ManyLayersNet(**hparams)
@@ -89,14 +99,24 @@ def test_member_gradient_is_its_own_regularized_gradient():
         own = F.cross_entropy(single.net(x[s]), y[s]) + 0.15 * sum((p ** 2).sum() for p in theta)
         own.backward()
         total += own.item()
+        # grouped (member) kernels vs the single network's: two float32 orders of the same
+        # gradient; Table 2's 14 affine layers (dot products <= 48 terms), the backward twice the
+        # chain, θ and α gradients summed over a layer's 4·3·32·32 entries. Per tensor, scaled
+        # by max|expected| (instead of a bare atol 1e-5). A learnable α's gradient is one scalar
+        # sum over its layer's entries that may nearly cancel: it is scaled by the largest α
+        # gradient of the network (sums of as many terms of the same kind), not by itself.
+        alpha_scale = max(float(p.grad.abs()) for n, p in single.named_parameters()
+                          if n.endswith("log_alpha"))
         for (name, p), q in zip(single.named_parameters(), members.parameters()):
-            torch.testing.assert_close(q.grad[s], p.grad, rtol=1e-4, atol=1e-5,
-                                       msg=lambda m, name=name: f"{name}: {m}")
+            assert_close_scaled(q.grad[s], p.grad, ulps=grad_ulps, msg=name,
+                                scale=alpha_scale if name.endswith("log_alpha") else None)
         # shared input (validation): member s's logits are its own network's
-        torch.testing.assert_close(members(x[0])[s], single(x[0]), rtol=1e-5, atol=1e-5)
+        assert_close_scaled(members(x[0])[s], single(x[0]), ulps=reduction_ulps(48, stages=14),
+                            msg="logits")
     assert loss.item() == pytest.approx(total, rel=1e-5)
 
 
+@NUMERICS
 def test_member_l2_penalty_hand_computed():
     params = [torch.full((2, 3, 4), 0.5), torch.tensor([[1.0, -2.0], [3.0, 0.0]])]
     # member 0: 12·0.25 + 1 + 4 = 8; member 1: 3 + 9 = 12; times r/2 = 0.05
@@ -207,6 +227,7 @@ def test_bad_member_arguments(kwargs, match):
         CombinedNet(**kwargs)
 
 
+@NUMERICS
 def test_channels_last_path_equals_nchw_path():
     # CPU speed path (models.preferred_memory_format): same values and gradients as plain NCHW.
     torch.manual_seed(0)
@@ -218,8 +239,12 @@ def test_channels_last_path_equals_nchw_path():
         with torch.backends.mkldnn.flags(enabled=mkldnn):
             F.cross_entropy(module(x), y).backward()
         grads.append([p.grad.clone() for p in module.parameters()])
-    for fast, plain in zip(*grads):
-        torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-6)
+    # oneDNN channels_last vs NCHW kernels: two float32 orders; Table 3's 10 affine layers (dot
+    # products <= 48 terms), backward twice the chain, weight gradients summed over 8·32·32
+    # positions; per tensor, scaled by max|expected| (instead of a bare atol 1e-6).
+    ulps = reduction_ulps(48, stages=20) + reduction_ulps(8 * 32 * 32)
+    for (name, _), fast, plain in zip(module.named_parameters(), *grads):
+        assert_close_scaled(fast, plain, ulps=ulps, msg=name)
 
 
 def test_single_network_logs_only_logging_steps_with_lightning_values(fake_cifar, tmp_path):
@@ -246,6 +271,7 @@ def test_single_network_logs_only_logging_steps_with_lightning_values(fake_cifar
     assert got["train/acc"][0][1] in [k / 32 for k in range(33)]
 
 
+@NUMERICS
 @pytest.mark.parametrize("hparams", [dict(activation="tanh", alpha=3.0),
                                      dict(activation="arctan", alpha=0.7, learnable_alpha=True),
                                      dict(activation="sigmoid", alpha=2.0),
@@ -266,9 +292,16 @@ def test_folded_forward_equals_layer_by_layer(hparams):
         out = forward(x)
         out.square().sum().backward()
         results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
-    for folded, plain in zip(results[0][1], results[1][1]):
-        torch.testing.assert_close(folded, plain, rtol=1e-4, atol=1e-5)
+    # Two float32 orders of the same function (α on the weights vs on the activations): Table 2
+    # chains 14 affine layers whose dot products have <= 48 terms (3·3·3 conv taps, 3·4·4 flat
+    # features); the backward doubles the chain and the θ and α gradients then sum over all
+    # 6·3·32·32 activation entries of a layer. Scaled per tensor by max|expected| (near-zero
+    # coordinates err by the size of their terms; the bare atol 1e-5 failed on AVX-512).
+    forward_ulps = reduction_ulps(48, stages=14)
+    assert_close_scaled(results[0][0], results[1][0], ulps=forward_ulps, msg="logits")
+    grad_ulps = reduction_ulps(48, stages=28) + reduction_ulps(6 * 3 * 32 * 32)
+    for (name, _), folded, plain in zip(net.named_parameters(), results[0][1], results[1][1]):
+        assert_close_scaled(folded, plain, ulps=grad_ulps, msg=name)
 
 
 def test_compile_net_compiles_the_network_once_at_setup():

@@ -5,6 +5,8 @@ from torch import nn
 
 from lightning_sig import TABLE1, TABLE2, TABLE3, SigmoidConvNet, init_parameters
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 
 def _dense(net):
     return [m for m in net.classifier if isinstance(m, nn.Linear)]

@@ -12,6 +12,8 @@ import torch
 
 from lightning_sig.toy import chain as toy
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 F64 = torch.float64
 FAMILIES = ["tanh", "sigmoid"]
 
