@@ -52,6 +52,8 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
             str(out), "--dry-run"]
     assert sweep.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "0 of 10 runs done"
+    lines = lines[1:]
     assert len(lines) == 6 and all(line.startswith("todo ") for line in lines)
     assert sum("members_0-1" in line for line in lines) == 2  # arms a and b
 

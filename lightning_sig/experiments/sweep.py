@@ -25,8 +25,12 @@ Example (3 seeds, 5 epochs, real CIFAR-10; by default one process per CPU)::
         --out sweeps/cifar --data.data_dir ../shared/cifar10
 
 Options with a dot in their name (``--data.data_dir``, ``--trainer.limit_train_batches``) and
-everything after a bare ``--`` are passed to every run unchanged. Then draw the figures with
-``python -m lightning_sig.figures sweeps/cifar``.
+everything after a bare ``--`` are passed to every run unchanged (but ``--submitit.*``). Then
+draw the figures with ``python -m lightning_sig.figures sweeps/cifar``.
+
+``--launcher submitit`` runs the same tasks as one SLURM job array instead of this machine's
+process pool (:mod:`lightning_sig.experiments.launch_submitit`). Either way one sweep at a time
+may use an ``--out`` folder (:class:`~lightning_sig.experiments.lock.SweepLock`).
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from lightning_sig.experiments import launch_submitit
+from lightning_sig.experiments.lock import SweepLock, SweepLockedError
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides, group_command,
@@ -49,10 +55,12 @@ from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, 
                                       read_marker, run_dir, split_overrides, train_command,
                                       update_manifest, write_marker)
 
-__all__ = ["main", "run_sweep", "run_one", "default_jobs", "check_finished", "format_duration"]
+__all__ = ["main", "run_sweep", "run_one", "run_task", "default_jobs", "check_finished",
+           "format_duration", "plan_todo", "LAUNCHERS"]
 
 PAPER_SEEDS = "0-24"  # the paper's 25 seeds
 PAPER_EPOCHS = 30     # the configs' max_epochs: an assumption, not confirmed from the paper
+LAUNCHERS = ("local", "submitit")
 
 
 def usable_cpus() -> int:
@@ -97,7 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "--jobs then counts processes of up to K seeds")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
                         help="folder of <figure>/<arm>.yaml configs (default: the repo's configs/)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and commands only")
+    parser.add_argument("--launcher", default="local", choices=LAUNCHERS,
+                        help="local: a process pool on this machine (default); submitit: one job "
+                             "array (SLURM, or --submitit.cluster local|debug), with submitit's "
+                             "parameters as --submitit.<name> <value> (e.g. --submitit.timeout_min "
+                             "60 --submitit.slurm_partition gpu)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="submitit on SLURM: submit, print the job id and return; rerun the "
+                             "command with --dry-run to see which runs are done")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (done/todo per task) and commands only")
     return parser
 
 
@@ -108,10 +125,22 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
         ValueError: unknown figure or arm (the valid ones listed), a bad seed, epochs < 1,
             jobs < 1, threads < 1, members not an integer >= 1, an override of a key the sweep
             sets itself, or with members > 1 an override of num_members/member_seeds/
-            member_log_dir.
+            member_log_dir; ``--submitit.*`` without ``--launcher submitit``, an unknown
+            cluster or submitit parameter, ``--no-wait`` but with a SLURM cluster.
     """
+    argv, submitit_raw = launch_submitit.split_submitit_options(argv)
     own, overrides = split_overrides(argv)
     args = build_parser().parse_args(own)
+    if args.launcher != "submitit" and (submitit_raw or args.no_wait):
+        raise ValueError(f"{'--submitit.' + next(iter(submitit_raw)) if submitit_raw else '--no-wait'}"
+                         f" needs --launcher submitit")
+    if args.launcher == "submitit":
+        args.cluster, args.submitit = launch_submitit.parse_submitit_options(submitit_raw)
+        if args.no_wait and args.cluster != "slurm":
+            raise ValueError(f"--no-wait needs --submitit.cluster slurm ({args.cluster} tasks "
+                             f"run in or under this process)")
+        args.executor = launch_submitit.make_executor(  # refuses bad parameters now
+            args.out / launch_submitit.SUBMITIT_FOLDER, args.cluster, args.submitit)
     if args.epochs < 1:
         raise ValueError(f"--epochs {args.epochs} must be an integer >= 1")
     for name in ("jobs", "threads"):
@@ -126,7 +155,9 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
     figures = list(list_figures(args.config_dir)) if args.figures == ["all"] else args.figures
     specs = plan_runs(figures, parse_seeds(args.seeds), args.config_dir, args.arms)
     args.jobs = args.jobs or default_jobs()
-    args.threads = args.threads or max(1, usable_cpus() // args.jobs)
+    per_task = getattr(args, "submitit", {}).get("cpus_per_task", 1)  # a submitit task's CPUs
+    args.threads = args.threads or (per_task if args.launcher == "submitit" else
+                                    max(1, usable_cpus() // args.jobs))
     return args, specs, overrides
 
 
@@ -192,9 +223,10 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def _run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
-              threads: int, jobs: int) -> dict:
-    """One process: a plain run (:func:`run_one`) or a member group (``run_group``)."""
+def run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
+             threads: int, jobs: int) -> dict:
+    """One task, i.e. one process: a plain run (:func:`run_one`) or a member group
+    (``run_group``); returns its record (``returncode``, ``wall_time_s``, ...)."""
     if len(group) == 1:
         return run_one(group[0], out, epochs, overrides, threads, jobs)
     return run_group(group, out, epochs, overrides, threads, jobs)
@@ -207,6 +239,21 @@ def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: in
             f"with {jobs} job(s) x {threads} thread(s), {epochs} epoch(s) each"
             + (f", in {len(todo)} process(es) of <= {members} seeds" if members > 1 else "")
             + (f" ({rerun} finished run(s) again with their group)" if rerun else ""))
+
+
+def plan_todo(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
+              members: int, jobs: int, threads: int,
+              echo: Callable[[str], None]) -> List[tuple]:
+    """The unfinished tasks (groups of ``members``) of ``specs``; updates the figures'
+    manifests and prints the sweep's header line. Raises ValueError as :func:`check_finished`."""
+    finished = set(check_finished(specs, out, epochs, overrides))
+    todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
+    for figure in dict.fromkeys(s.figure for s in specs):
+        mine = [s for s in specs if s.figure == figure]
+        update_manifest(out, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
+    echo(_header(out, len(specs), todo, sum(s in finished for g in todo for s in g), jobs,
+                 threads, epochs, members))
+    return todo
 
 
 def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str] = (),
@@ -224,18 +271,12 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
         ValueError: as :func:`check_finished`, before anything runs; members < 1.
     """
     out = Path(out)
-    finished = set(check_finished(specs, out, epochs, overrides))
-    todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
-    for figure in dict.fromkeys(s.figure for s in specs):
-        mine = [s for s in specs if s.figure == figure]
-        update_manifest(out, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
+    todo = plan_todo(specs, out, epochs, overrides, members, jobs, threads, echo)
     n_todo = sum(len(g) for g in todo)
-    echo(_header(out, len(specs), todo, sum(s in finished for g in todo for s in g), jobs,
-                 threads, epochs, members))
     done, failed, walls, start = len(specs) - n_todo, [], [], time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(_run_task, g, out, epochs, overrides, threads, jobs): g
+        futures = {pool.submit(run_task, g, out, epochs, overrides, threads, jobs): g
                    for g in todo}
         for future in as_completed(futures):
             group, record = futures[future], future.result()
@@ -256,19 +297,43 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     return failed
 
 
+def _dry_run(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> None:
+    """Print each task's state (done/todo) and command; with submitit, what would be submitted.
+    Reads the run folders only (also the way to watch a ``--no-wait`` array's progress)."""
+    groups = plan_groups(specs, args.members)
+    done = [all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed)) is not None for s in g)
+            for g in groups]
+    print(f"{sum(len(g) for g, d in zip(groups, done) if d)} of {len(specs)} runs done")
+    if args.launcher == "submitit":
+        todo = [g for g, d in zip(groups, done) if not d]
+        print("\n".join(launch_submitit.describe_submission(
+            todo, args.out, args.epochs, overrides, args.cluster, args.submitit)))
+        return
+    for group, finished in zip(groups, done):
+        print("done" if finished else "todo",
+              shlex.join(group_command(group, args.out, args.epochs, overrides)))
+
+
+def _launch(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> List[RunSpec]:
+    """Run the sweep with the chosen launcher under the ``--out`` lock; returns failed runs."""
+    echo = lambda line: print(line, flush=True)  # noqa: E731
+    with SweepLock(args.out):
+        if args.launcher == "submitit":
+            return launch_submitit.run_sweep(args, specs, overrides, plan_todo, echo)
+        return run_sweep(specs, args.out, args.epochs, overrides, args.jobs, args.threads,
+                         echo=echo, members=args.members)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point; returns the exit status (0 all finished, 1 failures, 2 bad use)."""
+    """Command-line entry point; returns the exit status (0 all finished, 1 failures, 2 bad use
+    or ``--out`` in use by another sweep)."""
     try:
         args, specs, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
         if args.dry_run:
-            for group in plan_groups(specs, args.members):
-                state = "done" if all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed))
-                                      is not None for s in group) else "todo"
-                print(state, shlex.join(group_command(group, args.out, args.epochs, overrides)))
+            _dry_run(args, specs, overrides)
             return 0
-        failed = run_sweep(specs, args.out, args.epochs, overrides, args.jobs, args.threads,
-                           members=args.members)
-    except ValueError as err:
+        failed = _launch(args, specs, overrides)
+    except (ValueError, SweepLockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
