@@ -28,6 +28,7 @@ import os
 import shlex
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -38,7 +39,7 @@ from lightning_sig.experiments.sweep_members import task_label, task_log
 from lightning_sig.experiments.sweep_plan import RunSpec, group_command
 
 __all__ = ["CLUSTERS", "SUBMITIT_FOLDER", "split_submitit_options", "parse_submitit_options",
-           "make_executor", "run_task", "submit", "wait_for", "describe_submission"]
+           "check_executor", "make_executor", "run_task", "submit", "wait_for", "describe_submission"]
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_FOLDER = ".submitit"  # inside --out: submitit's pickles and the tasks' stdout/stderr
@@ -97,8 +98,15 @@ def parse_submitit_options(raw: Dict[str, str]) -> Tuple[str, Dict[str, object]]
     return str(cluster), params
 
 
+def check_executor(cluster: str, params: Dict[str, object]) -> None:
+    """:func:`make_executor` in a scratch folder: refuses what it refuses, writes nothing else
+    (submitit creates its folder at once)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        make_executor(Path(scratch), cluster, params)
+
+
 def make_executor(folder: Path, cluster: str, params: Dict[str, object]):
-    """A ``submitit.AutoExecutor`` for ``cluster`` with ``params``; nothing is submitted.
+    """A ``submitit.AutoExecutor`` for ``cluster`` with ``params`` (creates ``folder``).
 
     Raises:
         ValueError: submitit refuses the cluster (e.g. slurm without ``srun``) or a parameter
@@ -194,12 +202,13 @@ def wait_for(jobs: list, todo: Sequence[Group], out: Path, echo: Callable[[str],
 def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_todo: Callable,
               echo: Callable[[str], None]) -> List[RunSpec]:
     """The submitit launcher of ``python -m lightning_sig.sweep`` (``args``: its parsed options,
-    ``args.executor`` from :func:`make_executor`); ``plan_todo`` is the sweep's (header,
+    checked by :func:`check_executor`); ``plan_todo`` is the sweep's (header,
     manifests, unfinished tasks). Returns the failed runs (none with ``--no-wait``)."""
-    todo = plan_todo(specs, args.out, args.epochs, overrides, args.members, 1, args.threads, echo)
+    todo = plan_todo(specs, args.out, args.epochs, overrides, args.members, 0, args.threads, echo)
     if not todo:
         return []
-    jobs = submit(args.executor, todo, args.out, args.epochs, overrides, args.threads, 1)
+    executor = make_executor(args.out / SUBMITIT_FOLDER, args.cluster, args.submitit)
+    jobs = submit(executor, todo, args.out, args.epochs, overrides, args.threads, 1)
     array_id = str(jobs[0].job_id).split("_")[0]
     echo(f"submitted {len(jobs)} task(s) to {args.cluster} as job {array_id}; submitit logs: "
          f"{args.out / SUBMITIT_FOLDER}")

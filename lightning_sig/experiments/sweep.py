@@ -139,8 +139,7 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
         if args.no_wait and args.cluster != "slurm":
             raise ValueError(f"--no-wait needs --submitit.cluster slurm ({args.cluster} tasks "
                              f"run in or under this process)")
-        args.executor = launch_submitit.make_executor(  # refuses bad parameters now
-            args.out / launch_submitit.SUBMITIT_FOLDER, args.cluster, args.submitit)
+        launch_submitit.check_executor(args.cluster, args.submitit)  # bad parameters: now
     if args.epochs < 1:
         raise ValueError(f"--epochs {args.epochs} must be an integer >= 1")
     for name in ("jobs", "threads"):
@@ -235,8 +234,9 @@ def run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequen
 def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: int, jobs: int,
             threads: int, epochs: int, members: int) -> str:
     n_todo = sum(len(g) for g in todo)
+    how = (f"with {jobs} job(s)" if jobs else f"as {len(todo)} array task(s)")  # 0: submitit
     return (f"sweep {out}: {n_runs} runs, {n_runs - n_todo} already finished, {n_todo} to run "
-            f"with {jobs} job(s) x {threads} thread(s), {epochs} epoch(s) each"
+            f"{how} x {threads} thread(s), {epochs} epoch(s) each"
             + (f", in {len(todo)} process(es) of <= {members} seeds" if members > 1 else "")
             + (f" ({rerun} finished run(s) again with their group)" if rerun else ""))
 
