@@ -109,11 +109,15 @@ def make_executor(folder: Path, cluster: str, params: Dict[str, object]):
     """A ``submitit.AutoExecutor`` for ``cluster`` with ``params`` (creates ``folder``).
 
     Raises:
-        ValueError: submitit refuses the cluster (e.g. slurm without ``srun``) or a parameter
-            (unknown name: submitit's message lists the valid ones; a wrong type).
+        ValueError: submitit is not installed; submitit refuses the cluster (e.g. slurm
+            without ``srun``) or a parameter (unknown name: submitit's message lists the valid
+            ones; a wrong type).
     """
-    import submitit
-
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError("--launcher submitit needs the submitit package: pip install "
+                         "'lightning-sig[slurm]' (or pip install submitit)") from None
     try:
         executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     except RuntimeError as err:
