@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_sig.experiments import launch_submitit, sweep
+from lightning_sig.experiments import launch_submitit, sweep, sweep_plan
 from lightning_sig.experiments.sweep_plan import DONE_NAME, plan_runs, read_marker, run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,3 +151,25 @@ def test_local_executor_sweep_equals_local_launcher(fake_cifar, tmp_path, capsys
     assert sweep.main(common + ["--out", str(remote), "--launcher", "submitit",
                                 "--submitit.cluster", "local"]) == 0  # all done: nothing submitted
     assert "submitted" not in capsys.readouterr().out
+
+
+def test_slurm_requeue_keeps_a_run_with_lightnings_hpc_checkpoint(configs, tmp_path, monkeypatch):
+    """A requeued task finds Lightning's hpc_ckpt in the run folder (its default_root_dir) and
+    restarts the run in place; a folder without one is restarted from scratch."""
+    monkeypatch.setattr(sweep, "train_command", _fake_train_command)
+    out = tmp_path / "out"
+    spec_a, spec_b = plan_runs(["figA"], [0], configs)
+    requeued, plain = (run_dir(out, s.figure, s.arm, s.seed) for s in (spec_a, spec_b))
+    for directory in (requeued, plain):
+        directory.mkdir(parents=True)
+        (directory / "events.out.tfevents.old").write_text("earlier part")
+        (directory / "train.log").write_text("first attempt\n")
+    (requeued / "hpc_ckpt_1.ckpt").write_text("state")
+    for spec in (spec_a, spec_b):
+        assert sweep.run_one(spec, out, 2, [], threads=1)["returncode"] == 0
+    assert (requeued / "events.out.tfevents.old").exists() and (requeued / "hpc_ckpt_1.ckpt").exists()
+    assert (requeued / "train.log").read_text() == "first attempt\nboom\n"
+    assert not (plain / "events.out.tfevents.old").exists()
+    assert (plain / "train.log").read_text() == "boom\n"
+    real = sweep_plan.train_command(spec_a, out, 2)
+    assert real[real.index("--trainer.default_root_dir") + 1] == str(requeued.resolve())

@@ -51,6 +51,7 @@ from lightning_sig.experiments.lock import SweepLock, SweepLockedError
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides, group_command,
+                                      has_hpc_checkpoint,
                                       list_figures, parse_seeds, plan_groups, plan_runs,
                                       read_marker, run_dir, split_overrides, train_command,
                                       update_manifest, write_marker)
@@ -187,18 +188,20 @@ def run_one(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str], thr
             jobs: int = 1) -> dict:
     """Train one run in a subprocess; write its DONE marker if it exits 0.
 
-    An existing unfinished directory of the run is deleted first (a clean restart). The child
+    An existing unfinished directory of the run is deleted first (a clean restart), unless it
+    holds Lightning's ``hpc_ckpt`` (a SLURM requeue: Lightning resumes from it). The child
     gets ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``. Returns the marker record (with
     ``returncode``; ``wall_time_s`` in seconds of the whole process, startup included).
     """
     directory = run_dir(out, spec.figure, spec.arm, spec.seed)
     if read_marker(directory) is not None:
         raise RuntimeError(f"refusing to restart finished run {directory}")
-    if directory.exists():
+    requeued = has_hpc_checkpoint(directory)
+    if directory.exists() and not requeued:
         shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     command = train_command(spec, out, epochs, overrides)
-    returncode, wall = run_process(command, directory / LOG_NAME, threads)
+    returncode, wall = run_process(command, directory / LOG_NAME, threads, append=requeued)
     record = {"figure": spec.figure, "arm": spec.arm, "seed": spec.seed,
               "config": str(Path(spec.config).resolve()), "epochs": epochs,
               "overrides": list(overrides), "command": command, "returncode": returncode,
