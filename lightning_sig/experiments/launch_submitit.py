@@ -213,8 +213,9 @@ def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_tod
         return []
     executor = make_executor(args.out / SUBMITIT_FOLDER, args.cluster, args.submitit)
     jobs = submit(executor, todo, args.out, args.epochs, overrides, args.threads, 1)
-    array_id = str(jobs[0].job_id).split("_")[0]
-    echo(f"submitted {len(jobs)} task(s) to {args.cluster} as job {array_id}; submitit logs: "
+    ids = ", ".join(dict.fromkeys(str(j.job_id).split("_")[0] for j in jobs))  # SLURM: one
+    array_id = ids.split(", ")[0]
+    echo(f"submitted {len(jobs)} task(s) to {args.cluster} as job {ids}; submitit logs: "
          f"{args.out / SUBMITIT_FOLDER}")
     if args.no_wait:
         echo(f"not waiting (--no-wait). Progress from the run folders: the same command with "
