@@ -173,3 +173,26 @@ def test_slurm_requeue_keeps_a_run_with_lightnings_hpc_checkpoint(configs, tmp_p
     assert (plain / "train.log").read_text() == "boom\n"
     real = sweep_plan.train_command(spec_a, out, 2)
     assert real[real.index("--trainer.default_root_dir") + 1] == str(requeued.resolve())
+
+
+def test_a_task_that_raised_names_submitits_log(configs, tmp_path):
+    """A task that died inside submitit (e.g. killed, or an exception) is reported with the last
+    line of submitit's error and the path of the task's stderr log."""
+    from types import SimpleNamespace
+
+    class Died:
+        job_id, paths = "77_3", SimpleNamespace(stderr=tmp_path / "77_3_0_log.err")
+
+        def done(self):
+            return True
+
+        def result(self):
+            raise RuntimeError("Job 77_3 (task: 0) failed\nTraceback ...\nMemoryError: oom")
+
+    group = tuple(plan_runs(["figA"], [5], configs))[:1]
+    lines = []
+    failed = launch_submitit.wait_for([Died()], [group], tmp_path, lines.append, poll_s=0)
+    assert failed == list(group)
+    assert lines == [f"figA/a/seed_5 FAILED in job 77_3 (MemoryError: oom); log: "
+                     f"{tmp_path / '77_3_0_log.err'}",
+                     "[submitit] tasks: 0 done, 1 failed, 0 pending"]

@@ -222,4 +222,14 @@ def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_tod
              f"--dry-run; or squeue -j {array_id}. Rerun the command after the job ended to "
              f"resubmit unfinished runs.")
         return []
-    return wait_for(jobs, todo, args.out, echo, poll_s=10.0 if args.cluster == "slurm" else 0.2)
+    try:
+        return wait_for(jobs, todo, args.out, echo,
+                        poll_s=10.0 if args.cluster == "slurm" else 0.2)
+    except KeyboardInterrupt:
+        if args.cluster == "slurm":  # the array is the cluster's: it keeps running
+            echo(f"stopped waiting; job {array_id} keeps running (scancel {array_id} stops it). "
+                 f"Rerun the command after it ended to resubmit unfinished runs.")
+        else:
+            for job in jobs:
+                job.cancel(check=False)
+        raise
