@@ -39,7 +39,8 @@ from lightning_sig.experiments.sweep_members import task_label, task_log
 from lightning_sig.experiments.sweep_plan import RunSpec, group_command
 
 __all__ = ["CLUSTERS", "SUBMITIT_FOLDER", "split_submitit_options", "parse_submitit_options",
-           "check_executor", "make_executor", "run_task", "submit", "wait_for", "describe_submission"]
+           "check_executor", "make_executor", "run_task", "submit", "wait_for",
+           "describe_submission", "run_sweep"]
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_FOLDER = ".submitit"  # inside --out: submitit's pickles and the tasks' stdout/stderr

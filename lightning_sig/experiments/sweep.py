@@ -38,7 +38,6 @@ import argparse
 import datetime
 import os
 import re
-import shlex
 import shutil
 import sys
 import time
@@ -46,11 +45,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from lightning_sig.experiments import launch_submitit
-from lightning_sig.experiments.lock import SweepLock, SweepLockedError
+from lightning_sig.experiments import launch_submitit, launchers
+from lightning_sig.experiments.lock import SweepLockedError
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
-                                      check_member_overrides, check_overrides, group_command,
+                                      check_member_overrides, check_overrides,
                                       has_hpc_checkpoint,
                                       list_figures, parse_seeds, plan_groups, plan_runs,
                                       read_marker, run_dir, split_overrides, train_command,
@@ -133,8 +132,8 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
     own, overrides = split_overrides(argv)
     args = build_parser().parse_args(own)
     if args.launcher != "submitit" and (submitit_raw or args.no_wait):
-        raise ValueError(f"{'--submitit.' + next(iter(submitit_raw)) if submitit_raw else '--no-wait'}"
-                         f" needs --launcher submitit")
+        option = f"--submitit.{next(iter(submitit_raw))}" if submitit_raw else "--no-wait"
+        raise ValueError(f"{option} needs --launcher submitit")
     if args.launcher == "submitit":
         args.cluster, args.submitit = launch_submitit.parse_submitit_options(submitit_raw)
         if args.no_wait and args.cluster != "slurm":
@@ -300,42 +299,15 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     return failed
 
 
-def _dry_run(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> None:
-    """Print each task's state (done/todo) and command; with submitit, what would be submitted.
-    Reads the run folders only (also the way to watch a ``--no-wait`` array's progress)."""
-    groups = plan_groups(specs, args.members)
-    done = [all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed)) is not None for s in g)
-            for g in groups]
-    print(f"{sum(len(g) for g, d in zip(groups, done) if d)} of {len(specs)} runs done")
-    if args.launcher == "submitit":
-        todo = [g for g, d in zip(groups, done) if not d]
-        print("\n".join(launch_submitit.describe_submission(
-            todo, args.out, args.epochs, overrides, args.cluster, args.submitit)))
-        return
-    for group, finished in zip(groups, done):
-        print("done" if finished else "todo",
-              shlex.join(group_command(group, args.out, args.epochs, overrides)))
-
-
-def _launch(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> List[RunSpec]:
-    """Run the sweep with the chosen launcher under the ``--out`` lock; returns failed runs."""
-    echo = lambda line: print(line, flush=True)  # noqa: E731
-    with SweepLock(args.out):
-        if args.launcher == "submitit":
-            return launch_submitit.run_sweep(args, specs, overrides, plan_todo, echo)
-        return run_sweep(specs, args.out, args.epochs, overrides, args.jobs, args.threads,
-                         echo=echo, members=args.members)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point; returns the exit status (0 all finished, 1 failures, 2 bad use
     or ``--out`` in use by another sweep)."""
     try:
         args, specs, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
         if args.dry_run:
-            _dry_run(args, specs, overrides)
+            launchers.dry_run(args, specs, overrides)
             return 0
-        failed = _launch(args, specs, overrides)
+        failed = launchers.launch(args, specs, overrides)
     except (ValueError, SweepLockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
