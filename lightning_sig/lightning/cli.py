@@ -54,7 +54,12 @@ class ResumeSaveConfigCallback(SaveConfigCallback):
 
 def main(args: Optional[List[str]] = None, run: bool = True) -> LightningCLI:
     """Run the CLI (``args`` defaults to ``sys.argv[1:]``); returns the LightningCLI object.
-    TensorBoard's event files get the C checksum (:func:`~lightning_sig.event_crc.use_fast_event_crc`)."""
+    TensorBoard's event files get the C checksum (:func:`~lightning_sig.event_crc.use_fast_event_crc`).
+
+    Raises:
+        SystemExit: status 2 for jsonargparse's parse errors and for a ValueError or
+            FileNotFoundError raised by this package (printed as one ``error:`` line).
+    """
     use_fast_event_crc()
     try:
         return LightningCLI(SigmoidNetModule, CIFAR10DataModule, subclass_mode_model=True,
