@@ -153,6 +153,8 @@ def describe_submission(todo: Sequence[Group], out: Path, epochs: int, overrides
                         cluster: str, params: Dict[str, object]) -> List[str]:
     """Lines of ``--dry-run``: the array's size, cluster and parameters, each task's command."""
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "submitit's defaults"
+    if not todo:
+        return [f"nothing to submit to cluster {cluster!r}: every run is done"]
     lines = [f"would submit 1 array job of {len(todo)} task(s) to cluster {cluster!r} ({shown})"]
     lines += [f"  task {i}: {shlex.join(group_command(g, out, epochs, overrides))}"
               for i, g in enumerate(todo)]
