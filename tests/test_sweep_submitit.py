@@ -196,3 +196,21 @@ def test_a_task_that_raised_names_submitits_log(configs, tmp_path):
     assert lines == [f"figA/a/seed_5 FAILED in job 77_3 (MemoryError: oom); log: "
                      f"{tmp_path / '77_3_0_log.err'}",
                      "[submitit] tasks: 0 done, 1 failed, 0 pending"]
+
+
+def test_no_new_array_while_the_last_one_runs(tmp_path, monkeypatch):
+    """After --no-wait the lock is free, so squeue decides: tasks listed → refused."""
+    out, bin_dir = tmp_path / "out", tmp_path / "bin"
+    (out / launch_submitit.SUBMITIT_FOLDER).mkdir(parents=True)
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"  # a stand-in listing two tasks of job 4242 only
+    squeue.write_text('#!/bin/sh\n[ "$3" = 4242 ] && printf "4242_0 R\\n4242_1 PD\\n"\nexit 0\n')
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    record = out / launch_submitit.SUBMITIT_FOLDER / launch_submitit.ARRAY_RECORD
+    record.write_text('{"job_id": "4242"}')
+    with pytest.raises(ValueError, match=r"SLURM job 4242 of .* still has 2 task\(s\) queued or "
+                                         r"running .*scancel 4242"):
+        launch_submitit.check_no_array_running(out)
+    record.write_text('{"job_id": "4243"}')  # ended: squeue lists nothing
+    launch_submitit.check_no_array_running(out)

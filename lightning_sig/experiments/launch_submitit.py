@@ -24,10 +24,12 @@ process ignores the signal that reaches it, and the requeued task keeps a folder
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -40,10 +42,11 @@ from lightning_sig.experiments.sweep_plan import RunSpec, group_command
 
 __all__ = ["CLUSTERS", "SUBMITIT_FOLDER", "split_submitit_options", "parse_submitit_options",
            "check_executor", "make_executor", "run_task", "submit", "wait_for",
-           "describe_submission", "run_sweep"]
+           "describe_submission", "check_no_array_running", "run_sweep"]
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_FOLDER = ".submitit"  # inside --out: submitit's pickles and the tasks' stdout/stderr
+ARRAY_RECORD = "last_array.json"  # in SUBMITIT_FOLDER: the last SLURM array submitted
 _PREFIX = "--submitit."
 Group = Tuple[RunSpec, ...]
 
@@ -206,11 +209,33 @@ def wait_for(jobs: list, todo: Sequence[Group], out: Path, echo: Callable[[str],
     return failed
 
 
+def check_no_array_running(out: Path) -> None:
+    """Refuse to submit while the last SLURM array of ``out`` (``--no-wait`` returns before it
+    ends and frees the ``--out`` lock) still has tasks in ``squeue``: a new array would restart
+    their unfinished, i.e. running, runs.
+
+    Raises:
+        ValueError: ``squeue`` lists tasks of that job (names it and how to stop it).
+    """
+    record = Path(out) / SUBMITIT_FOLDER / ARRAY_RECORD
+    if not record.is_file() or shutil.which("squeue") is None:
+        return
+    job_id = str(json.loads(record.read_text()).get("job_id", ""))
+    listed = subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True)
+    if job_id and listed.returncode == 0 and listed.stdout.strip():
+        raise ValueError(f"SLURM job {job_id} of {out} still has "
+                         f"{len(listed.stdout.strip().splitlines())} task(s) queued or running "
+                         f"(squeue -j {job_id}); rerun after it ended, or stop it with scancel "
+                         f"{job_id}")
+
+
 def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_todo: Callable,
               echo: Callable[[str], None]) -> List[RunSpec]:
     """The submitit launcher of ``python -m lightning_sig.sweep`` (``args``: its parsed options,
     checked by :func:`check_executor`); ``plan_todo`` is the sweep's (header,
     manifests, unfinished tasks). Returns the failed runs (none with ``--no-wait``)."""
+    if args.cluster == "slurm":
+        check_no_array_running(args.out)
     todo = plan_todo(specs, args.out, args.epochs, overrides, args.members, 0, args.threads, echo)
     if not todo:
         return []
@@ -220,6 +245,8 @@ def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_tod
     array_id = ids.split(", ")[0]
     echo(f"submitted {len(jobs)} task(s) to {args.cluster} as job {ids}; submitit logs: "
          f"{args.out / SUBMITIT_FOLDER}")
+    if args.cluster == "slurm":
+        (args.out / SUBMITIT_FOLDER / ARRAY_RECORD).write_text(json.dumps({"job_id": array_id}))
     if args.no_wait:
         echo(f"not waiting (--no-wait). Progress from the run folders: the same command with "
              f"--dry-run; or squeue -j {array_id}. Rerun the command after the job ended to "
