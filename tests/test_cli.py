@@ -86,3 +86,12 @@ def test_misspelt_key_is_named(fake_cifar, tmp_path, capsys):
         main(["fit", *_args("fig3_combined/tanh.yaml", fake_cifar, tmp_path),
               "--model.init_args.l2_strenght", "0.1"])
     assert "l2_strenght" in capsys.readouterr().err
+
+
+def test_abbreviated_option_is_refused_not_prefix_matched(fake_cifar, tmp_path, capsys):
+    """argparse would read --trainer.max_step as --trainer.max_steps (allow_abbrev is off)."""
+    with pytest.raises(SystemExit) as info:
+        main(["fit", *_args("fig3_combined/tanh.yaml", fake_cifar, tmp_path),
+              "--trainer.max_step", "50"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --trainer.max_step 50" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
     for group, first, version in ((groups[0], "0", "members_0-1"), (groups[1], "2", "members_2-3")):
         assert group_command(group, out, 3, ["--data.data_dir", "d"]) == head + [
             "--seed_everything", first, "--trainer.max_epochs", "3",
+            "--trainer.default_root_dir", str(out.resolve() / "figA" / "a" / version),
             "--trainer.logger.init_args.save_dir", str(out.resolve()),
             "--trainer.logger.init_args.name", "figA/a",
             "--trainer.logger.init_args.version", version,
@@ -52,6 +53,8 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
             str(out), "--dry-run"]
     assert sweep.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "0 of 10 runs done"
+    lines = lines[1:]
     assert len(lines) == 6 and all(line.startswith("todo ") for line in lines)
     assert sum("members_0-1" in line for line in lines) == 2  # arms a and b
 

@@ -25,8 +25,12 @@ Example (3 seeds, 5 epochs, real CIFAR-10; by default one process per CPU)::
         --out sweeps/cifar --data.data_dir ../shared/cifar10
 
 Options with a dot in their name (``--data.data_dir``, ``--trainer.limit_train_batches``) and
-everything after a bare ``--`` are passed to every run unchanged. Then draw the figures with
-``python -m lightning_sig.figures sweeps/cifar``.
+everything after a bare ``--`` are passed to every run unchanged (but ``--submitit.*``). Then
+draw the figures with ``python -m lightning_sig.figures sweeps/cifar``.
+
+``--launcher submitit`` runs the same tasks as one SLURM job array instead of this machine's
+process pool (:mod:`lightning_sig.experiments.launch_submitit`). Either way one sweep at a time
+may use an ``--out`` folder (:class:`~lightning_sig.experiments.lock.SweepLock`).
 """
 from __future__ import annotations
 
@@ -34,7 +38,6 @@ import argparse
 import datetime
 import os
 import re
-import shlex
 import shutil
 import sys
 import time
@@ -42,18 +45,23 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
+from lightning_sig.experiments import launch_submitit, launchers
 from lightning_sig.experiments import summary_sweep as run_summary
+from lightning_sig.experiments.lock import SweepLockedError
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
-                                      check_member_overrides, check_overrides, group_command,
+                                      check_member_overrides, check_overrides,
+                                      has_hpc_checkpoint,
                                       list_figures, parse_seeds, plan_groups, plan_runs,
                                       read_marker, run_dir, split_overrides, train_command,
                                       update_manifest, write_marker)
 
-__all__ = ["main", "run_sweep", "run_one", "default_jobs", "check_finished", "format_duration"]
+__all__ = ["main", "run_sweep", "run_one", "run_task", "default_jobs", "check_finished",
+           "format_duration", "plan_todo", "LAUNCHERS"]
 
 PAPER_SEEDS = "0-24"  # the paper's 25 seeds
 PAPER_EPOCHS = 30     # the configs' max_epochs: an assumption, not confirmed from the paper
+LAUNCHERS = ("local", "submitit")
 
 
 def usable_cpus() -> int:
@@ -102,7 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write a run summary (a few KB of JSON, lightning_sig.experiments."
                              "summary) per finished run into DIR/<figure>/<arm>/seed_<s>.json and "
                              "treat a run with a summary there as done (default: none)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and commands only")
+    parser.add_argument("--launcher", default="local", choices=LAUNCHERS,
+                        help="local: a process pool on this machine (default); submitit: one job "
+                             "array (SLURM, or --submitit.cluster local|debug), with submitit's "
+                             "parameters as --submitit.<name> <value> (e.g. --submitit.timeout_min "
+                             "60 --submitit.slurm_partition gpu)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="submitit on SLURM: submit, print the job id and return; rerun the "
+                             "command with --dry-run to see which runs are done")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (done/todo per task) and commands only")
     return parser
 
 
@@ -113,10 +130,21 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
         ValueError: unknown figure or arm (the valid ones listed), a bad seed, epochs < 1,
             jobs < 1, threads < 1, members not an integer >= 1, an override of a key the sweep
             sets itself, or with members > 1 an override of num_members/member_seeds/
-            member_log_dir.
+            member_log_dir; ``--submitit.*`` without ``--launcher submitit``, an unknown
+            cluster or submitit parameter, ``--no-wait`` but with a SLURM cluster.
     """
+    argv, submitit_raw = launch_submitit.split_submitit_options(argv)
     own, overrides = split_overrides(argv)
     args = build_parser().parse_args(own)
+    if args.launcher != "submitit" and (submitit_raw or args.no_wait):
+        option = f"--submitit.{next(iter(submitit_raw))}" if submitit_raw else "--no-wait"
+        raise ValueError(f"{option} needs --launcher submitit")
+    if args.launcher == "submitit":
+        args.cluster, args.submitit = launch_submitit.parse_submitit_options(submitit_raw)
+        if args.no_wait and args.cluster != "slurm":
+            raise ValueError(f"--no-wait needs --submitit.cluster slurm ({args.cluster} tasks "
+                             f"run in or under this process)")
+        launch_submitit.check_executor(args.cluster, args.submitit)  # bad parameters: now
     if args.epochs < 1:
         raise ValueError(f"--epochs {args.epochs} must be an integer >= 1")
     for name in ("jobs", "threads"):
@@ -131,7 +159,9 @@ def parse_arguments(argv: Sequence[str]) -> tuple:
     figures = list(list_figures(args.config_dir)) if args.figures == ["all"] else args.figures
     specs = plan_runs(figures, parse_seeds(args.seeds), args.config_dir, args.arms)
     args.jobs = args.jobs or default_jobs()
-    args.threads = args.threads or max(1, usable_cpus() // args.jobs)
+    per_task = getattr(args, "submitit", {}).get("cpus_per_task", 1)  # a submitit task's CPUs
+    args.threads = args.threads or (per_task if args.launcher == "submitit" else
+                                    max(1, usable_cpus() // args.jobs))
     return args, specs, overrides
 
 
@@ -162,18 +192,20 @@ def run_one(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str], thr
             jobs: int = 1) -> dict:
     """Train one run in a subprocess; write its DONE marker if it exits 0.
 
-    An existing unfinished directory of the run is deleted first (a clean restart). The child
+    An existing unfinished directory of the run is deleted first (a clean restart), unless it
+    holds Lightning's ``hpc_ckpt`` (a SLURM requeue: Lightning resumes from it). The child
     gets ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``. Returns the marker record (with
     ``returncode``; ``wall_time_s`` in seconds of the whole process, startup included).
     """
     directory = run_dir(out, spec.figure, spec.arm, spec.seed)
     if read_marker(directory) is not None:
         raise RuntimeError(f"refusing to restart finished run {directory}")
-    if directory.exists():
+    requeued = has_hpc_checkpoint(directory)
+    if directory.exists() and not requeued:
         shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     command = train_command(spec, out, epochs, overrides)
-    returncode, wall = run_process(command, directory / LOG_NAME, threads)
+    returncode, wall = run_process(command, directory / LOG_NAME, threads, append=requeued)
     record = {"figure": spec.figure, "arm": spec.arm, "seed": spec.seed,
               "config": str(Path(spec.config).resolve()), "epochs": epochs,
               "overrides": list(overrides), "command": command, "returncode": returncode,
@@ -197,10 +229,12 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def _run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
-              threads: int, jobs: int, summaries: Optional[Path] = None) -> dict:
-    """One process: a plain run (:func:`run_one`) or a member group (``run_group``); then, with
-    ``summaries``, the runs' summaries (a failure to summarize is recorded, not raised)."""
+def run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
+             threads: int, jobs: int, summaries: Optional[Path] = None) -> dict:
+    """One task, i.e. one process: a plain run (:func:`run_one`) or a member group
+    (``run_group``); then, with ``summaries``, the runs' summaries (a failure to summarize is
+    recorded as ``summary_error``, not raised). Returns its record (``returncode``,
+    ``wall_time_s``, ...)."""
     if len(group) == 1:
         record = run_one(group[0], out, epochs, overrides, threads, jobs)
     else:
@@ -216,10 +250,29 @@ def _run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
 def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: int, jobs: int,
             threads: int, epochs: int, members: int) -> str:
     n_todo = sum(len(g) for g in todo)
+    how = (f"with {jobs} job(s)" if jobs else f"as {len(todo)} array task(s)")  # 0: submitit
     return (f"sweep {out}: {n_runs} runs, {n_runs - n_todo} already finished, {n_todo} to run "
-            f"with {jobs} job(s) x {threads} thread(s), {epochs} epoch(s) each"
+            f"{how} x {threads} thread(s), {epochs} epoch(s) each"
             + (f", in {len(todo)} process(es) of <= {members} seeds" if members > 1 else "")
             + (f" ({rerun} finished run(s) again with their group)" if rerun else ""))
+
+
+def plan_todo(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
+              members: int, jobs: int, threads: int,
+              echo: Callable[[str], None], summaries: Optional[Path] = None) -> List[tuple]:
+    """The unfinished tasks (groups of ``members``) of ``specs`` (a run with a summary in
+    ``summaries`` counts as finished); updates the figures' manifests and prints the sweep's
+    header line. Raises ValueError as :func:`check_finished`."""
+    finished = set(check_finished(specs, out, epochs, overrides))
+    if summaries is not None:
+        finished |= run_summary.prepare_summaries(specs, out, summaries, epochs, overrides)
+    todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
+    for figure in dict.fromkeys(s.figure for s in specs):
+        mine = [s for s in specs if s.figure == figure]
+        update_manifest(out, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
+    echo(_header(out, len(specs), todo, sum(s in finished for g in todo for s in g), jobs,
+                 threads, epochs, members))
+    return todo
 
 
 def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str] = (),
@@ -227,11 +280,6 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
               echo: Callable[[str], None] = lambda s: print(s, flush=True),
               members: int = 1, summaries: Optional[Path] = None) -> List[RunSpec]:
     """Run the unfinished ``specs`` with ``jobs`` processes at once; returns the failed runs.
-
-    ``summaries``: a folder of run summaries (:mod:`lightning_sig.experiments.summary`): runs with
-    a summary there count as finished, finished runs of ``out`` without one get one first, and
-    every run that finishes gets one (:mod:`lightning_sig.experiments.summary_sweep`; a summary
-    made with other epochs or overrides is a ValueError, before anything runs).
 
     ``members`` K > 1: up to K seeds of an arm per process (:func:`plan_groups`); a group runs
     again whole unless all its members are finished. Prints one line per finished process:
@@ -242,20 +290,12 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
         ValueError: as :func:`check_finished`, before anything runs; members < 1.
     """
     out = Path(out)
-    finished = set(check_finished(specs, out, epochs, overrides))
-    if summaries is not None:
-        finished |= run_summary.prepare_summaries(specs, out, summaries, epochs, overrides)
-    todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
-    for figure in dict.fromkeys(s.figure for s in specs):
-        mine = [s for s in specs if s.figure == figure]
-        update_manifest(out, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
+    todo = plan_todo(specs, out, epochs, overrides, members, jobs, threads, echo, summaries)
     n_todo = sum(len(g) for g in todo)
-    echo(_header(out, len(specs), todo, sum(s in finished for g in todo for s in g), jobs,
-                 threads, epochs, members))
     done, failed, walls, start = len(specs) - n_todo, [], [], time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(_run_task, g, out, epochs, overrides, threads, jobs, summaries): g
+        futures = {pool.submit(run_task, g, out, epochs, overrides, threads, jobs, summaries): g
                    for g in todo}
         for future in as_completed(futures):
             group, record = futures[future], future.result()
@@ -266,8 +306,6 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
             echo(f"[{done}/{len(specs)}] {task_label(group)} {status} in "
                  f"{format_duration(record['wall_time_s'])}; elapsed "
                  f"{format_duration(time.perf_counter() - start)}, ETA {format_duration(eta)}")
-            if record.get("summary_error"):
-                echo(f"warning: no summary for {task_label(group)}: {record['summary_error']}")
             if record["returncode"] != 0:
                 failed.extend(group)
                 echo(_log_tail(task_log(group, out)))
@@ -279,20 +317,15 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point; returns the exit status (0 all finished, 1 failures, 2 bad use)."""
+    """Command-line entry point; returns the exit status (0 all finished, 1 failures, 2 bad use
+    or ``--out`` in use by another sweep)."""
     try:
         args, specs, overrides = parse_arguments(sys.argv[1:] if argv is None else argv)
         if args.dry_run:
-            for group in plan_groups(specs, args.members):
-                state = "done" if all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed))
-                                      is not None or (args.summaries and run_summary.summary_path(
-                                          args.summaries, s.figure, s.arm, s.seed).is_file())
-                                      for s in group) else "todo"
-                print(state, shlex.join(group_command(group, args.out, args.epochs, overrides)))
+            launchers.dry_run(args, specs, overrides)
             return 0
-        failed = run_sweep(specs, args.out, args.epochs, overrides, args.jobs, args.threads,
-                           members=args.members, summaries=args.summaries)
-    except ValueError as err:
+        failed = launchers.launch(args, specs, overrides)
+    except (ValueError, SweepLockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

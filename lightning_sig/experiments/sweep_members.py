@@ -36,18 +36,21 @@ import yaml
 
 from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
 from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
-                                      group_dir_name, read_marker, run_dir, write_marker)
+                                      group_dir_name, has_hpc_checkpoint, read_marker, run_dir,
+                                      write_marker)
 
 __all__ = ["run_process", "run_group", "member_hparams", "file_members", "task_label",
            "task_log"]
 
 
-def run_process(command: Sequence[str], log_path: Path, threads: int) -> Tuple[int, float]:
-    """Run ``command`` with stdout+stderr into ``log_path`` and ``OMP_NUM_THREADS =
-    MKL_NUM_THREADS = threads``; returns ``(returncode, wall time in s, start-up included)``."""
+def run_process(command: Sequence[str], log_path: Path, threads: int,
+                append: bool = False) -> Tuple[int, float]:
+    """Run ``command`` with stdout+stderr into ``log_path`` (appended to with ``append``) and
+    ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``; returns ``(returncode, wall time in s,
+    start-up included)``."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
-    with open(log_path, "w") as log:
+    with open(log_path, "a" if append else "w") as log:
         returncode = subprocess.run(list(command), stdout=log, stderr=subprocess.STDOUT, env=env,
                                     stdin=subprocess.DEVNULL).returncode
     return returncode, time.perf_counter() - start
@@ -78,7 +81,8 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """Train the >= 2 seeds of ``group`` (one figure and arm) in one process; file each member
     as a finished run (:func:`file_members`) if it exits 0.
 
-    Existing member and group directories are deleted first (a clean restart). Returns the
+    Existing member and group directories are deleted first (a clean restart), unless the
+    group directory holds an ``hpc_ckpt`` (a SLURM requeue that Lightning resumes). Returns the
     group's record: ``returncode``, ``wall_time_s`` (s, whole process), ``members``, ...
 
     Raises:
@@ -93,12 +97,13 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     if all(read_marker(d) is not None for d in dirs):
         raise RuntimeError(f"refusing to restart finished member group {group_dir(out, group)}")
     target = group_dir(out, group)
+    requeued = has_hpc_checkpoint(target)  # Lightning resumes it: keep the group's folders
     for directory in (*dirs, target):
-        if directory.exists():
+        if directory.exists() and not requeued:
             shutil.rmtree(directory)
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     command = group_command(group, out, epochs, overrides)
-    returncode, wall = run_process(command, target / LOG_NAME, threads)
+    returncode, wall = run_process(command, target / LOG_NAME, threads, append=requeued)
     seeds = [s.seed for s in group]
     record = {"figure": group[0].figure, "arm": group[0].arm, "seed": seeds[0],
               "config": str(Path(group[0].config).resolve()), "epochs": epochs,

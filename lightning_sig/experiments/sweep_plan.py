@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["DEFAULT_CONFIG_DIR", "DONE_NAME", "LOG_NAME", "MANIFEST_NAME", "RESERVED_OVERRIDES",
            "SEED_DIR_PATTERN", "RunSpec", "list_figures", "parse_seeds", "plan_runs", "run_dir",
            "seed_dir_name", "split_overrides", "check_overrides", "train_command", "read_marker",
-           "write_marker", "update_manifest", "MEMBER_KEYS", "plan_groups", "group_dir",
+           "write_marker", "update_manifest", "has_hpc_checkpoint", "MEMBER_KEYS", "plan_groups", "group_dir",
            "group_dir_name", "group_command", "check_member_overrides"]
 
 #: The paper configs: package data ``lightning_sig.configs`` (the repository's ``configs/``).
@@ -176,16 +176,20 @@ def check_overrides(overrides: Sequence[str]) -> None:
 def train_command(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str] = ()) -> List[str]:
     """argv of the LightningCLI run of ``spec`` (``python train.py fit ...`` from any directory).
 
-    The logger's save_dir/name/version put the TensorBoard files in :func:`run_dir`; the progress
-    bar is off (the sweep prints progress) unless an override turns it back on.
+    The logger's save_dir/name/version put the TensorBoard files in :func:`run_dir`, and
+    ``default_root_dir`` is that folder too (where Lightning's SLURM auto-requeue saves and
+    looks for ``hpc_ckpt_<n>.ckpt``; the default, the working directory, would be shared by all
+    runs); the progress bar is off (the sweep prints progress) unless an override turns it on.
     """
     return _command(spec, out, epochs, seed_dir_name(spec.seed), overrides)
 
 
 def _command(spec: RunSpec, out: Path, epochs: int, version: str,
              overrides: Sequence[str]) -> List[str]:
+    log_dir = Path(out).resolve() / spec.figure / spec.arm / version
     return [sys.executable, "-c", _CHILD, "fit", "--config", str(Path(spec.config).resolve()),
             "--seed_everything", str(spec.seed), "--trainer.max_epochs", str(epochs),
+            "--trainer.default_root_dir", str(log_dir),
             "--trainer.logger.init_args.save_dir", str(Path(out).resolve()),
             "--trainer.logger.init_args.name", f"{spec.figure}/{spec.arm}",
             "--trainer.logger.init_args.version", version,
@@ -260,6 +264,13 @@ def check_member_overrides(overrides: Sequence[str], members: int) -> None:
             raise ValueError(f"override {token!r} conflicts with --members {members}, which sets "
                              f"{', '.join(MEMBER_KEYS)} of every group process itself; drop the "
                              f"override or use --members 1")
+
+
+def has_hpc_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds Lightning's SLURM requeue checkpoint ``hpc_ckpt_<n>.ckpt``:
+    an interrupted run that Lightning resumes by itself, so the sweep restarts it in place
+    (its folder kept, its train.log appended) instead of from scratch."""
+    return any(Path(directory).glob("hpc_ckpt_*.ckpt"))
 
 
 def read_marker(directory: Path) -> Optional[dict]:

@@ -16,6 +16,10 @@ the config files and on the command line before LightningCLI parses them.
 Resuming into the same TensorBoard run (``--ckpt_path ... --trainer.logger.init_args.version N``)
 keeps that run's ``config.yaml`` and writes the resumed run's config next to it as
 ``config_resumed.yaml`` (Lightning's own SaveConfigCallback would refuse to start).
+
+Errors (:mod:`lightning_sig.lightning.cli_errors`): our own ``ValueError`` s print as one
+``error:`` line (exit status 2); option abbreviations are off. A run that fails before training
+leaves no empty ``version_N`` (:mod:`lightning_sig.lightning.failed_start`).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, List, Optional
 from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
 
+from lightning_sig.lightning.cli_errors import exit_with_error, no_abbreviations, own_error
 from lightning_sig.speedups import enable_speedups, speedup_report
 
 if TYPE_CHECKING:
@@ -89,6 +94,8 @@ def main(args: Optional[List[str]] = None, run: bool = True,
     (``pytorch_lightning`` or ``lightning.pytorch``); returns the LightningCLI object.
 
     Raises:
+        SystemExit: status 2 with one ``error:`` line for our own ValueError/FileNotFoundError
+            (:func:`~lightning_sig.lightning.cli_errors.own_error`); jsonargparse's exits.
         ValueError: unknown ``namespace``. ImportError: its package is not installed.
     """
     import importlib
@@ -100,6 +107,14 @@ def main(args: Optional[List[str]] = None, run: bool = True,
     if namespace == "lightning.pytorch":
         args = _translated_args(list(sys.argv[1:] if args is None else args))
     rank_zero_info(speedup_report(enable_speedups()))
-    return cli_module.LightningCLI(
-        classes["SigmoidNetModule"], classes["CIFAR10DataModule"], subclass_mode_model=True,
-        save_config_callback=classes["ResumeSaveConfigCallback"], args=args, run=run)
+    try:
+        return cli_module.LightningCLI(
+            classes["SigmoidNetModule"], classes["CIFAR10DataModule"], subclass_mode_model=True,
+            save_config_callback=classes["ResumeSaveConfigCallback"], args=args, run=run,
+            parser_kwargs=no_abbreviations(),
+            trainer_defaults={"callbacks": [classes["RemoveFailedStartLogs"]()]})
+    except (ValueError, FileNotFoundError) as err:
+        own = own_error(err)
+        if own is None:
+            raise
+        exit_with_error(own, sys.argv[1:] if args is None else args)

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["BASE_FOLDER", "TRAIN_FILES", "TEST_FILES", "URL", "MD5", "missing_files",
-           "load_batches", "download_cifar10", "write_batches"]
+           "load_batches", "download_cifar10", "write_batches", "RefusedGlobalError",
+           "BatchUnpickler", "ALLOWED_GLOBALS"]
 
 BASE_FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -51,10 +52,57 @@ def missing_files(data_dir: str, names: Sequence[str], raise_error: bool = False
     return missing
 
 
+class RefusedGlobalError(pickle.UnpicklingError):
+    """A batch file's pickle asks for a global that the CIFAR-10 format does not hold."""
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3's protocol-2 pickles use it for bytes (latin1 only)."""
+    if encoding != "latin1" or not isinstance(text, str):
+        raise RefusedGlobalError(f"_codecs.encode({type(text).__name__}, {encoding!r}) (only "
+                                 f"latin1 text, as protocol-2 pickles of bytes hold)")
+    return text.encode("latin1")
+
+
+#: The globals a CIFAR-10 batch pickle may name: numpy arrays and dtypes (their constructors,
+#: under numpy 1's ``numpy.core`` and numpy 2's ``numpy._core`` names) and the bytes helper of
+#: protocol-2 pickles. Everything else (dict, list, str, bytes, ints) needs no global at all.
+ALLOWED_GLOBALS = {
+    **{(f"numpy.{core}.multiarray", name): obj for core in ("core", "_core")
+       for name, obj in (("_reconstruct", np.empty(0).__reduce__()[0]),
+                         ("scalar", np.uint8(0).__reduce__()[0]))},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): np.empty(0).__reduce_ex__(5)[0]
+       for core in ("core", "_core")},  # arrays in pickle protocol 5
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that admits only :data:`ALLOWED_GLOBALS` (``pickle.load`` would import and
+    call whatever a crafted file names, e.g. ``os.system``, while reading it).
+
+    Raises:
+        RefusedGlobalError: at the first other global, naming it, before it is imported.
+    """
+
+    def find_class(self, module: str, name: str):
+        try:
+            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise RefusedGlobalError(f"refused global {module}.{name} (a CIFAR-10 batch holds "
+                                     f"only dicts, lists, str, bytes, ints and numpy arrays)") \
+                from None
+
+
 def _read_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+            entry = BatchUnpickler(f, encoding="latin1").load()
+    except RefusedGlobalError as err:
+        raise ValueError(f"CIFAR-10 batch file {path} is not a CIFAR-10 batch: {err}; nothing "
+                         f"it asks for was run. Delete it and supply the official files.") from err
     except Exception as err:  # truncated pickles raise EOFError, UnpicklingError, ValueError...
         raise ValueError(f"CIFAR-10 batch file {path} is truncated or unreadable "
                          f"({type(err).__name__}: {err}); delete it and supply it again.") from err
@@ -76,8 +124,11 @@ def _read_batch(path: Path) -> Tuple[np.ndarray, np.ndarray]:
 def load_batches(data_dir: str, names: Sequence[str]) -> Tuple[Tensor, Tensor]:
     """Read batch files into ``images (N, 3, 32, 32) uint8`` and ``labels (N,) int64`` tensors.
 
+    Files are read with :class:`BatchUnpickler` (numpy arrays, no other globals).
+
     Raises:
-        ValueError: a truncated/unreadable file or one of the wrong shape (names the file).
+        ValueError: a truncated/unreadable file, one of the wrong shape, or one whose pickle
+            names a global outside :data:`ALLOWED_GLOBALS` (names the file and the global).
     """
     parts = [_read_batch(Path(data_dir) / BASE_FOLDER / n) for n in names]
     data = np.concatenate([d for d, _ in parts]).reshape(-1, 3, 32, 32)  # (N, 3072) -> NCHW

@@ -59,12 +59,13 @@ def build_classes(namespace: str) -> Dict[str, type]:
     Returns:
         name → class for ``SigmoidNetModule``, ``LargeParamsNet``, ``ManyLayersNet``,
         ``CombinedNet``, ``CIFAR10DataModule``, ``GradientQuantileCallback``,
-        ``NonFiniteLossGuard`` and the CLI's ``ResumeSaveConfigCallback``.
+        ``NonFiniteLossGuard`` and the CLI's ``ResumeSaveConfigCallback`` and
+        ``RemoveFailedStartLogs``.
     """
     if namespace in _built:
         return _built[namespace]
     pl = import_namespace(namespace)
-    from lightning_sig.lightning import cli, data, grad_callback, modules, nonfinite
+    from lightning_sig.lightning import cli, data, failed_start, grad_callback, modules, nonfinite
     cli_module = importlib.import_module(f"{namespace}.cli")
     base = _derive(modules.SigmoidNetModuleMixin, (pl.LightningModule,), namespace)
     classes = {"SigmoidNetModule": base}
@@ -76,6 +77,7 @@ def build_classes(namespace: str) -> Dict[str, type]:
             (data.CIFAR10DataModuleMixin, pl.LightningDataModule),
             (grad_callback.GradientQuantileCallbackMixin, pl.Callback),
             (nonfinite.NonFiniteLossGuardMixin, pl.Callback),
+            (failed_start.RemoveFailedStartLogsMixin, pl.Callback),
             (cli.ResumeSaveConfigCallbackMixin, cli_module.SaveConfigCallback)):
         cls = _derive(mixin, (lightning_base,), namespace)
         classes[cls.__name__] = cls

@@ -21,12 +21,13 @@ CIFAR10DataModule = _classes["CIFAR10DataModule"]
 GradientQuantileCallback = _classes["GradientQuantileCallback"]
 NonFiniteLossGuard = _classes["NonFiniteLossGuard"]
 ResumeSaveConfigCallback = _classes["ResumeSaveConfigCallback"]
+RemoveFailedStartLogs = _classes["RemoveFailedStartLogs"]
 #: ``main(args=None, run=True)``: the LightningCLI on ``lightning.pytorch``.
 main = functools.partial(_main, namespace="lightning.pytorch")
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
            "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
-           "ResumeSaveConfigCallback", "main"]
+           "ResumeSaveConfigCallback", "RemoveFailedStartLogs", "main"]
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,8 @@ CIFAR10DataModule = _classes["CIFAR10DataModule"]
 GradientQuantileCallback = _classes["GradientQuantileCallback"]
 NonFiniteLossGuard = _classes["NonFiniteLossGuard"]
 ResumeSaveConfigCallback = _classes["ResumeSaveConfigCallback"]
+RemoveFailedStartLogs = _classes["RemoveFailedStartLogs"]
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
            "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
-           "ResumeSaveConfigCallback"]
+           "ResumeSaveConfigCallback", "RemoveFailedStartLogs"]
