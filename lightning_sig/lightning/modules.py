@@ -267,7 +267,7 @@ class SigmoidNetModuleMixin:
         """Same Lightning namespace as the Trainer; ``compile_net``; members: refuse coupling
         settings, give the DataModule the member seeds (when it has ``member_seeds`` unset),
         open the per-member loggers."""
-        check_namespace(self, self.trainer)
+        check_namespace(self, attached_trainer(self))
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True

@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_sig.lightning.nonfinite import NonFiniteLossGuard
+from lightning_sig import NonFiniteLossGuard
 
 NAN_STEP, STEPS = 3, 8
 
