@@ -1,0 +1,207 @@
+// Grouped 3x3 "same" convolution (stride 1, padding 1, with bias) for few channels, forward and
+// backward, on NCHW tensors. Built at first use by lightning_sig/nn/fused/_build.py.
+//
+// Why: the paper's nets (Appendix A, Tables 1-3) convolve 3 channels; oneDNN's kernels are
+// tuned for many channels and spend most of their time in setup and layout work here. With
+// C = O = 3 an output row is 27 shifted input rows times a scalar weight: copy the input planes
+// of one image into a zero-bordered buffer (a few KiB, stays in L1) and accumulate whole output
+// rows, which the compiler vectorises over the width (W is a template constant for 32/16/8/4).
+//
+// Layout: x (B, G*C, H, W), weight (G*O, C, 3, 3), bias (G*O), out (B, G*O, H, W); G groups
+// (G = S members, or 1). Work items are (image, group) pairs, split over torch's intra-op
+// threads (at::parallel_for). The weight gradient is summed per image into a (B, G*O, C, 3, 3)
+// buffer and reduced over the batch in a fixed order, so results do not depend on the number of
+// threads.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+namespace {
+
+template <typename T>
+void pad_planes(const T* __restrict src, T* __restrict dst, int64_t planes, int64_t H, int64_t W) {
+  const int64_t PW = W + 2;
+  std::fill(dst, dst + planes * (H + 2) * PW, T(0));
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < H; ++i) {
+      const T* s = src + (p * H + i) * W;
+      T* d = dst + (p * (H + 2) + i + 1) * PW + 1;
+      for (int64_t j = 0; j < W; ++j) d[j] = s[j];
+    }
+}
+
+// out[o][i][:] = bias[o] + sum_{c,ky,kx} w[o][c][ky][kx] * xp[c][i+ky][kx:kx+W]
+template <typename T, int WC>
+void forward_item(const T* __restrict xp, const T* __restrict w, const T* __restrict bias,
+                  T* __restrict out, int64_t C, int64_t O, int64_t H, int64_t Wrt) {
+  const int64_t W = WC > 0 ? WC : Wrt;
+  const int64_t PW = W + 2;
+  constexpr int64_t kMax = WC > 0 ? WC : 1;
+  T acc_fixed[kMax];
+  std::vector<T> acc_dyn(WC > 0 ? 0 : W);
+  T* __restrict acc = WC > 0 ? acc_fixed : acc_dyn.data();
+  for (int64_t o = 0; o < O; ++o) {
+    const T* wo = w + o * C * 9;
+    for (int64_t i = 0; i < H; ++i) {
+      for (int64_t j = 0; j < W; ++j) acc[j] = bias[o];
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t ky = 0; ky < 3; ++ky) {
+          const T* row = xp + (c * (H + 2) + i + ky) * PW;
+          const T w0 = wo[c * 9 + ky * 3], w1 = wo[c * 9 + ky * 3 + 1], w2 = wo[c * 9 + ky * 3 + 2];
+          for (int64_t j = 0; j < W; ++j) acc[j] += w0 * row[j] + w1 * row[j + 1] + w2 * row[j + 2];
+        }
+      T* orow = out + (o * H + i) * W;
+      for (int64_t j = 0; j < W; ++j) orow[j] = acc[j];
+    }
+  }
+}
+
+// dw[o][c][ky][kx] = sum_{i,j} g[o][i][j] * xp[c][i+ky][j+kx]  (one image)
+template <typename T, int WC>
+void weight_grad_item(const T* __restrict xp, const T* __restrict g, T* __restrict dw, int64_t C,
+                      int64_t O, int64_t H, int64_t Wrt) {
+  const int64_t W = WC > 0 ? WC : Wrt;
+  const int64_t PW = W + 2;
+  constexpr int64_t kMax = WC > 0 ? 3 * WC : 1;
+  T acc_fixed[kMax];
+  std::vector<T> acc_dyn(WC > 0 ? 0 : 3 * W);
+  T* __restrict acc = WC > 0 ? acc_fixed : acc_dyn.data();
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ky = 0; ky < 3; ++ky) {
+        for (int64_t j = 0; j < 3 * W; ++j) acc[j] = T(0);
+        for (int64_t i = 0; i < H; ++i) {
+          const T* grow = g + (o * H + i) * W;
+          const T* row = xp + (c * (H + 2) + i + ky) * PW;
+          for (int64_t j = 0; j < W; ++j) {
+            acc[j] += grow[j] * row[j];
+            acc[W + j] += grow[j] * row[j + 1];
+            acc[2 * W + j] += grow[j] * row[j + 2];
+          }
+        }
+        for (int64_t kx = 0; kx < 3; ++kx) {
+          T s = T(0);
+          for (int64_t j = 0; j < W; ++j) s += acc[kx * W + j];
+          dw[((o * C + c) * 3 + ky) * 3 + kx] = s;
+        }
+      }
+}
+
+// dx[c][i][j] = sum_{o,ky,kx} w[o][c][ky][kx] * gp[o][i+2-ky][j+2-kx]  (gp: zero-bordered g)
+template <typename T, int WC>
+void input_grad_item(const T* __restrict gp, const T* __restrict w, T* __restrict dx, int64_t C,
+                     int64_t O, int64_t H, int64_t Wrt) {
+  const int64_t W = WC > 0 ? WC : Wrt;
+  const int64_t PW = W + 2;
+  constexpr int64_t kMax = WC > 0 ? WC : 1;
+  T acc_fixed[kMax];
+  std::vector<T> acc_dyn(WC > 0 ? 0 : W);
+  T* __restrict acc = WC > 0 ? acc_fixed : acc_dyn.data();
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < H; ++i) {
+      for (int64_t j = 0; j < W; ++j) acc[j] = T(0);
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t ky = 0; ky < 3; ++ky) {
+          const T* row = gp + (o * (H + 2) + i + 2 - ky) * PW;
+          const T* wk = w + (o * C + c) * 9 + ky * 3;
+          const T w0 = wk[2], w1 = wk[1], w2 = wk[0];  // kx = 2, 1, 0 read row[j], [j+1], [j+2]
+          for (int64_t j = 0; j < W; ++j) acc[j] += w0 * row[j] + w1 * row[j + 1] + w2 * row[j + 2];
+        }
+      T* drow = dx + (c * H + i) * W;
+      for (int64_t j = 0; j < W; ++j) drow[j] = acc[j];
+    }
+}
+
+template <typename T, typename F>
+void dispatch_width(int64_t W, F&& f) {
+  switch (W) {
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    default: f(std::integral_constant<int, 0>{}); break;
+  }
+}
+
+void check_args(const at::Tensor& x, const at::Tensor& weight, int64_t groups) {
+  TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu(), "conv3x3: CPU tensors only");
+  TORCH_CHECK(x.dim() == 4 && weight.dim() == 4, "conv3x3: x (B, G*C, H, W) and weight (G*O, C, 3, 3)");
+  TORCH_CHECK(weight.size(2) == 3 && weight.size(3) == 3, "conv3x3: 3x3 kernels only");
+  TORCH_CHECK(groups >= 1 && x.size(1) == groups * weight.size(1) && weight.size(0) % groups == 0,
+              "conv3x3: channels do not match groups");
+  TORCH_CHECK(x.scalar_type() == weight.scalar_type(), "conv3x3: x and weight dtypes differ");
+}
+
+}  // namespace
+
+at::Tensor conv3x3_forward(const at::Tensor& x_, const at::Tensor& weight_, const at::Tensor& bias_,
+                           int64_t groups) {
+  check_args(x_, weight_, groups);
+  const auto x = x_.contiguous(), weight = weight_.contiguous(), bias = bias_.contiguous();
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
+  const int64_t C = weight.size(1), O = weight.size(0) / groups;
+  TORCH_CHECK(bias.numel() == groups * O, "conv3x3: bias must have G*O elements");
+  auto out = at::empty({B, groups * O, H, W}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv3x3_forward", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* bd = bias.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> pad(C * (H + 2) * (W + 2));
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / groups, g = item % groups;
+        pad_planes(xd + (b * groups + g) * C * H * W, pad.data(), C, H, W);
+        dispatch_width<scalar_t>(W, [&](auto wc) {
+          forward_item<scalar_t, decltype(wc)::value>(pad.data(), wd + g * O * C * 9, bd + g * O,
+                                                      od + (b * groups + g) * O * H * W, C, O, H, W);
+        });
+      }
+    });
+  });
+  return out;
+}
+
+// Returns (grad_x or an empty tensor, grad_weight); grad_bias is grad_out summed in Python.
+std::vector<at::Tensor> conv3x3_backward(const at::Tensor& grad_out_, const at::Tensor& x_,
+                                         const at::Tensor& weight_, int64_t groups, bool need_input_grad) {
+  check_args(x_, weight_, groups);
+  const auto x = x_.contiguous(), weight = weight_.contiguous(), grad_out = grad_out_.contiguous();
+  const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
+  const int64_t C = weight.size(1), O = weight.size(0) / groups;
+  TORCH_CHECK(grad_out.size(0) == B && grad_out.size(1) == groups * O && grad_out.size(2) == H &&
+              grad_out.size(3) == W, "conv3x3_backward: grad_out has the wrong shape");
+  auto dw_per_image = at::empty({B, groups * O, C, 3, 3}, x.options());
+  auto dx = need_input_grad ? at::empty_like(x) : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv3x3_backward", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* gd = grad_out.data_ptr<scalar_t>();
+    scalar_t* dwd = dw_per_image.data_ptr<scalar_t>();
+    scalar_t* dxd = need_input_grad ? dx.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> xpad(C * (H + 2) * (W + 2)), gpad(O * (H + 2) * (W + 2));
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / groups, g = item % groups;
+        const scalar_t* gi = gd + (b * groups + g) * O * H * W;
+        pad_planes(xd + (b * groups + g) * C * H * W, xpad.data(), C, H, W);
+        dispatch_width<scalar_t>(W, [&](auto wc) {
+          constexpr int WC = decltype(wc)::value;
+          weight_grad_item<scalar_t, WC>(xpad.data(), gi, dwd + (b * groups + g) * O * C * 9, C, O, H, W);
+          if (dxd != nullptr) {
+            pad_planes(gi, gpad.data(), O, H, W);
+            input_grad_item<scalar_t, WC>(gpad.data(), wd + g * O * C * 9,
+                                          dxd + (b * groups + g) * C * H * W, C, O, H, W);
+          }
+        });
+      }
+    });
+  });
+  return {need_input_grad ? dx : at::empty({0}, x.options()), dw_per_image.sum(0)};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("conv3x3_forward", &conv3x3_forward, "grouped 3x3 same convolution + bias (NCHW)");
+  m.def("conv3x3_backward", &conv3x3_backward, "its input and weight gradients");
+}
