@@ -20,7 +20,7 @@ from typing import Optional
 __all__ = ["load_kernels", "kernels_available", "build_seconds", "build_error"]
 
 _SOURCES = ("conv3x3.cpp",)
-_NAME = "lightning_sig_fused_v1"
+_NAME = "lightning_sig_fused"
 _lock = threading.Lock()
 _state = {"module": None, "error": None, "seconds": None, "tried": False}
 
