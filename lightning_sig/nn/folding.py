@@ -32,8 +32,8 @@ Scale = Union[None, float, Tensor]  # None means 1
 # One step of a folded forward: ("affine", layer, weight_scale, bias_scale, activation fn or
 # None) | ("layer", layer) | ("rescale", layer, scale): multiply by scale, then apply layer.
 Step = tuple
-# (layer, h, weight_scale, bias_scale, weight or None, bias or None) -> output; see _affine.
-Affine = Callable[..., Tensor]
+# (plan, scale, h, params or None) -> output: an executor of a fold plan, see _run_plan.
+RunPlan = Callable[..., Tensor]
 
 
 def l2_penalty(params: List[Tensor], r: float) -> Tensor:
@@ -122,12 +122,10 @@ def fold_plan(layers: Sequence[nn.Module]) -> Tuple[List[Step], Scale]:
 
 
 def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
-              params: Optional[Sequence[Tensor]] = None, affine: Optional[Affine] = None) -> Tensor:
+              params: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Execute ``plan`` on ``h``; ``params``: the affine layers' scaled (weight, bias) pairs,
-    flattened in plan order, bias skipped where a layer has none; ``affine``: the function
-    that runs an affine layer (default :func:`_affine`, torch's convolutions; the fused CPU
-    kernels pass their own, :mod:`lightning_sig.nn.fused`)."""
-    affine = _affine if affine is None else affine
+    flattened in plan order, bias skipped where a layer has none. The fused CPU kernels
+    (:mod:`lightning_sig.nn.fused`) have their own executor with this signature."""
     k = 0
     for step in plan:
         if step[0] == "affine":
@@ -137,7 +135,7 @@ def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
                 w, k = params[k], k + 1
                 if layer.bias is not None:
                     b, k = params[k], k + 1
-            h = affine(layer, h, ws, bs, w, b)
+            h = _affine(layer, h, ws, bs, w, b)
             h = h if fn is None else fn(h)
         elif step[0] == "layer":
             h = step[1](h)
@@ -146,16 +144,17 @@ def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
     return h if scale is None else h * scale
 
 
-def run_folded(layers: Sequence[nn.Module], h: Tensor, affine: Optional[Affine] = None) -> Tensor:
+def run_folded(layers: Sequence[nn.Module], h: Tensor, run_plan: Optional[RunPlan] = None
+               ) -> Tensor:
     """Apply ``layers`` to ``h`` with every α-scaling (eq. 1) folded into the affine layers (see
     the module docstring and :func:`fold_plan`). Same shapes as applying the layers in turn.
-    ``affine``: optional replacement of :func:`_affine` (the fused kernels' one).
+    ``run_plan``: optional replacement of the plan executor (the fused kernels' one).
 
     Raises:
         ValueError: from :func:`fold_plan`.
     """
     plan, scale = fold_plan(layers)
-    return _run_plan(plan, scale, h, affine=affine)
+    return (run_plan or _run_plan)(plan, scale, h)
 
 
 @functools.lru_cache(maxsize=64)
@@ -216,7 +215,7 @@ class ScaleAndPenalize(torch.autograd.Function):
 
 
 def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0,
-                         affine: Optional[Affine] = None) -> Tuple[Tensor, Tensor]:
+                         run_plan: Optional[RunPlan] = None) -> Tuple[Tensor, Tensor]:
     """:func:`run_folded` and the l2 term r/2·Σθ² over the affine layers' weights and biases θ,
     fused (:class:`ScaleAndPenalize`) when every α is a plain float and every affine layer is an
     ``nn.Conv2d``/``nn.Linear`` whose parameters all require grad; otherwise the two computed
@@ -227,18 +226,19 @@ def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0,
         layers: as for :func:`run_folded`.
         h: the input, e.g. (N, 3, 32, 32) images.
         r: the l2 strength, a float ≥ 0 (not checked here; the modules check it).
-        affine: optional replacement of :func:`_affine` (the fused kernels' one).
+        run_plan: optional replacement of the plan executor (the fused kernels' one).
 
     Returns:
         ``(output, penalty)``: the output of the layers (e.g. (N, 10) logits) and a 0-dim tensor.
     """
     plan, scale = fold_plan(layers)
+    run_plan = run_plan or _run_plan
     affine_steps = [step for step in plan if step[0] == "affine"]
     params: List[Tensor] = [p for step in affine_steps for p in (step[1].weight, step[1].bias)
                             if p is not None]
     if len({id(step[1]) for step in affine_steps}) < len(affine_steps):  # shared layer: θ once
         unique = list({id(p): p for p in params}.values())
-        return (_run_plan(plan, scale, h, affine=affine),
+        return (run_plan(plan, scale, h),
                 l2_penalty([p for p in unique if p.requires_grad], r))
     scaled = [s for step in affine_steps for s, p in ((step[2], step[1].weight),
                                                 (step[3], step[1].bias)) if p is not None]
@@ -249,7 +249,7 @@ def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0,
         and not any(step[0] == "rescale" and isinstance(step[2], Tensor) for step in plan)
     if not params or not fusable or (r == 0 and all(s is None for s in scaled)):
         penalty = l2_penalty([p for p in params if p.requires_grad], r)
-        return _run_plan(plan, scale, h, affine=affine), penalty
+        return run_plan(plan, scale, h), penalty
     *folded, penalty = ScaleAndPenalize.apply([1.0 if s is None else float(s) for s in scaled],
                                               float(r), *params)
-    return _run_plan(plan, scale, h, folded, affine), penalty
+    return run_plan(plan, scale, h, folded), penalty

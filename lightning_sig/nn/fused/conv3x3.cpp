@@ -135,8 +135,10 @@ void dispatch_width(int64_t W, F&& f) {
 // fast path's backward differs from torch's only through the rounding of y.
 enum Act { kIdentity = 0, kTanh = 1, kSigmoid = 2, kRelu = 3 };
 
+// Branch-free (selects only), so loops over it vectorise (with -fno-trapping-math).
 inline float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
   const float fx = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
   x = x - fx * 0.693359375f + fx * 2.12194440e-4f;
   float y = 1.9875691500e-4f;
@@ -148,12 +150,11 @@ inline float exp_approx(float x) {
   y = y * x * x + x + 1.0f;
   const int32_t bits = (static_cast<int32_t>(fx) + 127) << 23;
   float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
+  scale = __builtin_bit_cast(float, bits);
   return y * scale;
 }
-
 inline float tanh_approx(float x) {
-  const float a = std::fabs(x);
+  const float a = __builtin_fabsf(x);
   const float z = x * x;  // Cephes tanhf: odd polynomial below 0.625, 1 − 2/(e^{2a} + 1) above
   float p = -5.70498872745e-3f;
   p = p * z + 2.06390887954e-2f;
@@ -162,10 +163,10 @@ inline float tanh_approx(float x) {
   p = p * z - 3.33332819422e-1f;
   const float small = p * z * x + x;
   const float big = 1.0f - 2.0f / (exp_approx(2.0f * a) + 1.0f);
-  const float r = a < 0.625f ? small : std::copysign(big, x);
+  const float sbig = x < 0.0f ? -big : big;
+  const float r = a < 0.625f ? small : sbig;
   return x != x ? x : r;  // NaN stays NaN
 }
-
 template <typename T, int A> inline T activate(T z);
 template <> inline float activate<float, kIdentity>(float z) { return z; }
 template <> inline float activate<float, kTanh>(float z) { return tanh_approx(z); }

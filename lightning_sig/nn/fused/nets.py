@@ -3,8 +3,8 @@
 :func:`fused_forward` and :func:`fused_forward_penalized` compute exactly what
 ``net(x)`` and ``net.forward_penalized(x, r)`` compute (:class:`~lightning_sig.SigmoidConvNet`,
 :class:`~lightning_sig.nn.members.MemberConvNet`), with the 3×3 convolutions in C++
-(:mod:`lightning_sig.nn.fused.conv`) on NCHW tensors instead of oneDNN on channels_last; the
-same up to the rounding of the convolution sums.
+with bias, f and 2×2 max pooling (:mod:`lightning_sig.nn.fused.conv`) on NCHW tensors instead
+of oneDNN on channels_last; the same up to float rounding.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from lightning_sig.nn.convnets import SigmoidConvNet
 from lightning_sig.nn.folding import run_folded, run_folded_penalized
-from lightning_sig.nn.fused.conv import fused_affine, is_fusable_conv
+from lightning_sig.nn.fused.conv import is_fusable_conv, run_plan_fused
 from lightning_sig.nn.members import MemberConvNet, _MemberConv2d
 
 __all__ = ["unsupported_reason", "fused_forward", "fused_forward_penalized"]
@@ -70,12 +70,12 @@ def fused_forward(net: nn.Module, x: Tensor) -> Tensor:
         RuntimeError: the kernels cannot be built.
     """
     if isinstance(net, MemberConvNet):
-        return run_folded(_layers(net), _member_input(net, x), affine=fused_affine)
-    return run_folded(_layers(net), x.contiguous(), affine=fused_affine)
+        return run_folded(_layers(net), _member_input(net, x), run_plan=run_plan_fused)
+    return run_folded(_layers(net), x.contiguous(), run_plan=run_plan_fused)
 
 
 def fused_forward_penalized(net: SigmoidConvNet, x: Tensor, r: float = 0.0
                             ) -> Tuple[Tensor, Tensor]:
     """``net.forward_penalized(x, r)`` with the convolutions in the fused kernels:
     (N, 10) logits and the 0-dim l2 term r/2·Σθ² (Sec. 2.2)."""
-    return run_folded_penalized(_layers(net), x.contiguous(), r, affine=fused_affine)
+    return run_folded_penalized(_layers(net), x.contiguous(), r, run_plan=run_plan_fused)
