@@ -304,7 +304,7 @@ class SigmoidNetModule(pl.LightningModule):
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
-        self._resolve_backend(self.trainer.strategy.root_device)
+        self._resolve_backend(self._trainer.strategy.root_device if self._trainer else None)
         if self.member_seeds is None:
             return
         check_member_trainer(self.trainer, self.num_members)

@@ -1,0 +1,70 @@
+"""The ``backend`` hyperparameter of our LightningModules: validation, resolution, and the same
+training through Trainer.fit on the fused and the torch path (tiny synthetic data; 200 steps on
+real CIFAR-10 when ../shared/cifar10 is present)."""
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from lightning_sig import CIFAR10DataModule, CombinedNet, ManyLayersNet
+from lightning_sig.nn.fused import kernels_available
+from tests.conftest import REAL_CIFAR10
+
+needs_kernels = pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built")
+
+
+def test_bad_backend_is_refused_before_training():
+    with pytest.raises(ValueError, match=r"backend must be one of 'auto', 'torch', 'fused', got 'gpu'"):
+        CombinedNet(backend="gpu")
+    with pytest.raises(ValueError, match="compile_net"):
+        CombinedNet(backend="fused", compile_net=True)
+
+
+@needs_kernels
+def test_backend_resolution():
+    assert CombinedNet()._resolve_backend() == "fused"  # auto on CPU
+    assert CombinedNet(num_members=2)._resolve_backend() == "fused"
+    assert CombinedNet(backend="torch")._resolve_backend() == "torch"
+    assert CombinedNet(compile_net=True)._resolve_backend() == "torch"  # auto yields to compile
+    assert CombinedNet()._resolve_backend(torch.device("meta")) == "torch"  # not a CPU
+    with pytest.raises(ValueError, match="CPU"):
+        CombinedNet(backend="fused")._resolve_backend(torch.device("meta"))
+
+
+def _fit(cls, backend, dm, steps, members=1, **hparams):
+    pl.seed_everything(0)
+    module = cls(backend=backend, num_members=members, **hparams)
+    dm.member_seeds = None  # the module hands its member seeds to the DataModule
+    trainer = pl.Trainer(max_steps=steps, limit_val_batches=8, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(module, dm)
+    assert module.backend == backend
+    metrics = trainer.validate(module, dm, verbose=False)[0] if members == 1 else {}
+    return module, metrics
+
+
+@needs_kernels
+@pytest.mark.parametrize("members", [1, 2])
+def test_fit_same_parameters_on_both_paths(fake_cifar, members):
+    # Table 2 net at its paper init N(0, 0.05²) (well conditioned, see test_fused.py); 5 steps of
+    # Adam (lr 1e-3) move θ by ~5e-3, a wrong gradient by that much; rounding stays < 1e-5.
+    runs = [_fit(ManyLayersNet, b, CIFAR10DataModule(str(fake_cifar), batch_size=8), 5, members,
+                 activation="tanh", alpha=2.0, l2_strength=0.01)[0] for b in ("torch", "fused")]
+    for (name, a), b in zip(runs[0].net.named_parameters(), runs[1].net.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=2e-5, msg=name)
+
+
+@needs_kernels
+@pytest.mark.skipif(not (REAL_CIFAR10 / "cifar-10-batches-py").is_dir(),
+                    reason="no ../shared/cifar10")
+def test_200_steps_on_real_cifar10_same_parameters_and_val_acc():
+    # Table 2 net (paper init), both remedies; 200 Adam steps of batch 8 move θ by ~0.1.
+    dm = CIFAR10DataModule(str(REAL_CIFAR10), batch_size=8)
+    runs = [_fit(ManyLayersNet, b, dm, 200, activation="tanh", alpha=2.0, l2_strength=0.01)
+            for b in ("torch", "fused")]
+    (torch_run, torch_metrics), (fused_run, fused_metrics) = runs
+    for (name, a), b in zip(torch_run.net.named_parameters(), fused_run.net.parameters()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-4, msg=name)
+    # 8 val batches of 8 images: equal accuracy (a near-tie logit could flip one image: 1/64)
+    assert abs(fused_metrics["val/acc"] - torch_metrics["val/acc"]) <= 1 / 64 + 1e-9
+    assert fused_metrics["val/loss"] == pytest.approx(torch_metrics["val/loss"], rel=1e-4)
