@@ -17,7 +17,8 @@ assuming the two processes do not slow each other, which a shared machine cannot
 The first build of the C++ kernels is timed in a fresh subprocess with an empty build folder.
 
 Run: ``python benchmarks/bench_throughput.py --threads 1`` (a few minutes; ``--nets 3``,
-``--members 5 10 25``, ``--reps``, ``--steps``).
+``--members 5 10 25``, ``--reps``, ``--steps``). With ``--device cuda`` only the torch path runs
+(on a GPU it is the fast path: one grouped convolution over the members).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import time
 import torch
 
 from _common import add_common_arguments, cifar_datamodule, collect_interleaved, \
-    fit_seconds_per_step, start_fit_benchmark
+    fit_seconds_per_step, start_fit_benchmark, synchronize
 
 from lightning_sig import CombinedNet, GradientQuantileCallback, LargeParamsNet, ManyLayersNet
 
@@ -57,6 +58,8 @@ def variant(args, cls, backend: str, members: int, dm_single, dm_members):
     from pytorch_lightning.loggers import TensorBoardLogger
     import pytorch_lightning as pl
 
+    cuda = str(args.device).startswith("cuda")
+
     def run() -> float:
         torch.manual_seed(0)
         dm = dm_members if members > 1 else dm_single
@@ -65,13 +68,15 @@ def variant(args, cls, backend: str, members: int, dm_single, dm_members):
                                             vanishing_threshold=1e-8, per_layer=True)
         with tempfile.TemporaryDirectory() as logs:
             step = fit_seconds_per_step(module, dm, args.steps, args.warmup, [callback],
-                                        logger=TensorBoardLogger(logs, name="bench"),
+                                        args.device, logger=TensorBoardLogger(logs, name="bench"),
                                         log_every_n_steps=50)
             assert module.backend == backend, (module.backend, backend)
             trainer = pl.Trainer(limit_val_batches=args.val_batches, logger=False,
-                                 enable_progress_bar=False, enable_model_summary=False)
+                                 enable_progress_bar=False, enable_model_summary=False,
+                                 accelerator="gpu" if cuda else "cpu", devices=1)
             start = time.perf_counter()
             trainer.validate(module, dm, verbose=False)
+            synchronize(args.device)
             val = time.perf_counter() - start
         per_epoch = STEPS_PER_EPOCH * step + VAL_IMAGES / (32 * args.val_batches) * val
         return per_epoch / members  # seconds per seed-epoch
@@ -90,7 +95,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     start_fit_benchmark(args, "Seed-epochs per hour at Trainer.fit level (torch vs fused)",
                         "bench_throughput.py", min_warmup=5)
-    if not args.skip_build:
+    cuda = str(args.device).startswith("cuda")
+    backends = ("torch",) if cuda else ("torch", "fused")  # the fused kernels are CPU kernels
+    if not args.skip_build and not cuda:
         print(f"first build of the fused kernels (fresh process, empty cache): "
               f"{first_build_seconds():.1f} s\n")
     dm_single, what = cifar_datamodule(args.data_dir, 32, shuffle_seed=0)
@@ -103,7 +110,7 @@ def main(argv=None) -> None:
         variants = {}
         for members in [1, *args.members]:
             dm_members = cifar_datamodule(args.data_dir, 32)[0] if members > 1 else None
-            for backend in ("torch", "fused"):
+            for backend in backends:
                 variants[f"{backend} × {members}"] = variant(args, cls, backend, members,
                                                              dm_single, dm_members)
         times = collect_interleaved(variants, args.reps)
