@@ -34,6 +34,18 @@ void pad_planes(const T* __restrict src, T* __restrict dst, int64_t planes, int6
     }
 }
 
+// Sum of n values in 8 interleaved partial sums (a fixed order: deterministic; 8 independent
+// add chains instead of one latency-bound chain).
+template <typename T>
+T sum8(const T* __restrict a, int64_t n) {
+  T p[8] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int q = 0; q < 8; ++q) p[q] += a[k + q];
+  for (; k < n; ++k) p[k % 8] += a[k];
+  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
 // out[o][i][:] = bias[o] + sum_{c,ky,kx} w[o][c][ky][kx] * xp[c][i+ky][kx:kx+W]
 template <typename T, int WC>
 void forward_item(const T* __restrict xp, const T* __restrict w, const T* __restrict bias,
@@ -83,11 +95,7 @@ void weight_grad_item(const T* __restrict xp, const T* __restrict g, T* __restri
             acc[2 * W + j] += grow[j] * row[j + 2];
           }
         }
-        for (int64_t kx = 0; kx < 3; ++kx) {
-          T s = T(0);
-          for (int64_t j = 0; j < W; ++j) s += acc[kx * W + j];
-          dw[((o * C + c) * 3 + ky) * 3 + kx] = s;
-        }
+        for (int64_t kx = 0; kx < 3; ++kx) dw[((o * C + c) * 3 + ky) * 3 + kx] = sum8(acc + kx * W, W);
       }
 }
 
@@ -201,17 +209,28 @@ void forward_act_item(const T* __restrict xp, const T* __restrict w, const T* __
   if (!pool) return;
   const int64_t PH = H / 2, PWo = W / 2;
   for (int64_t o = 0; o < O; ++o)
-    for (int64_t pi = 0; pi < PH; ++pi)
-      for (int64_t pj = 0; pj < PWo; ++pj) {
-        const T* y0 = act + (o * H + 2 * pi) * W + 2 * pj;
-        const T v[4] = {y0[0], y0[1], y0[W], y0[W + 1]};
-        T best = -std::numeric_limits<T>::infinity();
-        uint8_t arg = 0;
-        for (uint8_t k = 0; k < 4; ++k)
-          if (v[k] > best || v[k] != v[k]) { best = v[k]; arg = k; }
-        out[(o * PH + pi) * PWo + pj] = best;
-        idx[(o * PH + pi) * PWo + pj] = arg;
+    for (int64_t pi = 0; pi < PH; ++pi) {
+      const T* __restrict r0 = act + (o * H + 2 * pi) * W;
+      const T* __restrict r1 = r0 + W;
+      T* __restrict orow = out + (o * PH + pi) * PWo;
+      uint8_t* __restrict irow = idx + (o * PH + pi) * PWo;
+      for (int64_t pj = 0; pj < PWo; ++pj) {  // selects only: vectorises
+        const T v0 = r0[2 * pj], v1 = r0[2 * pj + 1], v2 = r1[2 * pj], v3 = r1[2 * pj + 1];
+        T best = v0;  // torch starts at -inf with index 0: the same result
+        int32_t arg = 0;
+        bool t = v1 > best || v1 != v1;
+        best = t ? v1 : best;
+        arg = t ? 1 : arg;
+        t = v2 > best || v2 != v2;
+        best = t ? v2 : best;
+        arg = t ? 2 : arg;
+        t = v3 > best || v3 != v3;
+        best = t ? v3 : best;
+        arg = t ? 3 : arg;
+        orow[pj] = best;
+        irow[pj] = static_cast<uint8_t>(arg);
       }
+    }
 }
 
 // dz = ∂L/∂z (O, H, W) from the gradient of the (pooled) output and the saved y.
@@ -388,7 +407,8 @@ std::vector<at::Tensor> conv3x3_act_backward(const at::Tensor& grad_out_, const 
     scalar_t* dbd = db_per_image.data_ptr<scalar_t>();
     scalar_t* dxd = need_input_grad ? dx.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> xpad(C * (H + 2) * (W + 2)), gpad(O * (H + 2) * (W + 2)), dz(O * H * W);
+      std::vector<scalar_t> xpad(C * (H + 2) * (W + 2)), gpad(O * (H + 2) * (W + 2)), dz(O * H * W),
+          colsum(W);
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / groups, g = item % groups, plane = (b * groups + g) * O;
         dispatch_act(activation, [&](auto ac) {
@@ -396,10 +416,11 @@ std::vector<at::Tensor> conv3x3_act_backward(const at::Tensor& grad_out_, const 
               gd + plane * OH * OW, ad + plane * H * W, pool ? id + plane * OH * OW : nullptr, pool,
               dz.data(), O, H, W);
         });
-        for (int64_t o = 0; o < O; ++o) {
-          scalar_t s = 0;
-          for (int64_t k = 0; k < H * W; ++k) s += dz[o * H * W + k];
-          dbd[plane + o] = s;
+        for (int64_t o = 0; o < O; ++o) {  // column sums (vectorised), then the row of W
+          std::fill(colsum.begin(), colsum.end(), scalar_t(0));
+          for (int64_t i = 0; i < H; ++i)
+            for (int64_t j = 0; j < W; ++j) colsum[j] += dz[(o * H + i) * W + j];
+          dbd[plane + o] = sum8(colsum.data(), W);
         }
         pad_planes(xd + (b * groups + g) * C * H * W, xpad.data(), C, H, W);
         dispatch_width<scalar_t>(W, [&](auto wc) {
