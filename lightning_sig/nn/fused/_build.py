@@ -3,11 +3,14 @@
 The sources ship as package data next to this file; ``torch.utils.cpp_extension.load`` compiles
 them with ninja into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
 ``~/.cache/torch_extensions``), outside the repository, once per source change and Python/torch
-version; later processes load the cached library in well under a second. Needs a C++20 compiler (what torch's headers need)
-(g++ or clang++) and ``ninja``; the first build takes ~20–40 s on a 2-core machine
-(benchmarks/bench_throughput.py prints it). Compiled with ``-O3 -march=native`` (the build runs
-on the user's machine; float results can differ in the last bits from CPU to CPU) and OpenMP, so
-``at::parallel_for`` splits the work over torch's intra-op threads (``torch.set_num_threads``).
+version; later processes load the cached library in well under a second. Needs a C++20
+compiler (what torch's headers need: g++ >= 10 or clang++) and ``ninja``; the first build takes
+40–80 s on this project's 2-core machine (benchmarks/bench_throughput.py times it). Without
+them, :func:`load_kernels` warns once and the modules' ``backend="auto"`` uses torch.
+Compiled with ``-O3 -march=native`` (the build runs on the user's machine; float results can
+differ in the last bits from CPU to CPU), ``-fno-trapping-math`` (lets the compiler vectorise the
+branch-free activations; no value changes) and OpenMP, so ``at::parallel_for`` splits the work
+over torch's intra-op threads (``torch.set_num_threads``).
 """
 from __future__ import annotations
 
