@@ -68,3 +68,31 @@ def test_200_steps_on_real_cifar10_same_parameters_and_val_acc():
     # 8 val batches of 8 images: equal accuracy (a near-tie logit could flip one image: 1/64)
     assert abs(fused_metrics["val/acc"] - torch_metrics["val/acc"]) <= 1 / 64 + 1e-9
     assert fused_metrics["val/loss"] == pytest.approx(torch_metrics["val/loss"], rel=1e-4)
+
+
+def test_without_a_compiler_auto_falls_back_to_torch_with_one_warning(tmp_path):
+    # A fresh process whose compiler does not exist and whose extension cache is empty.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from lightning_sig.nn.convnets import TABLE3, SigmoidConvNet\n"
+            "from lightning_sig.nn.fused.backend import resolve_backend\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    first = resolve_backend('auto', SigmoidConvNet(TABLE3))\n"
+            "    second = resolve_backend('auto', SigmoidConvNet(TABLE3))\n"
+            "ours = [x for x in w if 'fused CPU kernels could not be built' in str(x.message)]\n"
+            "print(first[0], second[0], len(ours))\n"
+            "try:\n"
+            "    resolve_backend('fused', SigmoidConvNet(TABLE3))\n"
+            "except RuntimeError as err:\n"
+            "    print('fused:', 'C++20 compiler and ninja' in str(err))\n")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-c++"),
+               TORCH_EXTENSIONS_DIR=str(tmp_path / "ext"), PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-3:-1] == ["torch torch 1", "fused: True"], out.stdout
