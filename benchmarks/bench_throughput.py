@@ -53,8 +53,9 @@ def first_build_seconds() -> float:
         return float(out.stdout.strip().splitlines()[-1])
 
 
-def variant(args, cls, backend: str, members: int, dm_single, dm_members):
-    """Zero-argument callable → seconds per seed-epoch (extrapolated), one measurement."""
+def variant(args, cls, backend: str, members: int, dm_single, dm_members, parts: dict):
+    """Zero-argument callable → seconds per seed-epoch (extrapolated), one measurement; appends
+    (training seconds per step, validation seconds per epoch) to ``parts``."""
     from pytorch_lightning.loggers import TensorBoardLogger
     import pytorch_lightning as pl
 
@@ -78,8 +79,9 @@ def variant(args, cls, backend: str, members: int, dm_single, dm_members):
             trainer.validate(module, dm, verbose=False)
             synchronize(args.device)
             val = time.perf_counter() - start
-        per_epoch = STEPS_PER_EPOCH * step + VAL_IMAGES / (32 * args.val_batches) * val
-        return per_epoch / members  # seconds per seed-epoch
+        val_epoch = VAL_IMAGES / (32 * args.val_batches) * val
+        parts.setdefault((backend, members), []).append((step, val_epoch))
+        return (STEPS_PER_EPOCH * step + val_epoch) / members  # seconds per seed-epoch
     return run
 
 
@@ -107,22 +109,28 @@ def main(argv=None) -> None:
     best = 0.0
     for net in args.nets:
         cls = NETS[net]
-        variants = {}
+        variants, parts = {}, {}
         for members in [1, *args.members]:
             dm_members = cifar_datamodule(args.data_dir, 32)[0] if members > 1 else None
             for backend in backends:
                 variants[f"{backend} × {members}"] = variant(args, cls, backend, members,
-                                                             dm_single, dm_members)
+                                                             dm_single, dm_members, parts)
         times = collect_interleaved(variants, args.reps)
         ref = times["torch × 1"]
         print(f"## Table {net} net ({cls.__name__}), tanh α=2 r=0.01\n")
-        print("| variant | s per seed-epoch | seed-epochs/h (one process) | ratio vs torch × 1 |")
-        print("|---|---:|---:|---:|")
+        print("| variant | s per seed-epoch | seed-epochs/h (one process) | ratio vs torch × 1 "
+              "| training ms/step (all members) | validation s/epoch (all members) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for name, values in times.items():
             ratio = statistics.median(r / v for r, v in zip(ref, values))
             rate = 3600 / statistics.median(values)
             best = max(best, rate) if net == 3 or len(args.nets) == 1 else best
-            print(f"| {name} | {statistics.median(values):.1f} | {rate:.1f} | {ratio:.2f} |")
+            backend, members = name.split(" × ")
+            step_val = parts[(backend, int(members))]
+            step = statistics.median(p[0] for p in step_val) * 1e3
+            val = statistics.median(p[1] for p in step_val)
+            print(f"| {name} | {statistics.median(values):.1f} | {rate:.1f} | {ratio:.2f} | "
+                  f"{step:.1f} | {val:.1f} |")
         print()
     if best:
         hours = STUDY_SEED_EPOCHS / (best * args.processes)
