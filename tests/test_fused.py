@@ -26,6 +26,15 @@ from lightning_sig.nn.members import member_l2_penalty, member_losses
 
 pytestmark = pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built")
 EPS32 = torch.finfo(torch.float32).eps
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread, restored afterwards (see tests/test_fused_modules.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 ACT_FNS = {0: lambda z: z, 1: torch.tanh, 2: torch.sigmoid, 3: torch.relu}
 
 
