@@ -23,7 +23,8 @@ def _batch(n=8, seed=0):
 @pytest.mark.parametrize("learnable", [False, True])
 def test_gradient_is_that_of_regularized_objective(cls, r, learnable):
     torch.manual_seed(1)
-    module = cls(activation="tanh", alpha=2.0, learnable_alpha=learnable, l2_strength=r)
+    module = cls(activation="tanh", alpha=2.0, learnable_alpha=learnable, l2_strength=r,
+                 backend="torch")  # the torch path; the fused one: tests/test_fused.py
     x, y = _batch()
     loss = module.training_step((x, y), 0)
     loss.backward()

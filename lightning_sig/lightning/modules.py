@@ -35,6 +35,8 @@ from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, fused_ada
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
+from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
+from lightning_sig.nn.fused.backend import check_backend, resolve_backend
 
 __all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
            "CombinedNetMixin", "l2_penalty", "adam"]
@@ -103,11 +105,18 @@ class SigmoidNetModuleMixin:
         compile_net: ``torch.compile`` the network in place (``nn.Module.compile``, same
             state_dict) at ``setup``. Default False: ×0.91–0.97 per CPU step here after a first
             compilation of 30–40 s; needs a C++ compiler, recompiles for new input shapes.
+        backend: ``"auto"`` (default), ``"torch"`` or ``"fused"``: the C++ CPU kernels of
+            :mod:`lightning_sig.nn.fused` (3×3 conv + bias + f + 2×2 max pooling, forward and
+            backward, one net or S members) or torch's ops; auto = fused on CPU when the
+            kernels build (first use: a ~1 min compilation, cached), else torch. The same
+            function up to float rounding (tests/test_fused.py). Resolved at ``setup`` (one
+            info line names it) or at the first forward; ``self.backend`` holds the result.
 
     Raises:
         ValueError: bad family or α (see :class:`~lightning_sig.ScaledActivation`), r negative
             or not finite, lr not > 0, unknown init scheme, init_scale not > 0, num_members < 1,
-            bad member_seeds or member_log_dir.
+            bad member_seeds or member_log_dir, unknown backend or ``"fused"`` with
+            ``compile_net``.
 
     Logged metrics:
         ``train/loss`` (CE + penalty, nats), ``train/data_loss`` (CE, nats),
@@ -125,8 +134,10 @@ class SigmoidNetModuleMixin:
                  l2_strength: float = 0.0, lr: float = 1e-3, init: str = "paper",
                  init_scale: Optional[float] = None, zero_bias: bool = False,
                  num_members: int = 1, member_seeds: Optional[List[int]] = None,
-                 member_log_dir: str = DEFAULT_MEMBER_LOG_DIR, compile_net: bool = False) -> None:
+                 member_log_dir: str = DEFAULT_MEMBER_LOG_DIR, compile_net: bool = False,
+                 backend: str = "auto") -> None:
         super().__init__()
+        check_backend(backend, compile_net)
         l2_strength = _check_number("l2_strength (r)", l2_strength, 0.0, strict=False)
         lr = _check_number("lr", lr, 0.0, strict=True)
         if init == "paper":
@@ -148,6 +159,7 @@ class SigmoidNetModuleMixin:
         self.member_logger: Optional[MemberLogger] = None
         self._member_eval = {"val": MemberEvalMetrics(), "test": MemberEvalMetrics()}
         self.l2_strength, self.lr = l2_strength, lr
+        self.backend: Optional[str] = None  # "torch" | "fused", see _resolve_backend
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(num_classes=self.spec.num_classes, average="micro")
             for _ in range(3))
@@ -168,10 +180,23 @@ class SigmoidNetModuleMixin:
         single network's) → that member's slice of each parameter gradient of the layer."""
         return member_layer_gradients(self, self.num_members)
 
+    def _resolve_backend(self, device: Optional[torch.device] = None) -> str:
+        """Resolve the ``backend`` hyperparameter once into ``self.backend`` (see
+        :func:`~lightning_sig.nn.fused.backend.resolve_backend`) and log it."""
+        if self.backend is None:
+            self.backend, why = resolve_backend(self.hparams.get("backend", "auto"), self.net,
+                                                device, bool(self.hparams.get("compile_net")))
+            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why})")
+        return self.backend
+
+    def _use_fused(self, x: Tensor) -> bool:
+        return self._resolve_backend() == "fused" and x.device.type == "cpu" \
+            and x.dtype in (torch.float32, torch.float64)
+
     @override
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
-        return self.net(x)
+        return fused_forward(self.net, x) if self._use_fused(x) else self.net(x)
 
     @override
     def training_step(self, batch: Tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -181,6 +206,8 @@ class SigmoidNetModuleMixin:
         if getattr(self, "_compiled", False) or not hasattr(self.net, "forward_penalized"):
             logits = self(x)
             penalty = l2_penalty(self.penalized_parameters(), self.l2_strength)
+        elif self._use_fused(x):  # the C++ kernels (lightning_sig.nn.fused)
+            logits, penalty = fused_forward_penalized(self.net, x, self.l2_strength)
         else:  # α folding and l2 term in one autograd node (lightning_sig.nn.folding)
             logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
@@ -271,6 +298,7 @@ class SigmoidNetModuleMixin:
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
+        self._resolve_backend(self._trainer.strategy.root_device if self._trainer else None)
         if self.member_seeds is None:
             return
         check_member_trainer(self.trainer, self.num_members)

@@ -17,7 +17,7 @@ definition up to float rounding (bitwise the same scaling for α a power of two)
 from __future__ import annotations
 
 import functools
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,8 @@ Scale = Union[None, float, Tensor]  # None means 1
 # One step of a folded forward: ("affine", layer, weight_scale, bias_scale, activation fn or
 # None) | ("layer", layer) | ("rescale", layer, scale): multiply by scale, then apply layer.
 Step = tuple
+# (plan, scale, h, params or None) -> output: an executor of a fold plan, see _run_plan.
+RunPlan = Callable[..., Tensor]
 
 
 def l2_penalty(params: List[Tensor], r: float) -> Tensor:
@@ -122,7 +124,8 @@ def fold_plan(layers: Sequence[nn.Module]) -> Tuple[List[Step], Scale]:
 def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
               params: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Execute ``plan`` on ``h``; ``params``: the affine layers' scaled (weight, bias) pairs,
-    flattened in plan order, bias skipped where a layer has none."""
+    flattened in plan order, bias skipped where a layer has none. The fused CPU kernels
+    (:mod:`lightning_sig.nn.fused`) have their own executor with this signature."""
     k = 0
     for step in plan:
         if step[0] == "affine":
@@ -141,15 +144,17 @@ def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
     return h if scale is None else h * scale
 
 
-def run_folded(layers: Sequence[nn.Module], h: Tensor) -> Tensor:
+def run_folded(layers: Sequence[nn.Module], h: Tensor, run_plan: Optional[RunPlan] = None
+               ) -> Tensor:
     """Apply ``layers`` to ``h`` with every α-scaling (eq. 1) folded into the affine layers (see
     the module docstring and :func:`fold_plan`). Same shapes as applying the layers in turn.
+    ``run_plan``: optional replacement of the plan executor (the fused kernels' one).
 
     Raises:
         ValueError: from :func:`fold_plan`.
     """
     plan, scale = fold_plan(layers)
-    return _run_plan(plan, scale, h)
+    return (run_plan or _run_plan)(plan, scale, h)
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,8 +214,8 @@ class ScaleAndPenalize(torch.autograd.Function):
         return (None, None, *_unflatten(grad, ctx.params))
 
 
-def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0
-                         ) -> Tuple[Tensor, Tensor]:
+def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0,
+                         run_plan: Optional[RunPlan] = None) -> Tuple[Tensor, Tensor]:
     """:func:`run_folded` and the l2 term r/2·Σθ² over the affine layers' weights and biases θ,
     fused (:class:`ScaleAndPenalize`) when every α is a plain float and every affine layer is an
     ``nn.Conv2d``/``nn.Linear`` whose parameters all require grad; otherwise the two computed
@@ -221,27 +226,30 @@ def run_folded_penalized(layers: Sequence[nn.Module], h: Tensor, r: float = 0.0
         layers: as for :func:`run_folded`.
         h: the input, e.g. (N, 3, 32, 32) images.
         r: the l2 strength, a float ≥ 0 (not checked here; the modules check it).
+        run_plan: optional replacement of the plan executor (the fused kernels' one).
 
     Returns:
         ``(output, penalty)``: the output of the layers (e.g. (N, 10) logits) and a 0-dim tensor.
     """
     plan, scale = fold_plan(layers)
-    affine = [step for step in plan if step[0] == "affine"]
-    params: List[Tensor] = [p for step in affine for p in (step[1].weight, step[1].bias)
+    run_plan = run_plan or _run_plan
+    affine_steps = [step for step in plan if step[0] == "affine"]
+    params: List[Tensor] = [p for step in affine_steps for p in (step[1].weight, step[1].bias)
                             if p is not None]
-    if len({id(step[1]) for step in affine}) < len(affine):  # a shared layer: θ counted once
+    if len({id(step[1]) for step in affine_steps}) < len(affine_steps):  # shared layer: θ once
         unique = list({id(p): p for p in params}.values())
-        return _run_plan(plan, scale, h), l2_penalty([p for p in unique if p.requires_grad], r)
-    scaled = [s for step in affine for s, p in ((step[2], step[1].weight),
+        return (run_plan(plan, scale, h),
+                l2_penalty([p for p in unique if p.requires_grad], r))
+    scaled = [s for step in affine_steps for s, p in ((step[2], step[1].weight),
                                                 (step[3], step[1].bias)) if p is not None]
-    fusable = all(isinstance(step[1], (nn.Conv2d, nn.Linear)) for step in affine) \
+    fusable = all(isinstance(step[1], (nn.Conv2d, nn.Linear)) for step in affine_steps) \
         and all(p.requires_grad for p in params) \
         and len({(p.dtype, p.device) for p in params}) == 1 \
         and not any(isinstance(s, Tensor) for s in (*scaled, scale)) \
         and not any(step[0] == "rescale" and isinstance(step[2], Tensor) for step in plan)
     if not params or not fusable or (r == 0 and all(s is None for s in scaled)):
         penalty = l2_penalty([p for p in params if p.requires_grad], r)
-        return _run_plan(plan, scale, h), penalty
+        return run_plan(plan, scale, h), penalty
     *folded, penalty = ScaleAndPenalize.apply([1.0 if s is None else float(s) for s in scaled],
                                               float(r), *params)
-    return _run_plan(plan, scale, h, folded), penalty
+    return run_plan(plan, scale, h, folded), penalty
