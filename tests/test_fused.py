@@ -24,7 +24,8 @@ from lightning_sig.nn.fused import ConvActFunction, Conv3x3Function, fused_forwa
     fused_forward_penalized, kernels_available, unsupported_reason
 from lightning_sig.nn.members import member_l2_penalty, member_losses
 
-pytestmark = pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built")
+pytestmark = [pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built"),
+              pytest.mark.numerics]  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
 EPS32 = torch.finfo(torch.float32).eps
 
 

@@ -14,6 +14,8 @@ import torch
 from lightning_sig.toy import chain as toy
 from lightning_sig.toy import theorem1
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 F64 = torch.float64
 U_STAR, C = theorem1.saturation_peak()
 T1, T2 = theorem1.largest_t_unregularized(), theorem1.largest_t_regularized()

@@ -14,6 +14,8 @@ from lightning_sig.nn.activations import scaled_activation
 from lightning_sig.toy import chain as toy
 from lightning_sig.toy import printed, properties
 
+pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
+
 F64 = torch.float64
 
 
