@@ -23,7 +23,11 @@ from torch import Tensor
 from lightning_sig.speedups import use_fast_event_crc
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
+from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
+    epoch_step_interval
 from lightning_sig.gradients.events import GradientEventWriter
+from lightning_sig.gradients.penalty import data_gradients
+from lightning_sig.gradients.sorted_stats import layered_statistics
 from lightning_sig.gradients.histograms import segment_log10_histograms
 from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
@@ -31,6 +35,8 @@ from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_T
     statistic_names
 
 __all__ = ["GradientQuantileCallback"]
+
+DATA = -1  # the member key of the data-loss gradient g − ∇penalty (modules without members)
 
 
 def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
@@ -116,7 +122,9 @@ class GradientQuantileCallback(Callback):
                  vanishing_threshold: float = DEFAULT_VANISHING_THRESHOLD, signed: bool = False,
                  per_layer: bool = True, log_every_n_steps: Optional[int] = None,
                  histogram_every_n_steps: Optional[int] = None, histograms: bool = True,
-                 epoch_aggregates: bool = True, buffer_steps: int = 32) -> None:
+                 epoch_aggregates: bool = True, buffer_steps: int = 32,
+                 epoch_budget_numel: Optional[int] = DEFAULT_EPOCH_BUDGET_NUMEL,
+                 data_gradient: bool = True) -> None:
         super().__init__()
         self.quantiles = check_quantile_levels(quantiles)
         self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)
@@ -127,11 +135,14 @@ class GradientQuantileCallback(Callback):
             hint=" To log no histograms, pass histograms=False.")
         self.histograms, self.epoch_aggregates = bool(histograms), bool(epoch_aggregates)
         self.buffer_steps = _check_interval("buffer_steps", buffer_steps, allow_none=False)
+        self.epoch_budget_numel = check_budget(epoch_budget_numel)
+        self.data_gradient = bool(data_gradient)
         self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
         self._warned: set = set()
         self._events = GradientEventWriter(self.names)
+        self._step_events = GradientEventWriter(["every_k", "count"])
         self._reset()
 
     def _reset(self) -> None:
@@ -143,6 +154,10 @@ class GradientQuantileCallback(Callback):
         self._context: Optional[Tuple[pl.Trainer, pl.LightningModule]] = None  # of the last step
         self._params: Optional[Tuple[pl.LightningModule, List[Tuple[str, Tensor]]]] = None
         self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout
+        self._workspace: Optional[np.ndarray] = None  # float32 copy for large gradients
+        self._aggregate: set = set()  # (member, step) of recorded steps in the epoch means
+        self._epoch_steps: Dict[int, int] = {}  # member -> steps in this epoch's means
+        self._every_k = 1  # epoch means over every k-th step (epoch_step_interval)
 
     # ----------------------------------------------------------------- gathering gradients
     def _named_parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
@@ -183,16 +198,19 @@ class GradientQuantileCallback(Callback):
 
     # ----------------------------------------------------------------- statistics
     def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool,
-                flat: Optional[Tensor]) -> None:
+                flat: Optional[Tensor], aggregate: bool = True) -> None:
         """Buffer this step's flat gradient ``flat`` (N,) (statistics later, see :meth:`_flush`);
         models above :data:`SEGMENTED_MAX_NUMEL` coordinates get their statistics now, per
         vector (``flat`` may then be None)."""
         names = snap.names if self.per_layer else snap.names[:1]
         total = sum(snap.sizes)
-        if total > SEGMENTED_MAX_NUMEL:  # big models: a few copies of the gradient at most
-            args = (self.quantiles, self.vanishing_threshold, self.signed)
-            groups = [snap.grads] + (snap.layer_grads() if self.per_layer else [])
-            table = torch.stack([gradient_statistics_tensor(g, *args) for g in groups])
+        if aggregate:
+            self._aggregate.add((member, step))
+        if total > SEGMENTED_MAX_NUMEL:  # big models: one float32 copy (sorted_stats)
+            layers = snap.layer_grads() if self.per_layer else [snap.grads]
+            table, self._workspace = layered_statistics(
+                layers, self.quantiles, self.vanishing_threshold, self.signed,
+                with_total=self.per_layer, workspace=self._workspace)
             self._consume(member, list(names), table[None], [step], [logged])
             return
         buffer = self._buffers.get(member)
@@ -225,12 +243,15 @@ class GradientQuantileCallback(Callback):
                  logged: List[bool]) -> None:
         """Epoch sums and per-step scalars from a (S, G, K_all) table of S steps."""
         table = table[..., self._columns].cpu()  # one host transfer for S steps
-        if self.epoch_aggregates:
-            self._epoch.setdefault(member, EpochSums()).add(names, table)
+        used = [(member, step) in self._aggregate for step in steps]
+        self._aggregate.difference_update((member, step) for step in steps)
+        if self.epoch_aggregates and any(used):
+            self._epoch.setdefault(member, EpochSums()).add(names, table[torch.tensor(used)])
+            self._epoch_steps[member] = self._epoch_steps.get(member, 0) + sum(used)
         values = table.reshape(len(steps), -1).tolist()
         for row, step, log_now in zip(values, steps, logged):
             if log_now:
-                self._emit(member, "grad", names, row, step)
+                self._emit(member, self._prefix(member), names, row, step)
         self._unlogged[member] = None if logged[-1] else (names, values[-1], steps[-1])
 
     # ----------------------------------------------------------------------- hooks
@@ -242,7 +263,7 @@ class GradientQuantileCallback(Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
-            self._epoch = {}
+            self._epoch, self._epoch_steps = {}, {}
             self._epoch_index = trainer.current_epoch
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -252,7 +273,10 @@ class GradientQuantileCallback(Callback):
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
         log_now = (step + 1) % every == 0  # as Lightning's own train/* logging
-        if not (log_now or self.epoch_aggregates or trainer.should_stop):
+        self._every_k = epoch_step_interval(self._numel(pl_module), every,
+                                            self.epoch_budget_numel)
+        aggregate = self.epoch_aggregates and (step + 1) % self._every_k == 0
+        if not (log_now or aggregate or trainer.should_stop):
             return
         gradient_sets = self._gradient_sets(pl_module)
         if not gradient_sets:
@@ -262,12 +286,17 @@ class GradientQuantileCallback(Callback):
         hist_every = self.histogram_every_n_steps or 10 * every
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
+        data = self._data_snapshot(pl_module, gradient_sets)
         for member, snap in enumerate(gradient_sets):
             buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
             flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
-            self._record(member, snap, step, log_now, flat)
+            self._record(member, snap, step, log_now, flat, aggregate)
             if hist_now:
                 self._log_histograms(member, snap, flat, step)
+        if data is not None:
+            buffered = sum(data.sizes) <= SEGMENTED_MAX_NUMEL
+            self._record(DATA, data, step, log_now,
+                         flatten_gradients(data.grads) if buffered else None, aggregate)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = getattr(pl_module, "member_seeds", None) or all(
@@ -282,14 +311,20 @@ class GradientQuantileCallback(Callback):
         self._context = self._context or (trainer, pl_module)
         for member, sums in self._epoch.items():
             if sums.total is not None:  # NaN where never defined (0 / 0)
-                self._emit(member, "grad_epoch", sums.names, sums.means(), trainer.global_step)
+                self._emit(member, self._prefix(member) + "_epoch", sums.names, sums.means(),
+                           trainer.global_step)
+                if member >= 0:  # which steps the means are over: every k-th, how many
+                    self._step_events.scalars(
+                        trainer, pl_module, member, "grad_epoch_steps", ["global"],
+                        [float(self._every_k), float(self._epoch_steps.get(member, 0))],
+                        trainer.global_step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush()
         if trainer.should_stop:  # Lightning logs the last step of an early stop: so do we
             for member, last in self._unlogged.items():
                 if last is not None and last[2] == trainer.global_step - 1:
-                    self._emit(member, "grad", *last)
+                    self._emit(member, self._prefix(member), *last)
         self._unlogged = {}
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -300,6 +335,28 @@ class GradientQuantileCallback(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._flush()
         self._context = None
+
+    def _numel(self, pl_module: pl.LightningModule) -> int:
+        """N, coordinates of the trainable parameters (cached with the parameter list)."""
+        params = self._named_parameters(pl_module)
+        if len(self._params) < 3:
+            self._params = (*self._params, sum(p.numel() for _, p in params if p.requires_grad))
+        return self._params[2]
+
+    def _data_snapshot(self, pl_module: pl.LightningModule,
+                       gradient_sets: List[GradientSnapshot]) -> Optional[GradientSnapshot]:
+        """The data-loss gradient g − ∇penalty with the layout of the total one, or None (no
+        ``penalty_gradients`` protocol, a zero penalty, members, or ``data_gradient=False``)."""
+        if not self.data_gradient or len(gradient_sets) != 1 or getattr(
+                pl_module, "member_seeds", None) or not hasattr(pl_module, "penalty_gradients"):
+            return None
+        snap = gradient_sets[0]
+        grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)
+        return None if grads is None else snap._replace(grads=grads)
+
+    @staticmethod
+    def _prefix(member: int) -> str:
+        return "grad_data" if member == DATA else "grad"
 
     # ----------------------------------------------------------------------- output
     def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
@@ -332,9 +389,10 @@ class GradientQuantileCallback(Callback):
     def state_dict(self) -> Dict[str, Any]:
         self._flush()  # a checkpoint holds the epoch sums of every step so far
         return {"epoch": {m: s.state() for m, s in self._epoch.items() if s.total is not None},
-                "epoch_index": self._epoch_index}
+                "epoch_index": self._epoch_index, "epoch_steps": dict(self._epoch_steps)}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self._epoch = {int(m): EpochSums(n, t.double().cpu(), c.double().cpu())
                        for m, (n, t, c) in state_dict.get("epoch", {}).items()}
         self._epoch_index = state_dict.get("epoch_index")
+        self._epoch_steps = {int(m): int(c) for m, c in state_dict.get("epoch_steps", {}).items()}

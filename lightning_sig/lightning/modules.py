@@ -17,6 +17,7 @@ import functools
 import math
 import os
 from typing import ClassVar, List, Optional, Tuple
+from typing import Dict
 
 import pytorch_lightning as pl
 import torch
@@ -194,6 +195,16 @@ class SigmoidNetModule(pl.LightningModule):
         """Weights and biases θ of the net: every trainable parameter except learnable α."""
         return [p for n, p in self.net.named_parameters()
                 if p.requires_grad and not n.endswith("log_alpha")]
+
+    def penalty_gradients(self) -> Dict[Tensor, Tensor]:
+        """∇ of the explicit l2 term r/2·Σθ² at each θ: r·θ (Sec. 2.2); empty when r = 0.
+
+        The protocol of :mod:`lightning_sig.gradients.penalty`, through which the
+        GradientQuantileCallback logs the data-loss gradient g − r·θ (``grad_data/*``).
+        """
+        if self.l2_strength == 0:
+            return {}
+        return {p: self.l2_strength * p.detach() for p in self.penalized_parameters()}
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""

@@ -1,0 +1,59 @@
+"""The data-loss gradient beside the total one: g_data = g − ∇penalty.
+
+With the paper's explicit l2 term (Sec. 2.2) the optimizer sees g = ∇CE + r·θ; at the paper's
+U[−10, 10) init the r·θ part dominates |g|, so "the gradient stays alive" may be the regularizer
+alone. A module that adds an explicit penalty to its loss can say so through a small protocol,
+and the GradientQuantileCallback then also logs the statistics of g − ∇penalty (``grad_data/*``).
+
+Protocol (duck-typed; our :class:`~lightning_sig.lightning.modules.SigmoidNetModule` implements
+it)::
+
+    def penalty_gradients(self) -> Mapping[nn.Parameter, Tensor]:
+        '''∇ of the explicit penalty term of the loss at each penalized parameter (same shape
+        and device as the parameter; parameters absent from the mapping have none).'''
+        return {p: self.l2_strength * p.detach() for p in self.penalized_parameters()}
+
+An empty mapping means "no penalty" (e.g. r = 0): then g_data = g and nothing extra is logged.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["data_gradients"]
+
+
+@torch.no_grad()
+def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]],
+                   grads: List[Tensor]) -> Optional[List[Tensor]]:
+    """``grads`` (the ``.grad`` tensors of some of ``named_parameters``) minus the module's
+    penalty gradients, in the same order; None when the mapping is empty.
+
+    Args:
+        module: an object with ``penalty_gradients()`` (see the module docstring).
+        named_parameters: (name, parameter) pairs, used to name a bad entry.
+        grads: gradient tensors, each the ``.grad`` of one of the parameters.
+
+    Returns:
+        New tensors g − ∇penalty (the total gradient's tensors where a parameter has no
+        penalty), or None.
+
+    Raises:
+        ValueError: an entry whose shape differs from its parameter's (names the parameter).
+    """
+    penalty = module.penalty_gradients()
+    if not penalty:
+        return None
+    by_grad = {}
+    for name, param in named_parameters:
+        pg = penalty.get(param)
+        if pg is None or param.grad is None:
+            continue
+        if pg.shape != param.shape:
+            raise ValueError(f"penalty_gradients()[{name}] has shape {tuple(pg.shape)}, the "
+                             f"parameter {tuple(param.shape)}; it must be the penalty's "
+                             f"gradient at that parameter.")
+        by_grad[id(param.grad)] = pg
+    return [g - by_grad[id(g)].to(g.dtype) if id(g) in by_grad else g for g in grads]
