@@ -3,7 +3,9 @@
 Network of Figure 2 (Table 2, ``ManyLayersNet``, tanh, α=2, the paper's N(0, 0.05²) init; with
 ``--net combined`` Figure 3's Table 3 net, tanh, α=2, r=0.01), batch 32, our DataModule,
 TensorBoardLogger, ``log_every_n_steps=50`` as in the paper configs, no progress bar. Time
-per step from step ``--warmup`` to the last (setup excluded). Variants:
+per step from step ``--warmup`` to the last (setup excluded). With ``--net resnet18``: torchvision's
+``resnet18(weights=None, num_classes=10)`` (11.2 M coordinates) in a minimal LightningModule
+(cross-entropy, Adam 1e-3), a user's large model. Variants:
 
 - no callback (reference);
 - the callback as the paper configs use it (scalars every 50 steps, histograms every 500,
@@ -13,7 +15,7 @@ per step from step ``--warmup`` to the last (setup excluded). Variants:
 
 Goal: ≤ 1.05 at the default interval. Run:
 ``python benchmarks/bench_callback.py [--reps 5] [--steps 120] [--threads 1]
-[--net many|combined]``.
+[--net many|combined|resnet18]``.
 """
 from __future__ import annotations
 
@@ -28,8 +30,31 @@ from _common import add_common_arguments, cifar_datamodule, \
 from lightning_sig import CombinedNet, ManyLayersNet
 from lightning_sig.lightning.grad_callback import GradientQuantileCallback
 
+
+
+def resnet18_module():
+    """A minimal user's LightningModule around torchvision's ResNet-18 (10 classes)."""
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+    import torchvision
+
+    class ResNet18Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torchvision.models.resnet18(weights=None, num_classes=10)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+    return ResNet18Module()
+
+
 NETS = {"many": (ManyLayersNet, dict(activation="tanh", alpha=2.0)),
-        "combined": (CombinedNet, dict(activation="tanh", alpha=2.0, l2_strength=0.01))}
+        "combined": (CombinedNet, dict(activation="tanh", alpha=2.0, l2_strength=0.01)),
+        "resnet18": (lambda: resnet18_module(), {})}
 
 
 def run(args, dm, callback_kwargs=None) -> float:
@@ -52,7 +77,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     start_fit_benchmark(args, "GradientQuantileCallback overhead", "bench_callback.py")
     dm, what = cifar_datamodule(args.data_dir, 32, shuffle_seed=0)
-    print(f"data: {what}; net: {NETS[args.net][0].__name__} {NETS[args.net][1]}; batch 32; "
+    print(f"data: {what}; net: {args.net} {NETS[args.net][1]}; batch 32; "
           f"{args.steps} steps per run, timed from step {args.warmup}\n")
     base = "no callback"
     variants = {
