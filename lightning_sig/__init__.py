@@ -11,11 +11,13 @@ from lightning_sig.lightning.grad_callback import GradientQuantileCallback
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, init_parameters
 from lightning_sig.lightning.modules import CombinedNet, LargeParamsNet, ManyLayersNet, SigmoidNetModule
 from lightning_sig.lightning.nonfinite import NonFiniteLossGuard
+from lightning_sig.lightning.saturation import SaturationMonitor
 
 __all__ = [
     "ACTIVATIONS", "ScaledActivation", "scaled_activation", "CIFAR10DataModule", "ConvNetSpec",
     "GradientQuantileCallback",
     "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "init_parameters", "SigmoidNetModule",
     "LargeParamsNet", "ManyLayersNet", "CombinedNet", "NonFiniteLossGuard",
+    "SaturationMonitor",
 ]
 __version__ = "0.1.0"
