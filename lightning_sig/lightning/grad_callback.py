@@ -25,7 +25,9 @@ from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, Gradient
     batched_statistics, flatten_gradients
 from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
     epoch_step_interval
-from lightning_sig.gradients.events import GradientEventWriter
+from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
+from lightning_sig.gradients.layout import custom_scalars_layout
+from lightning_sig.gradients.saturation import monitored_activations
 from lightning_sig.gradients.penalty import data_gradients
 from lightning_sig.gradients.sorted_stats import layered_statistics
 from lightning_sig.gradients.histograms import segment_log10_histograms
@@ -259,6 +261,23 @@ class GradientQuantileCallback(Callback):
         use_fast_event_crc()  # TensorBoard's pure-Python checksum costs ~600 µs per step's event
         if stage == "fit":  # Lightning restores a checkpoint's state after this hook
             self._reset()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write the custom-scalars layout (:mod:`lightning_sig.gradients.layout`) to each
+        TensorBoardLogger, rank 0 only, once per fit (so also on resume)."""
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not trainer.is_global_zero or not loggers or getattr(pl_module, "member_seeds", None):
+            return
+        layers = list(dict.fromkeys(n for n, p in self._named_parameters(pl_module)
+                                    if p.requires_grad)) if self.per_layer else []
+        data = self.data_gradient and bool(getattr(pl_module, "penalty_gradients", dict)())
+        monitor = any(type(cb).__name__ == "SaturationMonitor" for cb in trainer.callbacks)
+        acts = [n for n, _ in monitored_activations(pl_module)] if monitor else []
+        for logger in loggers:
+            layout = custom_scalars_layout(["global"] + layers, self.quantiles, data, acts,
+                                           lambda t: prefixed_tags(logger, [t])[0],
+                                           self.epoch_aggregates)
+            logger.experiment.add_custom_scalars(layout)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
