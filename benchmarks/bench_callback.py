@@ -11,7 +11,9 @@ per step from step ``--warmup`` to the last (setup excluded). With ``--net resne
 - the callback as the paper configs use it (scalars every 50 steps, histograms every 500,
   epoch means, which need the statistics of every step);
 - the same without epoch means (``epoch_aggregates=False``: statistics only on logging steps);
-- scalars every step (``log_every_n_steps=1``, histograms every 10 steps).
+- scalars every step (``log_every_n_steps=1``, histograms every 10 steps);
+- the SaturationMonitor alone (logging steps only; not for resnet18, which has no sigmoid-type
+  activation).
 
 Goal: ≤ 1.05 at the default interval. Run:
 ``python benchmarks/bench_callback.py [--reps 5] [--steps 120] [--threads 1]
@@ -57,12 +59,15 @@ NETS = {"many": (ManyLayersNet, dict(activation="tanh", alpha=2.0)),
         "resnet18": (lambda: resnet18_module(), {})}
 
 
-def run(args, dm, callback_kwargs=None) -> float:
+def run(args, dm, callback_kwargs=None, saturation: bool = False) -> float:
     from pytorch_lightning.loggers import TensorBoardLogger
     cls, hparams = NETS[args.net]
     torch.manual_seed(0)
     module = cls(**hparams)
     callbacks = [] if callback_kwargs is None else [GradientQuantileCallback(**callback_kwargs)]
+    if saturation:
+        from lightning_sig import SaturationMonitor
+        callbacks.append(SaturationMonitor())
     with tempfile.TemporaryDirectory() as logs:
         return fit_seconds_per_step(module, dm, args.steps, args.warmup, callbacks, args.device,
                                     logger=TensorBoardLogger(logs, name="bench"),
@@ -86,6 +91,8 @@ def main(argv=None) -> None:
         "callback, every 50, no epoch means": lambda: run(args, dm, {"epoch_aggregates": False}),
         "callback, every step": lambda: run(args, dm, {"log_every_n_steps": 1}),
     }
+    if args.net != "resnet18":  # resnet18 has no sigmoid-type activation
+        variants["SaturationMonitor alone (every 50)"] = lambda: run(args, dm, saturation=True)
     times = collect_interleaved(variants, args.reps)
     print(format_table(times, {k: base for k in variants if k != base}, unit="ms/step"))
 
