@@ -241,3 +241,21 @@ def test_grad_source_data_plots_data_gradient_and_falls_back_for_r0(tmp_path, ca
         figures.main([str(root), "--grad-source", "both"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'both'" in capsys.readouterr().err
+
+
+def test_depth_profile_rows_in_forward_order(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in range(2):
+        path = write_run(root, "figA", "plain", seed, [0.1, 0.2], {"abs_q50": [1e-3, 2e-3]}, PLAIN)
+        writer = SummaryWriter(str(path))
+        for e in range(2):  # layers written as the callback does: in forward order, one event
+            for layer, value in (("net.z_first", 1e-4), ("net.a_second", 1e-2)):
+                writer.add_scalar(f"grad_epoch/{layer}/abs_q50", value * (e + 1) * (seed + 1),
+                                  (e + 1) * STEPS)
+        writer.close()
+    out = figures.make_figures(root, tmp_path / "figs", grad_stats=["abs_q50"])
+    rows = read_csv(out / "figA_depth.csv")
+    got = {(r["layer_index"], r["layer"], r["epoch"]): float(r["mean"]) for r in rows}
+    assert got == pytest.approx({("0", "net.z_first", "1"): 1.5e-4, ("1", "net.a_second", "1"): 1.5e-2,
+                                 ("0", "net.z_first", "2"): 3e-4, ("1", "net.a_second", "2"): 3e-2})
+    assert (out / "figA_depth.png").is_file()

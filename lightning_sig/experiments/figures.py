@@ -6,7 +6,9 @@ coordinate values of the gradients" per epoch on a log scale: by default the qua
 over all parameters (``grad_epoch/global/abs_q25``, ``abs_q50``, ``abs_q75``; the epoch value
 is the mean over the epoch's optimizer steps, per the GradientQuantileCallback's tag schema).
 One colour per arm; each line is the mean over seeds with the interquartile range over seeds
-shaded. Epoch e on the x-axis = after e epochs of training.
+shaded. Epoch e on the x-axis = after e epochs of training. When the runs logged per-layer
+statistics, ``<figure>_depth.png``/``.csv`` add the depth profile (median |g| per layer in forward
+order, one line per epoch, one panel per arm; :mod:`lightning_sig.experiments.depth_profile`).
 
 Outputs in ``--out`` (default ``<sweep>/figures``), per figure ``<figure>``:
 ``<figure>.png``; ``<figure>.csv``, the plotted numbers (figure, arm, tag, epoch, n_seeds, mean,
@@ -131,12 +133,35 @@ def _data_fallback(runs: list, grad_tags: List[str]) -> None:
                 run.series[tag] = run.series.pop(total)
 
 
+def _depth_tags(sweep_dir: Path, figure: str, data: bool) -> List[str]:
+    """The per-layer median tags of the figure's first run (total or data-loss source)."""
+    from lightning_sig.experiments.depth_profile import layer_tags
+    for by_seed in find_figures(sweep_dir)[figure].values():
+        for path in by_seed.values():
+            return layer_tags(path, "grad_data_epoch" if data else "grad_epoch") or (
+                [t.replace("grad_epoch/", "grad_data_epoch/", 1) for t in layer_tags(path)]
+                if data else [])
+    return []
+
+
+def _write_depth(figure: str, out: Path, runs: list, tags: List[str], data: bool) -> None:
+    from lightning_sig.experiments.depth_profile import DEPTH_COLUMNS, depth_rows, \
+        plot_depth_profile
+    rows = depth_rows(figure, runs, tags)
+    if rows:
+        plot_depth_profile(figure, rows, "data-loss gradient" if data else "total gradient",
+                           out / f"{figure}_depth.png")
+        _write_csv(out / f"{figure}_depth.csv", rows, DEPTH_COLUMNS)
+
+
 def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str]) -> list:
     data = bool(grad_tags) and grad_tags[0].startswith("grad_data_epoch/")
-    totals = ["grad_epoch/" + t.partition("/")[2] for t in grad_tags] if data else []
-    runs = load_figure(sweep_dir, figure, [ACC_TAG, *grad_tags, *totals])
+    depth = _depth_tags(sweep_dir, figure, data)
+    totals = ["grad_epoch/" + t.partition("/")[2] for t in grad_tags + depth] if data else []
+    runs = load_figure(sweep_dir, figure, [ACC_TAG, *grad_tags, *depth, *totals])
     if data:
-        _data_fallback(runs, grad_tags)
+        _data_fallback(runs, grad_tags + depth)
+    _write_depth(figure, out, runs, depth, data)
     if not runs:
         warnings.warn(f"{figure}: no runs found; figure skipped", SweepDataWarning)
         return runs
