@@ -76,6 +76,17 @@ class GradientQuantileCallback(Callback):
         histograms: log histograms at all (default True).
         epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
             (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
+        epoch_budget_numel: B, gradient coordinates per optimizer step (on average) that the
+            epoch means may cost; default 2^18. A model of N ≤ B coordinates (the paper's
+            networks: ~1,500) gets the mean over every step; a larger one the mean over every
+            k-th step (steps with (step + 1) % k == 0), k the smallest divisor or multiple of
+            the logging interval n with k ≥ N / B (:mod:`lightning_sig.gradients.epoch_steps`;
+            e.g. ResNet-18, N = 11.2 M, n = 50: k = 50, the logged steps). k and the number of
+            steps used are logged. None: every step, whatever it costs.
+        data_gradient: for a module with the ``penalty_gradients()`` protocol
+            (:mod:`lightning_sig.gradients.penalty`; ours when r > 0), also log the statistics
+            of the data-loss gradient g − ∇penalty = g − r·θ (default True; about doubles the
+            statistics' cost for such modules).
         buffer_steps: the gradients of up to this many optimizer steps (default 32) are kept
             (a copy, at most :data:`~lightning_sig.grad_buffer.BUFFER_MAX_NUMEL` coordinates in
             all) and their statistics computed in one batch, which for small models costs
@@ -106,8 +117,22 @@ class GradientQuantileCallback(Callback):
         - ``grad_epoch/<g>/<stat>``: the epoch means of the above, at the end of each training
           epoch (one point per epoch, for figures; a layer without a gradient at some steps is
           averaged over the others)
+        - ``grad_epoch_steps/global/every_k``, ``.../count``: the k of ``epoch_budget_numel``
+          and the number of steps the epoch means are over (at each epoch end)
+        - ``grad_data/<g>/<stat>``, ``grad_data_epoch/<g>/<stat>``: the same statistics of the
+          data-loss gradient g − ∇penalty (modules with ``penalty_gradients``, nonzero penalty)
         - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (zeros at
           the float32 floor, about −37.9), TensorBoardLogger only
+
+    At the start of training each TensorBoardLogger gets a custom-scalars layout (rank 0, once
+    per fit, so also on resume; :mod:`lightning_sig.gradients.layout`): for ``global`` and every
+    layer a margin chart of ``abs_q50`` with the ``abs_q25``–``abs_q75`` band (total, data-loss
+    and epoch series), and the SaturationMonitor's series when it is among the callbacks.
+
+    Cost: models above :data:`~lightning_sig.gradients.segments.SEGMENTED_MAX_NUMEL`
+    coordinates get exact statistics by sorting the float bits of one float32 working copy
+    kept between steps (:mod:`lightning_sig.gradients.sorted_stats`); with the default budget
+    only the logged steps of such a model are computed. Every logged step's value is exact.
 
     Example::
 
