@@ -17,12 +17,12 @@ An empty mapping means "no penalty" (e.g. r = 0): then g_data = g and nothing ex
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["data_gradients"]
+__all__ = ["data_gradients", "member_data_layers"]
 
 
 @torch.no_grad()
@@ -57,3 +57,22 @@ def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]
                              f"gradient at that parameter.")
         by_grad[id(param.grad)] = pg
     return [g - by_grad[id(g)].to(g.dtype) if id(g) in by_grad else g for g in grads]
+
+
+@torch.no_grad()
+def member_data_layers(module: object, num_members: int) -> List[Dict[str, List[Tensor]]]:
+    """Per member s of a module whose parameters stack S networks on dim 0 (our
+    ``num_members > 1`` modules): layer name → [grad[s] − ∇penalty[s] of its parameters], as
+    :func:`lightning_sig.nn.members.member_layer_gradients` lays out the total gradient; empty
+    lists when the penalty mapping is empty."""
+    penalty = module.penalty_gradients()
+    if not penalty:
+        return []
+    layers: List[Dict[str, List[Tensor]]] = [{} for _ in range(num_members)]
+    for name, p in module.named_parameters():
+        if p.requires_grad and p.grad is not None:
+            layer, pg = name.rpartition(".")[0] or "<root>", penalty.get(p)
+            for s in range(num_members):
+                g = p.grad[s]
+                layers[s].setdefault(layer, []).append(g if pg is None else g - pg[s].to(g.dtype))
+    return layers

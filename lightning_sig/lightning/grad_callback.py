@@ -38,7 +38,8 @@ from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_T
 
 __all__ = ["GradientQuantileCallback"]
 
-DATA = -1  # the member key of the data-loss gradient g − ∇penalty (modules without members)
+# Keys of the data-loss gradient g − ∇penalty: member s's is -1 - s (so DATA = -1 without members)
+DATA = -1
 
 
 def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
@@ -330,17 +331,17 @@ class GradientQuantileCallback(Callback):
         hist_every = self.histogram_every_n_steps or 10 * every
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
-        data = self._data_snapshot(pl_module, gradient_sets)
+        data = self._data_snapshots(pl_module, gradient_sets)
         for member, snap in enumerate(gradient_sets):
             buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
             flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
             self._record(member, snap, step, log_now, flat, aggregate)
             if hist_now:
                 self._log_histograms(member, snap, flat, step)
-        if data is not None:
-            buffered = sum(data.sizes) <= SEGMENTED_MAX_NUMEL
-            self._record(DATA, data, step, log_now,
-                         flatten_gradients(data.grads) if buffered else None, aggregate)
+        for member, snap in enumerate(data):
+            buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
+            self._record(DATA - member, snap, step, log_now,
+                         flatten_gradients(snap.grads) if buffered else None, aggregate)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = getattr(pl_module, "member_seeds", None) or all(
@@ -387,25 +388,31 @@ class GradientQuantileCallback(Callback):
             self._params = (*self._params, sum(p.numel() for _, p in params if p.requires_grad))
         return self._params[2]
 
-    def _data_snapshot(self, pl_module: pl.LightningModule,
-                       gradient_sets: List[GradientSnapshot]) -> Optional[GradientSnapshot]:
-        """The data-loss gradient g − ∇penalty with the layout of the total one, or None (no
-        ``penalty_gradients`` protocol, a zero penalty, members, or ``data_gradient=False``)."""
-        if not self.data_gradient or len(gradient_sets) != 1 or getattr(
-                pl_module, "member_seeds", None) or not hasattr(pl_module, "penalty_gradients"):
-            return None
+    def _data_snapshots(self, pl_module: pl.LightningModule,
+                        gradient_sets: List[GradientSnapshot]) -> List[GradientSnapshot]:
+        """The data-loss gradient g − ∇penalty of each gradient set (one per member), with the
+        layouts of the total ones; empty without the ``penalty_gradients`` protocol, with a
+        zero penalty or ``data_gradient=False``."""
+        if not self.data_gradient or not hasattr(pl_module, "penalty_gradients"):
+            return []
+        seeds = getattr(pl_module, "member_seeds", None)
+        if seeds:
+            from lightning_sig.gradients.penalty import member_data_layers
+            return [GradientSnapshot.of_layers(layers) for layers in
+                    member_data_layers(pl_module, len(seeds)) if layers]
         snap = gradient_sets[0]
         grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)
-        return None if grads is None else snap._replace(grads=grads)
+        return [] if grads is None else [snap._replace(grads=grads)]
 
     @staticmethod
     def _prefix(member: int) -> str:
-        return "grad_data" if member == DATA else "grad"
+        return "grad_data" if member < 0 else "grad"
 
     # ----------------------------------------------------------------------- output
     def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
               step: int) -> None:
         """Write one step's G × K values (row-major) to the loggers."""
+        member = member if member >= 0 else DATA - member  # data-gradient key -1 - s -> s
         self._events.scalars(*self._context, member, prefix, names, values, step)
 
     def _log_histograms(self, member: int, snap: GradientSnapshot, flat: Tensor,
