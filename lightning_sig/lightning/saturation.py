@@ -21,8 +21,10 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from lightning_sig.gradients.events import GradientEventWriter
 from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, means_of, \
     monitored_activations, saturation_sums
+from lightning_sig.nn.convnets import preferred_memory_format
 from lightning_sig.lightning.modules import _is_logging_step  # the one read of Lightning's rule
 
 __all__ = ["SaturationMonitor"]
@@ -50,12 +52,14 @@ class SaturationMonitor(Callback):
     Raises:
         ValueError: ``eps`` not in (0, 1].
 
-    Logged metrics (through ``LightningModule.log``, on step, at the steps of ``train/*``):
+    Logged metrics (at the logging steps, step = ``trainer.global_step`` as the
+    GradientQuantileCallback's; one TensorBoard event per step, global rank 0 only):
         - ``act/<layer>/saturated_frac``: fraction (0–1) of the layer's pre-activations with
           f_α′(z) < ε·f′(0)
         - ``act/<layer>/mean_derivative``: mean f_α′(z) (dimensionless; f′(0) is 1 for tanh,
           arctan, softsign, Hardtanh, 1/4 for the logistic sigmoid)
-        - ``act/global/saturated_frac``: the same over all monitored pre-activations
+        - ``act/global/saturated_frac``, ``act/global/mean_derivative``: the same over all
+          monitored pre-activations
 
     Not supported: our ``num_members > 1`` modules (a warning, nothing logged).
 
@@ -71,6 +75,8 @@ class SaturationMonitor(Callback):
         self._sums: Dict[str, Tensor] = {}
         self._last_step: Optional[int] = None
         self._warned = False
+        self._events = GradientEventWriter(["saturated_frac", "mean_derivative"])
+        self._context: Optional[tuple] = None  # (trainer, pl_module) of the logging step
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -85,20 +91,23 @@ class SaturationMonitor(Callback):
                        "nothing logged.")
             return
         self._last_step, self._sums = trainer.global_step, {}
+        self._context = (trainer, pl_module)
         for name, module in layers:
             self._hooks.append(module.register_forward_pre_hook(self._hook(name)))
         folded = _folded_nets(pl_module)
         if folded:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if x.dim() == 4:  # as the folded forward: channels_last on CPU (×1.3 here)
+                x = x.contiguous(memory_format=preferred_memory_format(x))
             with torch.no_grad():
                 for net in folded:
                     net.classifier(net.features(x))
-            self._log(pl_module)
+            self._log()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._hooks:
-            self._log(pl_module)
+            self._log()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
@@ -115,18 +124,19 @@ class SaturationMonitor(Callback):
             handle.remove()
         self._hooks = []
 
-    def _log(self, pl_module: pl.LightningModule) -> None:
+    def _log(self) -> None:
+        """One event per TensorBoardLogger (``log_metrics`` for other loggers) at the step's
+        ``global_step``, the step of the gradient callback's and Lightning's ``train/*``."""
         self._remove()
-        if not self._sums:
+        if not self._sums or self._context is None:
             return
+        trainer, pl_module = self._context
         names = list(self._sums)
         table = torch.stack([self._sums[n] for n in names]).cpu()  # (G, 3), one transfer
-        metrics: Dict[str, float] = {}
-        for name, row in zip(names, table):
-            metrics[f"act/{name}/saturated_frac"], metrics[f"act/{name}/mean_derivative"] = \
-                means_of(row)
-        metrics["act/global/saturated_frac"] = means_of(table.sum(0))[0]
-        pl_module.log_dict(metrics, on_step=True, on_epoch=False)
+        values = [v for row in [*table, table.sum(0)] for v in means_of(row)]
+        if trainer.is_global_zero:
+            self._events.scalars(trainer, pl_module, 0, "act", names + ["global"], values,
+                                 self._last_step)
 
     def _warn(self, message: str) -> None:
         if not self._warned:
