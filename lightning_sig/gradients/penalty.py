@@ -56,7 +56,16 @@ def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]
                              f"parameter {tuple(param.shape)}; it must be the penalty's "
                              f"gradient at that parameter.")
         by_grad[id(param.grad)] = pg
-    return [g - by_grad[id(g)].to(g.dtype) if id(g) in by_grad else g for g in grads]
+    index = [i for i, g in enumerate(grads) if id(g) in by_grad]
+    if not index:
+        return list(grads)
+    out = list(grads)
+    # one fused call for all tensors (per-tensor subtraction cost ~5 % of a paper-net step)
+    diffs = torch._foreach_sub([grads[i] for i in index],
+                               [by_grad[id(grads[i])].to(grads[i].dtype) for i in index])
+    for i, d in zip(index, diffs):
+        out[i] = d
+    return out
 
 
 @torch.no_grad()
