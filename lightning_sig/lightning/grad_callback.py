@@ -28,7 +28,7 @@ from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, chec
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
 from lightning_sig.gradients.layout import custom_scalars_layout
 from lightning_sig.gradients.saturation import monitored_activations
-from lightning_sig.gradients.penalty import data_gradients
+from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient
 from lightning_sig.gradients.sorted_stats import layered_statistics
 from lightning_sig.gradients.histograms import segment_log10_histograms
 from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
@@ -331,17 +331,17 @@ class GradientQuantileCallback(Callback):
         hist_every = self.histogram_every_n_steps or 10 * every
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
-        data = self._data_snapshots(pl_module, gradient_sets)
+        flats = []
         for member, snap in enumerate(gradient_sets):
             buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
             flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
+            flats.append(flat)
             self._record(member, snap, step, log_now, flat, aggregate)
             if hist_now:
                 self._log_histograms(member, snap, flat, step)
-        for member, snap in enumerate(data):
-            buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
-            self._record(DATA - member, snap, step, log_now,
-                         flatten_gradients(snap.grads) if buffered else None, aggregate)
+        for member, (snap, flat) in enumerate(self._data_snapshots(pl_module, gradient_sets,
+                                                                   flats)):
+            self._record(DATA - member, snap, step, log_now, flat, aggregate)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = getattr(pl_module, "member_seeds", None) or all(
@@ -389,20 +389,33 @@ class GradientQuantileCallback(Callback):
         return self._params[2]
 
     def _data_snapshots(self, pl_module: pl.LightningModule,
-                        gradient_sets: List[GradientSnapshot]) -> List[GradientSnapshot]:
-        """The data-loss gradient g − ∇penalty of each gradient set (one per member), with the
-        layouts of the total ones; empty without the ``penalty_gradients`` protocol, with a
-        zero penalty or ``data_gradient=False``."""
+                        gradient_sets: List[GradientSnapshot], flats: List[Optional[Tensor]]
+                        ) -> List[Tuple[GradientSnapshot, Optional[Tensor]]]:
+        """(snapshot, flat or None) of the data-loss gradient g − ∇penalty of each gradient set
+        (one per member), with the layouts of the total ones; empty without the
+        ``penalty_gradients`` protocol, with a zero penalty or ``data_gradient=False``."""
         if not self.data_gradient or not hasattr(pl_module, "penalty_gradients"):
             return []
         seeds = getattr(pl_module, "member_seeds", None)
         if seeds:
             from lightning_sig.gradients.penalty import member_data_layers
-            return [GradientSnapshot.of_layers(layers) for layers in
-                    member_data_layers(pl_module, len(seeds)) if layers]
-        snap = gradient_sets[0]
+            snaps = [GradientSnapshot.of_layers(layers) for layers in
+                     member_data_layers(pl_module, len(seeds)) if layers]
+            return [(s, flatten_gradients(s.grads) if sum(s.sizes) <= SEGMENTED_MAX_NUMEL
+                     else None) for s in snaps]
+        snap, flat = gradient_sets[0], flats[0]
+        if flat is not None and sum(snap.sizes) <= SEGMENTED_MAX_NUMEL:  # one flat op
+            data = flat_data_gradient(pl_module, flat, self._snapshot_params(pl_module, snap))
+            return [] if data is None else [(snap, data)]
         grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)
-        return [] if grads is None else [snap._replace(grads=grads)]
+        return [] if grads is None else [(snap._replace(grads=grads), None)]
+
+    def _snapshot_params(self, pl_module: pl.LightningModule,
+                         snap: GradientSnapshot) -> List[Tensor]:
+        """The parameters whose gradients are ``snap.grads``, in that order."""
+        by_grad = {id(p.grad): p for _, p in self._named_parameters(pl_module)
+                   if p.grad is not None}
+        return [by_grad[id(g)] for g in snap.grads]
 
     @staticmethod
     def _prefix(member: int) -> str:
