@@ -8,7 +8,7 @@ once for the whole gradient, once per layer) makes two working copies and two
 was 340 ms a step here. For a non-negative float32 x the int32 bit pattern is ordered as x
 (+inf after every finite value), and numpy ≥ 2 sorts int32 with x86-simd-sort (AVX-512 or
 AVX2): sorting every layer's |g| in place, then the whole vector, was 3× faster than the
-partitions (measured: 82 ms instead of 340 ms for global + 41 layers; one global call on
+partitions (one ad-hoc measurement: 82 ms instead of 340 ms for global + 41 layers; one global call on
 100 M coordinates in ``benchmarks/bench_grad_stats.py``). Quantiles are then read by index with
 numpy's "linear" formula (:func:`~lightning_sig.gradients.segments._gather_quantiles_numpy`,
 bitwise :func:`numpy.quantile`); counts ``|g| <= t`` by binary search; moments are float64 sums
