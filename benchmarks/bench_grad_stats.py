@@ -106,6 +106,17 @@ def main() -> None:
     m_np = extra_copies(lambda: gradient_statistics(g), nbytes)
     print(f"gradient_statistics, backend numpy (default on CPU): median {t_np:.3f} s of "
           f"{[round(t, 3) for t in all_np]}, peak extra memory {m_np:.2f} gradient copies")
+    from lightning_sig.gradients.sorted_stats import layered_statistics
+    def sorted_bits():  # the callback's path for large models (global only here)
+        return layered_statistics([[g]], DEFAULT_QUANTILES, 1e-8, False, False)[0][0]
+    t_sb, all_sb = timed(sorted_bits, args.reps)
+    m_sb = extra_copies(sorted_bits, nbytes)
+    same = sorted_bits()[:len(DEFAULT_QUANTILES)].tolist() == [
+        gradient_statistics(g)[k] for k in list(gradient_statistics(g))[:len(DEFAULT_QUANTILES)]]
+    print(f"sorted_stats.layered_statistics (sorted float bits, the callback's large-model "
+          f"path): median {t_sb:.3f} s of {[round(t, 3) for t in all_sb]}, peak extra memory "
+          f"{m_sb:.2f} gradient copies; ratio to numpy backend {t_sb / t_np:.2f}; identical "
+          f"quantiles {same}")
     t_th, _ = timed(lambda: gradient_statistics(g, backend="torch"), 1, warmup=0)
     m_th = extra_copies(lambda: gradient_statistics(g, backend="torch"), nbytes)
     print(f"gradient_statistics, backend torch (sort, used off CPU): {t_th:.3f} s (1 call), "

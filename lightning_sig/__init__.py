@@ -36,6 +36,7 @@ _EXPORTS: Dict[str, str] = {
     "CIFAR10DataModule": _LIGHTNING,
     "GradientQuantileCallback": _LIGHTNING,
     "NonFiniteLossGuard": _LIGHTNING,
+    "SaturationMonitor": _LIGHTNING,
     "enable_speedups": "lightning_sig.speedups",
     "disable_speedups": "lightning_sig.speedups",
 }

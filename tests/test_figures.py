@@ -217,3 +217,45 @@ def test_seed_wall_time_of_members_is_the_group_share():
     assert seed_wall_time({"wall_time_s": 12.0}) == 12.0
     assert seed_wall_time({"wall_time_s": 12.0, "members": [0, 1, 2]}) == 4.0
     assert seed_wall_time({"wall_time_s": 12.0, "members": []}) == 12.0
+
+
+def test_grad_source_data_plots_data_gradient_and_falls_back_for_r0(tmp_path, capsys):
+    root = tmp_path / "sweep"
+    write_run(root, "figA", "plain", 0, [0.1, 0.2], {"abs_q50": [1e-3, 2e-3]}, PLAIN)
+    path = write_run(root, "figA", "remedy", 0, [0.5, 0.6], {"abs_q50": [0.5, 0.25]}, REMEDY)
+    writer = SummaryWriter(str(path))  # the remedied arm's data-loss gradient (r > 0)
+    for e, value in enumerate([0.125, 0.0625]):
+        writer.add_scalar("grad_data_epoch/global/abs_q50", value, (e + 1) * STEPS)
+    writer.close()
+    out = figures.make_figures(root, tmp_path / "figs", grad_stats=["abs_q50"], grad_source="data")
+    rows = _by_key(read_csv(out / "figA.csv"))
+    tag = "grad_data_epoch/global/abs_q50"
+    assert [float(rows[("remedy", tag, e)]["mean"]) for e in (1, 2)] == [0.125, 0.0625]
+    assert [float(rows[("plain", tag, e)]["mean"]) for e in (1, 2)] == pytest.approx([1e-3, 2e-3])
+    total = figures.make_figures(root, tmp_path / "figs2", grad_stats=["abs_q50"])
+    rows = _by_key(read_csv(total / "figA.csv"))
+    assert float(rows[("remedy", "grad_epoch/global/abs_q50", 1)]["mean"]) == 0.5
+    with pytest.raises(ValueError, match="grad source 'both'"):
+        figures.make_figures(root, tmp_path / "figs3", grad_source="both")
+    with pytest.raises(SystemExit) as exit_info:  # argparse's choices
+        figures.main([str(root), "--grad-source", "both"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'both'" in capsys.readouterr().err
+
+
+def test_depth_profile_rows_in_forward_order(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in range(2):
+        path = write_run(root, "figA", "plain", seed, [0.1, 0.2], {"abs_q50": [1e-3, 2e-3]}, PLAIN)
+        writer = SummaryWriter(str(path))
+        for e in range(2):  # layers written as the callback does: in forward order, one event
+            for layer, value in (("net.z_first", 1e-4), ("net.a_second", 1e-2)):
+                writer.add_scalar(f"grad_epoch/{layer}/abs_q50", value * (e + 1) * (seed + 1),
+                                  (e + 1) * STEPS)
+        writer.close()
+    out = figures.make_figures(root, tmp_path / "figs", grad_stats=["abs_q50"])
+    rows = read_csv(out / "figA_depth.csv")
+    got = {(r["layer_index"], r["layer"], r["epoch"]): float(r["mean"]) for r in rows}
+    assert got == pytest.approx({("0", "net.z_first", "1"): 1.5e-4, ("1", "net.a_second", "1"): 1.5e-2,
+                                 ("0", "net.z_first", "2"): 3e-4, ("1", "net.a_second", "2"): 3e-2})
+    assert (out / "figA_depth.png").is_file()

@@ -9,6 +9,7 @@ server is stopped in a ``finally`` block.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig import CIFAR10DataModule, CombinedNet
+from lightning_sig import CIFAR10DataModule, CombinedNet, SaturationMonitor
 from lightning_sig import GradientQuantileCallback
 
 RUN = "run/version_0"
@@ -75,7 +76,8 @@ def logged_run(tmp_path, fake_cifar):
                          num_sanity_val_steps=0, limit_val_batches=1, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          logger=TensorBoardLogger(str(tmp_path / "tb"), name="run", version=0),
-                         callbacks=[GradientQuantileCallback(log_every_n_steps=1)])
+                         callbacks=[GradientQuantileCallback(log_every_n_steps=1),
+                                    SaturationMonitor()])
     trainer.fit(CombinedNet(alpha=2.0, l2_strength=0.01), CIFAR10DataModule(str(fake_cifar), batch_size=20))
     trainer.logger.finalize("success")
     acc = EventAccumulator(str(tmp_path / "tb" / RUN), size_guidance={"scalars": 0})
@@ -101,6 +103,7 @@ def test_tensorboard_serves_the_logged_values(logged_run, tmp_path):
             expected = [(e.step, e.value) for e in acc.Scalars(tag)]
             assert [(step, value) for _, step, value in served] == expected, tag
             assert [s for s, _ in expected] == list(range(5)), tag
+        _check_custom_scalars_layout(port, tags)
     finally:
         proc.terminate()
         try:
@@ -110,3 +113,24 @@ def test_tensorboard_serves_the_logged_values(logged_run, tmp_path):
             proc.wait(timeout=STOP_S)
         log.close()
     assert proc.returncode is not None
+
+
+def _check_custom_scalars_layout(port: int, tags: set) -> None:
+    """The custom-scalars plugin serves our layout: margin charts (median with the quartile
+    band) for global and every layer, whose tags all exist; the saturation regexes match."""
+    layout = _get(port, "/data/plugin/custom_scalars/layout")
+    categories = {c["title"]: c["chart"] for c in layout["category"]}
+    assert set(categories) == {"gradient |g|: global", "gradient |g|: layers",
+                               "activation saturation"}
+    margins = {chart["title"]: chart["margin"]["series"][0]
+               for charts in categories.values() for chart in charts if "margin" in chart}
+    assert margins["grad global median |g| (band: quartiles)"] == {
+        "value": "grad/global/abs_q50", "lower": "grad/global/abs_q25",
+        "upper": "grad/global/abs_q75"}
+    assert "grad_data net.features.0" in margins and "grad_epoch net.classifier.1" in margins
+    for series in margins.values():
+        assert set(series.values()) <= tags, series
+    regexes = [t for chart in categories["activation saturation"]
+               for t in chart["multiline"]["tag"]]
+    for regex in regexes:
+        assert any(re.fullmatch(regex, t) for t in tags), regex

@@ -41,9 +41,21 @@ class SweepDataWarning(UserWarning):
     """A run, epoch or tag the figures expected is missing (the figure is drawn without it)."""
 
 
-def grad_tag(stat: str, layer: str = "global") -> str:
-    """Per-epoch gradient statistic tag: ``grad_epoch/<layer>/<stat>`` (e.g. stat ``abs_q50``)."""
-    return f"grad_epoch/{layer}/{stat}"
+#: ``--grad-source``: the gradient the optimizer sees (g = ∇CE + r·θ) or the data-loss one
+#: (g − r·θ, logged by the GradientQuantileCallback for modules with an explicit l2 term).
+GRAD_SOURCES = {"total": "grad_epoch", "data": "grad_data_epoch"}
+
+
+def grad_tag(stat: str, layer: str = "global", source: str = "total") -> str:
+    """Per-epoch gradient statistic tag: ``grad_epoch/<layer>/<stat>`` (e.g. stat ``abs_q50``),
+    ``grad_data_epoch/...`` for ``source="data"``.
+
+    Raises:
+        ValueError: unknown ``source`` (lists the valid ones).
+    """
+    if source not in GRAD_SOURCES:
+        raise ValueError(f"grad source {source!r} is not one of {sorted(GRAD_SOURCES)}")
+    return f"{GRAD_SOURCES[source]}/{layer}/{stat}"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ coordinate values of the gradients" per epoch on a log scale: by default the qua
 over all parameters (``grad_epoch/global/abs_q25``, ``abs_q50``, ``abs_q75``; the epoch value
 is the mean over the epoch's optimizer steps, per the GradientQuantileCallback's tag schema).
 One colour per arm; each line is the mean over seeds with the interquartile range over seeds
-shaded. Epoch e on the x-axis = after e epochs of training.
+shaded. Epoch e on the x-axis = after e epochs of training. When the runs logged per-layer
+statistics, ``<figure>_depth.png``/``.csv`` add the depth profile (median |g| per layer in forward
+order, one line per epoch, one panel per arm; :mod:`lightning_sig.experiments.depth_profile`).
 
 Outputs in ``--out`` (default ``<sweep>/figures``), per figure ``<figure>``:
 ``<figure>.png``; ``<figure>.csv``, the plotted numbers (figure, arm, tag, epoch, n_seeds, mean,
@@ -22,7 +24,11 @@ The source is a sweep directory (TensorBoard event files) or a folder of run sum
 Usage::
 
     python -m lightning_sig.figures sweeps/cifar [--figures fig1_large_params] [--out DIR]
-        [--grad-stats abs_q25 abs_q50 abs_q75] [--grad-layer global]
+        [--grad-stats abs_q25 abs_q50 abs_q75] [--grad-layer global] [--grad-source total]
+
+``--grad-source data`` plots the data-loss gradient g − r·θ (``grad_data_epoch/*``) instead of
+the total g = ∇CE + r·θ the optimizer sees; the bottom panel's label says which. Runs without
+``grad_data`` tags (r = 0, where both are the same) are plotted from their ``grad_epoch`` tags.
 """
 from __future__ import annotations
 
@@ -106,7 +112,9 @@ def plot_figure(figure: str, aggregated: Dict[str, Dict[str, List[dict]]], arms:
     else:
         bottom.text(0.5, 0.5, "no gradient statistics logged\n(GradientQuantileCallback absent)",
                     ha="center", va="center", transform=bottom.transAxes)
-    bottom.set_ylabel("gradient statistic (mean over epoch)")
+    source = "data-loss gradient g − r·θ" if any(t.startswith("grad_data_epoch/")
+                                                  for t in grad_tags) else "gradient g"
+    bottom.set_ylabel(f"{source}: statistic (mean over epoch)")
     bottom.set_xlabel("epoch")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
@@ -118,11 +126,49 @@ def _write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None
     path.write_text(rows_to_csv(rows, columns))
 
 
+def _data_fallback(runs: list, grad_tags: List[str]) -> None:
+    """Runs without a ``grad_data_epoch`` series (r = 0: data gradient = total) get their
+    ``grad_epoch`` one under that tag."""
+    for run in runs:
+        for tag in grad_tags:
+            total = "grad_epoch/" + tag.partition("/")[2]
+            if tag.startswith("grad_data_epoch/") and not run.series.get(tag) and \
+                    run.series.get(total):
+                run.series[tag] = run.series.pop(total)
+
+
+def _depth_tags(sweep_dir: Path, figure: str, data: bool) -> List[str]:
+    """The per-layer median tags of the figure's first run (total or data-loss source)."""
+    from lightning_sig.experiments.depth_profile import layer_tags
+    for by_seed in find_figures(sweep_dir)[figure].values():
+        for path in by_seed.values():
+            return layer_tags(path, "grad_data_epoch" if data else "grad_epoch") or (
+                [t.replace("grad_epoch/", "grad_data_epoch/", 1) for t in layer_tags(path)]
+                if data else [])
+    return []
+
+
+def _write_depth(figure: str, out: Path, runs: list, tags: List[str], data: bool) -> None:
+    from lightning_sig.experiments.depth_profile import DEPTH_COLUMNS, depth_rows, \
+        plot_depth_profile
+    rows = depth_rows(figure, runs, tags)
+    if rows:
+        plot_depth_profile(figure, rows, "data-loss gradient" if data else "total gradient",
+                           out / f"{figure}_depth.png")
+        _write_csv(out / f"{figure}_depth.csv", rows, DEPTH_COLUMNS)
+
+
 def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str],
                 from_summaries: bool = False) -> list:
-    tags = [ACC_TAG, *grad_tags]
+    data = bool(grad_tags) and grad_tags[0].startswith("grad_data_epoch/")
+    depth = [] if from_summaries else _depth_tags(sweep_dir, figure, data)  # summaries: global only
+    totals = ["grad_epoch/" + t.partition("/")[2] for t in grad_tags + depth] if data else []
+    tags = [ACC_TAG, *grad_tags, *depth, *totals]
     runs = (run_summary.load_summaries(sweep_dir, figure, tags) if from_summaries
             else load_figure(sweep_dir, figure, tags))
+    if data:
+        _data_fallback(runs, grad_tags + depth)
+    _write_depth(figure, out, runs, depth, data)
     if not runs:
         warnings.warn(f"{figure}: no runs found; figure skipped", SweepDataWarning)
         return runs
@@ -144,7 +190,7 @@ def _one_figure(sweep_dir: Path, figure: str, out: Path, grad_tags: List[str],
 def make_figures(sweep_dir: Path, out: Optional[Path] = None,
                  figures: Optional[Sequence[str]] = None,
                  grad_stats: Sequence[str] = DEFAULT_GRAD_STATS,
-                 grad_layer: str = "global") -> Path:
+                 grad_layer: str = "global", grad_source: str = "total") -> Path:
     """Write every figure's PNG and CSVs and the runtime table into ``out``; returns ``out``.
 
     Args:
@@ -154,12 +200,14 @@ def make_figures(sweep_dir: Path, out: Optional[Path] = None,
         figures: figure names to draw (default: all found in ``sweep_dir``).
         grad_stats: statistics of the bottom panel (``abs_q50`` etc. of the tag schema).
         grad_layer: ``global`` (all parameters) or a module name such as ``net.features.0``.
+        grad_source: ``total`` (g, default) or ``data`` (g − r·θ, see the module docstring).
 
     Raises:
         ValueError: ``sweep_dir`` is not a folder, holds no figure, or lacks a requested figure
-            (the message lists the figures found).
+            (the message lists the figures found); an unknown ``grad_source``.
     """
     sweep_dir = Path(sweep_dir)
+    grad_tag("abs_q50", grad_layer, grad_source)  # a bad source fails before anything is read
     if not sweep_dir.is_dir():
         raise ValueError(f"sweep_dir={str(sweep_dir)!r} is not a folder")
     from_summaries = run_summary.is_summary_dir(sweep_dir)
@@ -171,7 +219,7 @@ def make_figures(sweep_dir: Path, out: Optional[Path] = None,
                          f" found: {', '.join(found) or '(none)'}")
     out = Path(out) if out is not None else sweep_dir / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    grad_tags = [grad_tag(stat, grad_layer) for stat in grad_stats]
+    grad_tags = [grad_tag(stat, grad_layer, grad_source) for stat in grad_stats]
     runs = []
     for figure in figures or found:
         runs.extend(_one_figure(sweep_dir, figure, out, grad_tags, from_summaries))
@@ -197,12 +245,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--grad-layer", default="global",
                         help="'global' (all parameters, default) or a module name, e.g. "
                              "net.features.0")
+    parser.add_argument("--grad-source", choices=("total", "data"), default="total",
+                        help="bottom panel: the total gradient g = dCE + r·θ the optimizer sees "
+                             "(default) or the data-loss gradient g − r·θ (grad_data_epoch/*)")
     args = parser.parse_args(argv)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SweepDataWarning)
         try:
             out = make_figures(args.sweep_dir, args.out, args.figures, args.grad_stats,
-                               args.grad_layer)
+                               args.grad_layer, args.grad_source)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -20,20 +20,30 @@ from torch import Tensor
 
 from lightning_sig._compat import is_tensorboard_logger
 from lightning_sig.lightning.namespace import check_namespace
+from lightning_sig.lightning.saturation import SaturationMonitorMixin
 from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
-from lightning_sig.gradients.events import GradientEventWriter
+from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
+    epoch_step_interval
+from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
+from lightning_sig.gradients.layout import custom_scalars_layout
+from lightning_sig.gradients.saturation import monitored_activations
+from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient
+from lightning_sig.gradients.sorted_stats import layered_statistics
 from lightning_sig.gradients.histograms import segment_log10_histograms
 from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
-    check_quantile_levels, check_vanishing_threshold, gradient_statistics_tensor, \
+    check_quantile_levels, check_vanishing_threshold, \
     statistic_names
 
 __all__ = ["GradientQuantileCallbackMixin"]
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
+
+# Keys of the data-loss gradient g − ∇penalty: member s's is -1 - s (so DATA = -1 without members)
+DATA = -1
 
 
 def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
@@ -78,6 +88,17 @@ class GradientQuantileCallbackMixin:
         histograms: log histograms at all (default True).
         epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
             (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
+        epoch_budget_numel: B, gradient coordinates per optimizer step (on average) that the
+            epoch means may cost; default 2^18. A model of N ≤ B coordinates (the paper's
+            networks: ~1,500) gets the mean over every step; a larger one the mean over every
+            k-th step (steps with (step + 1) % k == 0), k the smallest divisor or multiple of
+            the logging interval n with k ≥ N / B (:mod:`lightning_sig.gradients.epoch_steps`;
+            e.g. ResNet-18, N = 11.2 M, n = 50: k = 50, the logged steps). k and the number of
+            steps used are logged. None: every step, whatever it costs.
+        data_gradient: for a module with the ``penalty_gradients()`` protocol
+            (:mod:`lightning_sig.gradients.penalty`; ours when r > 0), also log the statistics
+            of the data-loss gradient g − ∇penalty = g − r·θ (default True; about doubles the
+            statistics' cost for such modules).
         buffer_steps: the gradients of up to this many optimizer steps (default 32) are kept
             (a copy, at most :data:`~lightning_sig.gradients.buffer.BUFFER_MAX_NUMEL` coordinates in
             all) and their statistics computed in one batch, which for small models costs
@@ -108,8 +129,22 @@ class GradientQuantileCallbackMixin:
         - ``grad_epoch/<g>/<stat>``: the epoch means of the above, at the end of each training
           epoch (one point per epoch, for figures; a layer without a gradient at some steps is
           averaged over the others)
+        - ``grad_epoch_steps/global/every_k``, ``.../count``: the k of ``epoch_budget_numel``
+          and the number of steps the epoch means are over (at each epoch end)
+        - ``grad_data/<g>/<stat>``, ``grad_data_epoch/<g>/<stat>``: the same statistics of the
+          data-loss gradient g − ∇penalty (modules with ``penalty_gradients``, nonzero penalty)
         - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (zeros at
           the float32 floor, about −37.9), TensorBoardLogger only
+
+    At the start of training each TensorBoardLogger gets a custom-scalars layout (rank 0, once
+    per fit, so also on resume; :mod:`lightning_sig.gradients.layout`): for ``global`` and every
+    layer a margin chart of ``abs_q50`` with the ``abs_q25``–``abs_q75`` band (total, data-loss
+    and epoch series), and the SaturationMonitor's series when it is among the callbacks.
+
+    Cost: models above :data:`~lightning_sig.gradients.segments.SEGMENTED_MAX_NUMEL`
+    coordinates get exact statistics by sorting the float bits of one float32 working copy
+    kept between steps (:mod:`lightning_sig.gradients.sorted_stats`); with the default budget
+    only the logged steps of such a model are computed. Every logged step's value is exact.
 
     Example::
 
@@ -126,7 +161,9 @@ class GradientQuantileCallbackMixin:
                  vanishing_threshold: float = DEFAULT_VANISHING_THRESHOLD, signed: bool = False,
                  per_layer: bool = True, log_every_n_steps: Optional[int] = None,
                  histogram_every_n_steps: Optional[int] = None, histograms: bool = True,
-                 epoch_aggregates: bool = True, buffer_steps: int = 32) -> None:
+                 epoch_aggregates: bool = True, buffer_steps: int = 32,
+                 epoch_budget_numel: Optional[int] = DEFAULT_EPOCH_BUDGET_NUMEL,
+                 data_gradient: bool = True) -> None:
         super().__init__()
         self.quantiles = check_quantile_levels(quantiles)
         self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)
@@ -137,11 +174,14 @@ class GradientQuantileCallbackMixin:
             hint=" To log no histograms, pass histograms=False.")
         self.histograms, self.epoch_aggregates = bool(histograms), bool(epoch_aggregates)
         self.buffer_steps = _check_interval("buffer_steps", buffer_steps, allow_none=False)
+        self.epoch_budget_numel = check_budget(epoch_budget_numel)
+        self.data_gradient = bool(data_gradient)
         self.names = [n for n in statistic_names(self.quantiles, self.signed) if n != "numel"]
         self._columns = [i for i, n in enumerate(statistic_names(self.quantiles, self.signed))
                          if n != "numel"]
         self._warned: set = set()
         self._events = GradientEventWriter(self.names)
+        self._step_events = GradientEventWriter(["every_k", "count"])
         self._reset()
 
     def _reset(self) -> None:
@@ -153,6 +193,10 @@ class GradientQuantileCallbackMixin:
         self._context: Optional[Tuple[pl.Trainer, pl.LightningModule]] = None  # of the last step
         self._params: Optional[Tuple[pl.LightningModule, List[Tuple[str, Tensor]]]] = None
         self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout
+        self._workspace: Optional[np.ndarray] = None  # float32 copy for large gradients
+        self._aggregate: set = set()  # (member, step) of recorded steps in the epoch means
+        self._epoch_steps: Dict[int, int] = {}  # member -> steps in this epoch's means
+        self._every_k = 1  # epoch means over every k-th step (epoch_step_interval)
 
     # ----------------------------------------------------------------- gathering gradients
     def _named_parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
@@ -191,16 +235,19 @@ class GradientQuantileCallbackMixin:
 
     # ----------------------------------------------------------------- statistics
     def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool,
-                flat: Optional[Tensor]) -> None:
+                flat: Optional[Tensor], aggregate: bool = True) -> None:
         """Buffer this step's flat gradient ``flat`` (N,) (statistics later, see :meth:`_flush`);
         models above :data:`SEGMENTED_MAX_NUMEL` coordinates get their statistics now, per
         vector (``flat`` may then be None)."""
         names = snap.names if self.per_layer else snap.names[:1]
         total = sum(snap.sizes)
-        if total > SEGMENTED_MAX_NUMEL:  # big models: a few copies of the gradient at most
-            args = (self.quantiles, self.vanishing_threshold, self.signed)
-            groups = [snap.grads] + (snap.layer_grads() if self.per_layer else [])
-            table = torch.stack([gradient_statistics_tensor(g, *args) for g in groups])
+        if aggregate:
+            self._aggregate.add((member, step))
+        if total > SEGMENTED_MAX_NUMEL:  # big models: one float32 copy (sorted_stats)
+            layers = snap.layer_grads() if self.per_layer else [snap.grads]
+            table, self._workspace = layered_statistics(
+                layers, self.quantiles, self.vanishing_threshold, self.signed,
+                with_total=self.per_layer, workspace=self._workspace)
             self._consume(member, list(names), table[None], [step], [logged])
             return
         buffer = self._buffers.get(member)
@@ -233,12 +280,15 @@ class GradientQuantileCallbackMixin:
                  logged: List[bool]) -> None:
         """Epoch sums and per-step scalars from a (S, G, K_all) table of S steps."""
         table = table[..., self._columns].cpu()  # one host transfer for S steps
-        if self.epoch_aggregates:
-            self._epoch.setdefault(member, EpochSums()).add(names, table)
+        used = [(member, step) in self._aggregate for step in steps]
+        self._aggregate.difference_update((member, step) for step in steps)
+        if self.epoch_aggregates and any(used):
+            self._epoch.setdefault(member, EpochSums()).add(names, table[torch.tensor(used)])
+            self._epoch_steps[member] = self._epoch_steps.get(member, 0) + sum(used)
         values = table.reshape(len(steps), -1).tolist()
         for row, step, log_now in zip(values, steps, logged):
             if log_now:
-                self._emit(member, "grad", names, row, step)
+                self._emit(member, self._prefix(member), names, row, step)
         self._unlogged[member] = None if logged[-1] else (names, values[-1], steps[-1])
 
     # ----------------------------------------------------------------------- hooks
@@ -249,10 +299,28 @@ class GradientQuantileCallbackMixin:
             self._reset()
 
     @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write the custom-scalars layout (:mod:`lightning_sig.gradients.layout`) to each
+        TensorBoardLogger, rank 0 only, once per fit (so also on resume)."""
+        loggers = [lg for lg in trainer.loggers if is_tensorboard_logger(lg)]
+        if not trainer.is_global_zero or not loggers or member_seeds_of(pl_module):
+            return
+        layers = list(dict.fromkeys(n for n, p in self._named_parameters(pl_module)
+                                    if p.requires_grad)) if self.per_layer else []
+        data = self.data_gradient and bool(getattr(pl_module, "penalty_gradients", dict)())
+        monitor = any(isinstance(cb, SaturationMonitorMixin) for cb in trainer.callbacks)
+        acts = [n for n, _ in monitored_activations(pl_module)] if monitor else []
+        for logger in loggers:
+            layout = custom_scalars_layout(["global"] + layers, self.quantiles, data, acts,
+                                           lambda t: prefixed_tags(logger, [t])[0],
+                                           self.epoch_aggregates)
+            logger.experiment.add_custom_scalars(layout)
+
+    @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
-            self._epoch = {}
+            self._epoch, self._epoch_steps = {}, {}
             self._epoch_index = trainer.current_epoch
 
     @override
@@ -263,7 +331,10 @@ class GradientQuantileCallbackMixin:
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
         log_now = logs_at_step(step, every)
-        if not (log_now or self.epoch_aggregates or trainer.should_stop):
+        self._every_k = epoch_step_interval(self._numel(pl_module), max(every, 1),
+                                            self.epoch_budget_numel)
+        aggregate = self.epoch_aggregates and (step + 1) % self._every_k == 0
+        if not (log_now or aggregate or trainer.should_stop):
             return
         gradient_sets = self._gradient_sets(pl_module)
         if not gradient_sets:
@@ -273,12 +344,17 @@ class GradientQuantileCallbackMixin:
         hist_every = self.histogram_every_n_steps or 10 * every
         hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
+        flats = []
         for member, snap in enumerate(gradient_sets):
             buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
             flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
-            self._record(member, snap, step, log_now, flat)
+            flats.append(flat)
+            self._record(member, snap, step, log_now, flat, aggregate)
             if hist_now:
                 self._log_histograms(member, snap, flat, step)
+        for member, (snap, flat) in enumerate(self._data_snapshots(pl_module, gradient_sets,
+                                                                   flats)):
+            self._record(DATA - member, snap, step, log_now, flat, aggregate)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.
         deferred = member_seeds_of(pl_module) or all(
@@ -294,7 +370,13 @@ class GradientQuantileCallbackMixin:
         self._context = self._context or (trainer, pl_module)
         for member, sums in self._epoch.items():
             if sums.total is not None:  # NaN where never defined (0 / 0)
-                self._emit(member, "grad_epoch", sums.names, sums.means(), trainer.global_step)
+                self._emit(member, self._prefix(member) + "_epoch", sums.names, sums.means(),
+                           trainer.global_step)
+                if member >= 0:  # which steps the means are over: every k-th, how many
+                    self._step_events.scalars(
+                        trainer, pl_module, member, "grad_epoch_steps", ["global"],
+                        [float(self._every_k), float(self._epoch_steps.get(member, 0))],
+                        trainer.global_step)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -302,7 +384,7 @@ class GradientQuantileCallbackMixin:
         if trainer.should_stop:  # Lightning logs the last step of an early stop: so do we
             for member, last in self._unlogged.items():
                 if last is not None and last[2] == trainer.global_step - 1:
-                    self._emit(member, "grad", *last)
+                    self._emit(member, self._prefix(member), *last)
         self._unlogged = {}
 
     @override
@@ -316,10 +398,51 @@ class GradientQuantileCallbackMixin:
         self._flush()
         self._context = None
 
+    def _numel(self, pl_module: pl.LightningModule) -> int:
+        """N, coordinates of the trainable parameters (cached with the parameter list)."""
+        params = self._named_parameters(pl_module)
+        if len(self._params) < 3:
+            self._params = (*self._params, sum(p.numel() for _, p in params if p.requires_grad))
+        return self._params[2]
+
+    def _data_snapshots(self, pl_module: pl.LightningModule,
+                        gradient_sets: List[GradientSnapshot], flats: List[Optional[Tensor]]
+                        ) -> List[Tuple[GradientSnapshot, Optional[Tensor]]]:
+        """(snapshot, flat or None) of the data-loss gradient g − ∇penalty of each gradient set
+        (one per member), with the layouts of the total ones; empty without the
+        ``penalty_gradients`` protocol, with a zero penalty or ``data_gradient=False``."""
+        if not self.data_gradient or not hasattr(pl_module, "penalty_gradients"):
+            return []
+        seeds = member_seeds_of(pl_module)
+        if seeds:
+            from lightning_sig.gradients.penalty import member_data_layers
+            snaps = [GradientSnapshot.of_layers(layers) for layers in
+                     member_data_layers(pl_module, len(seeds)) if layers]
+            return [(s, flatten_gradients(s.grads) if sum(s.sizes) <= SEGMENTED_MAX_NUMEL
+                     else None) for s in snaps]
+        snap, flat = gradient_sets[0], flats[0]
+        if flat is not None and sum(snap.sizes) <= SEGMENTED_MAX_NUMEL:  # one flat op
+            data = flat_data_gradient(pl_module, flat, self._snapshot_params(pl_module, snap))
+            return [] if data is None else [(snap, data)]
+        grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)
+        return [] if grads is None else [(snap._replace(grads=grads), None)]
+
+    def _snapshot_params(self, pl_module: pl.LightningModule,
+                         snap: GradientSnapshot) -> List[Tensor]:
+        """The parameters whose gradients are ``snap.grads``, in that order."""
+        by_grad = {id(p.grad): p for _, p in self._named_parameters(pl_module)
+                   if p.grad is not None}
+        return [by_grad[id(g)] for g in snap.grads]
+
+    @staticmethod
+    def _prefix(member: int) -> str:
+        return "grad_data" if member < 0 else "grad"
+
     # ----------------------------------------------------------------------- output
     def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
               step: int) -> None:
         """Write one step's G × K values (row-major) to the loggers."""
+        member = member if member >= 0 else DATA - member  # data-gradient key -1 - s -> s
         self._events.scalars(*self._context, member, prefix, names, values, step)
 
     def _log_histograms(self, member: int, snap: GradientSnapshot, flat: Tensor,
@@ -348,10 +471,11 @@ class GradientQuantileCallbackMixin:
     def state_dict(self) -> Dict[str, Any]:
         self._flush()  # a checkpoint holds the epoch sums of every step so far
         return {"epoch": {m: s.state() for m, s in self._epoch.items() if s.total is not None},
-                "epoch_index": self._epoch_index}
+                "epoch_index": self._epoch_index, "epoch_steps": dict(self._epoch_steps)}
 
     @override
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self._epoch = {int(m): EpochSums(n, t.double().cpu(), c.double().cpu())
                        for m, (n, t, c) in state_dict.get("epoch", {}).items()}
         self._epoch_index = state_dict.get("epoch_index")
+        self._epoch_steps = {int(m): int(c) for m, c in state_dict.get("epoch_steps", {}).items()}

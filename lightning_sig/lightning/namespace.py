@@ -59,13 +59,14 @@ def build_classes(namespace: str) -> Dict[str, type]:
     Returns:
         name → class for ``SigmoidNetModule``, ``LargeParamsNet``, ``ManyLayersNet``,
         ``CombinedNet``, ``CIFAR10DataModule``, ``GradientQuantileCallback``,
-        ``NonFiniteLossGuard`` and the CLI's ``ResumeSaveConfigCallback`` and
+        ``NonFiniteLossGuard``, ``SaturationMonitor`` and the CLI's ``ResumeSaveConfigCallback`` and
         ``RemoveFailedStartLogs``.
     """
     if namespace in _built:
         return _built[namespace]
     pl = import_namespace(namespace)
-    from lightning_sig.lightning import cli, data, failed_start, grad_callback, modules, nonfinite
+    from lightning_sig.lightning import cli, data, failed_start, grad_callback, modules, nonfinite, \
+        saturation
     cli_module = importlib.import_module(f"{namespace}.cli")
     base = _derive(modules.SigmoidNetModuleMixin, (pl.LightningModule,), namespace)
     classes = {"SigmoidNetModule": base}
@@ -77,6 +78,7 @@ def build_classes(namespace: str) -> Dict[str, type]:
             (data.CIFAR10DataModuleMixin, pl.LightningDataModule),
             (grad_callback.GradientQuantileCallbackMixin, pl.Callback),
             (nonfinite.NonFiniteLossGuardMixin, pl.Callback),
+            (saturation.SaturationMonitorMixin, pl.Callback),
             (failed_start.RemoveFailedStartLogsMixin, pl.Callback),
             (cli.ResumeSaveConfigCallbackMixin, cli_module.SaveConfigCallback)):
         cls = _derive(mixin, (lightning_base,), namespace)

@@ -20,13 +20,14 @@ CombinedNet = _classes["CombinedNet"]
 CIFAR10DataModule = _classes["CIFAR10DataModule"]
 GradientQuantileCallback = _classes["GradientQuantileCallback"]
 NonFiniteLossGuard = _classes["NonFiniteLossGuard"]
+SaturationMonitor = _classes["SaturationMonitor"]
 ResumeSaveConfigCallback = _classes["ResumeSaveConfigCallback"]
 RemoveFailedStartLogs = _classes["RemoveFailedStartLogs"]
 #: ``main(args=None, run=True)``: the LightningCLI on ``lightning.pytorch``.
 main = functools.partial(_main, namespace="lightning.pytorch")
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
-           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
+           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard", "SaturationMonitor",
            "ResumeSaveConfigCallback", "RemoveFailedStartLogs", "main"]
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ CombinedNet = _classes["CombinedNet"]
 CIFAR10DataModule = _classes["CIFAR10DataModule"]
 GradientQuantileCallback = _classes["GradientQuantileCallback"]
 NonFiniteLossGuard = _classes["NonFiniteLossGuard"]
+SaturationMonitor = _classes["SaturationMonitor"]
 ResumeSaveConfigCallback = _classes["ResumeSaveConfigCallback"]
 RemoveFailedStartLogs = _classes["RemoveFailedStartLogs"]
 
 __all__ = ["SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
-           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
+           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard", "SaturationMonitor",
            "ResumeSaveConfigCallback", "RemoveFailedStartLogs"]

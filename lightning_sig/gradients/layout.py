@@ -1,0 +1,82 @@
+"""The paper's bands as a TensorBoard custom-scalars layout (the ``custom_scalars`` plugin).
+
+The bottom panels of the paper's Figures 1–4 show the median |g_j| with its quartiles as a band.
+TensorBoard draws exactly that as a *margin chart* (a value tag with a lower and an upper tag);
+the layout written once at fit start (``SummaryWriter.add_custom_scalars``) groups one such
+chart per layer, globally and per epoch, for the total gradient and, where the module declares
+an explicit penalty, the data-loss gradient; plus a multiline chart of the saturation series of
+the :class:`~lightning_sig.SaturationMonitor` (tags are regular expressions there).
+
+Layout (the dict ``add_custom_scalars`` takes)::
+
+    {category: {chart title: ["Margin", [value tag, lower tag, upper tag]]
+                              or ["Multiline", [tag regex, ...]]}}
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, List, Sequence
+
+from lightning_sig.gradients.stats import quantile_key
+
+__all__ = ["custom_scalars_layout", "BAND_LEVELS"]
+
+#: (value, lower, upper) levels of the band: median with the quartiles, as the paper's figures.
+BAND_LEVELS = (0.5, 0.25, 0.75)
+
+
+def _band(prefix: str, group: str, tag: Callable[[str], str]) -> list:
+    return ["Margin", [tag(f"{prefix}/{group}/{quantile_key(q)}") for q in BAND_LEVELS]]
+
+
+def custom_scalars_layout(groups: Sequence[str], levels: Sequence[float], data: bool,
+                          activations: Sequence[str], tag: Callable[[str], str] = str,
+                          epoch: bool = True) -> Dict[str, Dict[str, list]]:
+    """The layout for the GradientQuantileCallback's tags.
+
+    Args:
+        groups: ``"global"`` then the layer names (as in the ``grad/<g>/...`` tags).
+        levels: the callback's quantile levels; the margin charts need 0.25, 0.5 and 0.75 (else
+            each group gets a multiline chart of all its ``abs_q*`` tags instead).
+        data: also the ``grad_data/*`` charts (the module declares an explicit penalty).
+        activations: layer names of the SaturationMonitor's ``act/<layer>/*`` tags (empty:
+            no saturation category).
+        tag: maps a tag to the written one (e.g. a logger prefix).
+        epoch: also the ``grad_epoch/*`` (and ``grad_data_epoch/*``) charts.
+
+    Returns:
+        ``{category: {title: [kind, tags]}}``; categories ``gradient |g|: global``,
+        ``gradient |g|: layers`` (one chart per layer and source), ``activation saturation``.
+    """
+    band = all(any(abs(level - q) < 1e-12 for level in levels) for q in BAND_LEVELS)
+    prefixes = ["grad"] + (["grad_data"] if data else [])
+    prefixes += [p + "_epoch" for p in prefixes] if epoch else []
+
+    def chart(prefix: str, group: str) -> list:
+        if band:
+            return _band(prefix, group, tag)
+        return ["Multiline", [re.escape(tag(f"{prefix}/{group}/")) + r"abs_q.*"]]
+
+    title = "median |g| (band: quartiles)" if band else "quantiles of |g|"
+    layout: Dict[str, Dict[str, list]] = {
+        "gradient |g|: global": {f"{p} global {title}": chart(p, "global") for p in prefixes}}
+    layers: Dict[str, list] = {}
+    for group in groups:
+        if group != "global":
+            for p in prefixes:
+                layers[f"{p} {group}"] = chart(p, group)
+    if layers:
+        layout["gradient |g|: layers"] = layers
+    if activations:
+        layout["activation saturation"] = {
+            "saturated fraction (f'(z) < eps f'(0))": ["Multiline", [
+                re.escape(tag("act/")) + r".*/saturated_frac"]],
+            "mean f'(z)": ["Multiline", [re.escape(tag("act/")) + r".*/mean_derivative"]],
+        }
+    return layout
+
+
+def layout_tags(layout: Dict[str, Dict[str, list]]) -> List[str]:
+    """The exact tags of the margin charts (for checks)."""
+    return [t for charts in layout.values() for kind, tags in charts.values()
+            if kind == "Margin" for t in tags]

@@ -1,0 +1,154 @@
+"""SaturationMonitor: on logging steps, the fraction of saturated pre-activations and the mean
+f_α′(z) of every sigmoid-type activation layer (:mod:`lightning_sig.gradients.saturation`), to tell
+the paper's two sources of vanishing gradients apart: saturation (large parameters, Sec. 2.2,
+remedy r > 0) or depth (many layers, Sec. 2.3, remedy α > 1).
+
+Which forward: our networks (:class:`~lightning_sig.SigmoidConvNet`) train through a folded
+forward (:mod:`lightning_sig.nn.folding`) that never calls the activation modules, so for a
+network with ``forward_penalized`` and ``features``/``classifier`` the monitor runs the plain
+layer-by-layer forward ``classifier(features(x))`` once, without gradient, on the logging
+step's batch (before the optimizer step: the same parameters the training step sees). Any
+other model is observed in its own training forward through forward pre-hooks, registered on
+logging steps only and removed at the end of the batch.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+import torch
+from lightning_utilities.core.rank_zero import rank_zero_warn
+from torch import Tensor, nn
+from typing_extensions import override
+
+from lightning_sig.gradients.events import GradientEventWriter
+from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, means_of, \
+    monitored_activations, saturation_sums
+from lightning_sig.nn.convnets import preferred_memory_format
+from lightning_sig.lightning.modules import _is_logging_step  # the one read of Lightning's rule
+from lightning_sig.lightning.namespace import check_namespace
+
+if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
+    import pytorch_lightning as pl
+
+__all__ = ["SaturationMonitorMixin"]
+
+
+def _folded_nets(pl_module: nn.Module) -> List[nn.Module]:
+    """Submodules whose forward bypasses their activation modules (our folded conv nets)."""
+    return [m for m in pl_module.modules() if hasattr(m, "forward_penalized")
+            and isinstance(getattr(m, "features", None), nn.Sequential)
+            and isinstance(getattr(m, "classifier", None), nn.Sequential)]
+
+
+class SaturationMonitorMixin:
+    r"""Log how saturated every sigmoid-type activation layer is, on logging steps.
+
+    For every :class:`~lightning_sig.ScaledActivation` of a sigmoid-type family and every
+    ``nn.Tanh``, ``nn.Sigmoid``, ``nn.Softsign`` and ``nn.Hardtanh`` of the model, over the
+    pre-activations z of the step's batch: the fraction with f_α′(z) < ε·f′(0) and the mean
+    f_α′(z) (f_α(z) = α·f(z/α), eq. 1, so f_α′(z) = f′(z/α)). Computed only on the steps
+    Lightning writes (``trainer.log_every_n_steps``), on the device, one host transfer per step.
+
+    Args:
+        eps: ε in (0, 1]; default 0.01 (an assumption: the paper gives no number).
+
+    Raises:
+        ValueError: ``eps`` not in (0, 1].
+
+    Logged metrics (at the logging steps, step = ``trainer.global_step`` as the
+    GradientQuantileCallback's; one TensorBoard event per step, global rank 0 only):
+        - ``act/<layer>/saturated_frac``: fraction (0–1) of the layer's pre-activations with
+          f_α′(z) < ε·f′(0)
+        - ``act/<layer>/mean_derivative``: mean f_α′(z) (dimensionless; f′(0) is 1 for tanh,
+          arctan, softsign, Hardtanh, 1/4 for the logistic sigmoid)
+        - ``act/global/saturated_frac``, ``act/global/mean_derivative``: the same over all
+          monitored pre-activations
+
+    Not supported: our ``num_members > 1`` modules (a warning, nothing logged).
+
+    Example::
+
+        trainer = pl.Trainer(callbacks=[GradientQuantileCallback(), SaturationMonitor()])
+    """
+
+    def __init__(self, eps: float = DEFAULT_EPSILON) -> None:
+        super().__init__()
+        self.eps = check_epsilon(eps)
+        self._hooks: List[Any] = []
+        self._sums: Dict[str, Tensor] = {}
+        self._last_step: Optional[int] = None
+        self._warned = False
+        self._events = GradientEventWriter(["saturated_frac", "mean_derivative"])
+        self._context: Optional[tuple] = None  # (trainer, pl_module) of the logging step
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        check_namespace(self, trainer)
+
+    @override
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if not _is_logging_step(trainer) or self._last_step == trainer.global_step:
+            return  # also: only the first micro-batch of an accumulated step
+        if getattr(pl_module, "member_seeds", None):
+            self._warn("SaturationMonitor does not support num_members > 1; nothing logged.")
+            return
+        layers = monitored_activations(pl_module)
+        if not layers:
+            self._warn("SaturationMonitor: the model has no sigmoid-type activation module; "
+                       "nothing logged.")
+            return
+        self._last_step, self._sums = trainer.global_step, {}
+        self._context = (trainer, pl_module)
+        for name, module in layers:
+            self._hooks.append(module.register_forward_pre_hook(self._hook(name)))
+        folded = _folded_nets(pl_module)
+        if folded:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if x.dim() == 4:  # as the folded forward: channels_last on CPU (×1.3 here)
+                x = x.contiguous(memory_format=preferred_memory_format(x))
+            with torch.no_grad():
+                for net in folded:
+                    net.classifier(net.features(x))
+            self._log()
+
+    @override
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._hooks:
+            self._log()
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        self._remove()
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, args: Tuple[Tensor, ...]) -> None:
+            sums = saturation_sums(module, args[0], self.eps)
+            self._sums[name] = sums if name not in self._sums else self._sums[name] + sums
+        return hook
+
+    def _remove(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def _log(self) -> None:
+        """One event per TensorBoardLogger (``log_metrics`` for other loggers) at the step's
+        ``global_step``, the step of the gradient callback's and Lightning's ``train/*``."""
+        self._remove()
+        if not self._sums or self._context is None:
+            return
+        trainer, pl_module = self._context
+        names = list(self._sums)
+        table = torch.stack([self._sums[n] for n in names]).cpu()  # (G, 3), one transfer
+        values = [v for row in [*table, table.sum(0)] for v in means_of(row)]
+        if trainer.is_global_zero:
+            self._events.scalars(trainer, pl_module, 0, "act", names + ["global"], values,
+                                 self._last_step)
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            rank_zero_warn(message)
