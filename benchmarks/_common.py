@@ -200,7 +200,7 @@ def training_step_fn(module, batches, optimizer=None) -> Callable[[], None]:
 def quiet_steps() -> None:
     """Make our modules' training_step treat every step as a non-logging step (no Trainer here)."""
     import lightning_sig.lightning.modules as modules
-    modules._is_logging_step = lambda trainer: False
+    modules.lightning_logs_now = lambda trainer: False
 
 
 def collect_interleaved(variants: Mapping[str, Callable[[], float]],

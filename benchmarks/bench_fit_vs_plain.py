@@ -37,6 +37,7 @@ from _common import add_common_arguments, cifar_datamodule, \
 
 import lightning_sig.lightning.modules as modules
 from lightning_sig import CombinedNet
+from lightning_sig.nn.optim import adam
 from lightning_sig.lightning.data import EpochSeededSampler
 
 HPARAMS = dict(activation="tanh", alpha=2.0, l2_strength=0.01)
@@ -47,7 +48,7 @@ def bare_loop(args, dm, use_loader: bool) -> float:
     torch.manual_seed(0)
     module = CombinedNet(**HPARAMS).to(args.device)
     net, r = module.net, module.l2_strength
-    optimizer = modules.adam(module.parameters(), module.lr)
+    optimizer = adam(module.parameters(), module.lr)
     data = dm.train_set
     if use_loader:
         batches = iter(dm.train_dataloader())
@@ -77,9 +78,9 @@ def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
     from pytorch_lightning.loggers import TensorBoardLogger
     torch.manual_seed(0)
     module = CombinedNet(**HPARAMS)
-    original = modules._is_logging_step
+    original = modules.lightning_logs_now
     if log_calls_every_step:  # the previous code: self.log_dict(...) on every training step
-        modules._is_logging_step = lambda trainer: True
+        modules.lightning_logs_now = lambda trainer: True
     try:  # the progress bar draws into /dev/null (its cost is measured, not its output)
         with tempfile.TemporaryDirectory() as logs, open(os.devnull, "w") as null, \
                 contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
@@ -88,7 +89,7 @@ def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
                 logger=TensorBoardLogger(logs, name="bench"), log_every_n_steps=log_every,
                 enable_progress_bar=progress_bar)
     finally:
-        modules._is_logging_step = original
+        modules.lightning_logs_now = original
 
 
 def trivial_pair(args, dm):
@@ -107,7 +108,7 @@ def trivial_pair(args, dm):
             return F.cross_entropy(self.lin(x[:, 0, 0, :10]), y)
 
         def configure_optimizers(self):
-            return modules.adam(self.parameters(), 1e-3)
+            return adam(self.parameters(), 1e-3)
 
     def bare() -> float:
         module = Trivial()

@@ -20,7 +20,7 @@ more are set), and with ``--compile`` ``torch.compile`` of the loss (compiling t
 minute on 2 cores).
 
 Table 3: one Adam step alone (random gradients): torch's CPU default for-loop, ``foreach``,
-and ``fused`` (what :func:`lightning_sig.lightning.modules.adam` picks where torch supports it).
+and ``fused`` (what :func:`lightning_sig.nn.optim.adam` picks where torch supports it).
 
 Inputs: random images in [0, 1) (batch 32), the paper's init. Run:
 ``python benchmarks/bench_remedies.py [--reps 10] [--steps 20] [--threads N] [--compile]
@@ -41,7 +41,7 @@ from _common import add_common_arguments, apply_threads, format_table, print_hea
 
 from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
 from lightning_sig.nn.folding import run_folded, run_folded_penalized
-from lightning_sig.lightning.modules import adam
+from lightning_sig.nn.optim import adam
 
 ARMS = {"tanh": dict(activation="tanh"),
         "tanh α=2": dict(activation="tanh", alpha=2.0),
@@ -152,7 +152,7 @@ def adam_table(args) -> str:
     """One Adam step alone (random gradients) of the Table 3 network: implementations."""
     variants = {}
     for name, kwargs in (("for-loop (torch's CPU default)", {}), ("foreach", {"foreach": True}),
-                         ("fused (ours, modules.adam)", None)):
+                         ("fused (ours, nn.optim.adam)", None)):
         module = CombinedNet().to(args.device)
         for p in module.parameters():
             p.grad = torch.randn_like(p)

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Sequence, Tuple
 __all__ = ["CHECKED_AGAINST", "PrivateAPIMoved", "FX_NAME_ATTRIBUTE", "flatten_dense_tensors",
            "unflatten_dense_tensors", "fused_adam_devices", "tensorboard_record_writer",
            "event_file_writer", "logger_prefix", "tensorboard_logger_types",
-           "is_tensorboard_logger", "trainer_writes_logs_now", "trainer_log_step",
+           "is_tensorboard_logger", "trainer_writes_logs_now", "lightning_logs_now", "trainer_log_step",
            "attached_trainer"]
 
 #: The releases every accessor below was read against.
@@ -125,6 +125,14 @@ def trainer_writes_logs_now(trainer: Any) -> bool:
         return bool(trainer._logger_connector.should_update_logs)
     except AttributeError as error:
         raise _moved("Trainer._logger_connector.should_update_logs", error) from None
+
+
+def lightning_logs_now(trainer: Any) -> bool:
+    """Whether Lightning writes this training step's on-step metrics to its loggers: True
+    without a Trainer or with ``fast_dev_run``, else :func:`trainer_writes_logs_now`."""
+    if trainer is None or trainer.fast_dev_run:
+        return True
+    return trainer_writes_logs_now(trainer)
 
 
 def trainer_log_step(trainer: Any) -> int:

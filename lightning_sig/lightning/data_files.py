@@ -5,7 +5,6 @@ and users') can write small synthetic batches in the real format with :func:`wri
 """
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import List, Sequence, Tuple

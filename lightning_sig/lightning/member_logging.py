@@ -14,7 +14,7 @@ that logger's ``log_metrics``; histograms are then skipped. Only global rank 0 w
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor

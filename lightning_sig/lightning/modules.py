@@ -23,45 +23,25 @@ from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
 
 from lightning_sig.lightning.fit_summary import FitSummary
+from lightning_sig.lightning.member_steps import MemberStepsMixin
 from lightning_sig.lightning.namespace import check_namespace
 
 from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
-from lightning_sig.nn.members import MemberConvNet, build_member_nets, check_member_trainer, \
-    member_layer_gradients, \
-    member_l2_penalty, member_losses, resolve_member_seeds
-from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, fused_adam_devices, \
-    trainer_log_step, trainer_writes_logs_now
+from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
+from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
+from lightning_sig.nn.optim import adam
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
     init_parameters
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
 
 __all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
-           "CombinedNetMixin", "l2_penalty", "adam"]
+           "CombinedNetMixin", "l2_penalty"]
 
 if TYPE_CHECKING:  # annotations only: the bodies serve both Lightning namespaces
     import pytorch_lightning as pl
-
-
-def adam(params, lr: float) -> torch.optim.Adam:
-    """``torch.optim.Adam(params, lr)``, with ``fused=True`` when every parameter is a floating
-    tensor on a device with fused Adam kernels (CPU from torch 2.4, CUDA, ...), else torch's
-    default implementation. The same update up to float rounding; measured on this CPU: an
-    Adam step of a paper network ×0.35 (benchmarks/RESULTS.md)."""
-    params = list(params)
-    devices = set(fused_adam_devices())
-    fused = bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=True if fused else None)
-
-
-def _is_logging_step(trainer: Optional[pl.Trainer]) -> bool:
-    """Whether Lightning writes this training step's on-step metrics to its loggers (its own
-    ``log_every_n_steps`` rule, or ``fast_dev_run``); True without a Trainer."""
-    if trainer is None or trainer.fast_dev_run:
-        return True
-    return trainer_writes_logs_now(trainer)
 
 
 def _check_number(name: str, value: object, minimum: float, strict: bool) -> float:
@@ -72,7 +52,7 @@ def _check_number(name: str, value: object, minimum: float, strict: bool) -> flo
     return float(value)
 
 
-class SigmoidNetModuleMixin:
+class SigmoidNetModuleMixin(MemberStepsMixin):
     """Base LightningModule: a paper network (``spec``) trained with Adam on CE + r/2·Σθ².
 
     Subclasses set ``spec`` (the architecture) and ``paper_init`` (the paper's initialisation
@@ -191,11 +171,6 @@ class SigmoidNetModuleMixin:
         with torch.no_grad():  # no detach per tensor: one fused call
             return dict(zip(params, torch._foreach_mul(params, self.l2_strength)))
 
-    def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
-        """Members (:mod:`lightning_sig.nn.member_protocol`): per member, layer name (as a
-        single network's) → that member's slice of each parameter gradient of the layer."""
-        return member_layer_gradients(self, self.num_members)
-
     def _resolve_backend(self, device: Optional[torch.device] = None) -> str:
         """Resolve the ``backend`` hyperparameter once into ``self.backend`` (see
         :func:`~lightning_sig.nn.fused.backend.resolve_backend`) and log it."""
@@ -228,31 +203,13 @@ class SigmoidNetModuleMixin:
             logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
         loss = data_loss + penalty
-        if _is_logging_step(attached_trainer(self)):
+        if lightning_logs_now(attached_trainer(self)):
             self.train_acc(logits, y)
             self.log_dict({"train/loss": loss, "train/acc": self.train_acc},
                           on_step=True, on_epoch=False, prog_bar=True)
             self.log_dict({"train/data_loss": data_loss, "train/l2_penalty": penalty},
                           on_step=True, on_epoch=False)
         return loss
-
-    def _member_training_step(self, batch: Tuple[Tensor, Tensor]) -> Tensor:
-        """Σ_s (CE_s + r/2·Σθ_s²) for member batches x (S, B, 3, H, W), y (S, B)."""
-        x, y = batch
-        if x.dim() != 5 or x.shape[0] != self.num_members:
-            raise ValueError(f"num_members={self.num_members} needs member batches "
-                             f"(S, B, C, H, W), got shape {tuple(x.shape)}: use CIFAR10DataModule (set up by this "
-                             f"module) or lightning_sig.lightning.data.MemberBatchSampler + MemberCollate.")
-        logits = self(x)  # (S, B, K)
-        data_loss = member_losses(logits, y)  # (S,)
-        penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)
-        loss = data_loss + penalty
-        if self.member_logger is not None and _is_logging_step(attached_trainer(self)):
-            acc = (logits.argmax(-1) == y).float().mean(1)
-            self.member_logger.log_stacked(
-                {"train/loss": loss, "train/data_loss": data_loss, "train/l2_penalty": penalty,
-                 "train/acc": acc}, trainer_log_step(self.trainer), {"epoch": self.current_epoch})
-        return loss.sum()
 
     def _evaluate(self, batch: Tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         x, y = batch
@@ -294,17 +251,6 @@ class SigmoidNetModuleMixin:
     def on_test_epoch_end(self) -> None:
         self._log_member_eval("test")
 
-    def _log_member_eval(self, stage: str) -> None:
-        """Members: ``<stage>/loss`` and ``<stage>/acc`` of the epoch into each member's run."""
-        metrics = self._member_eval[stage]
-        if metrics.loss_sum is not None and self.member_logger is not None \
-                and not self.trainer.sanity_checking:
-            values = metrics.compute()
-            self.member_logger.log_stacked({f"{stage}/loss": values["loss"], f"{stage}/acc":
-                                            values["acc"]}, trainer_log_step(self.trainer),
-                                           {"epoch": self.current_epoch})
-        metrics.reset()
-
     @override
     def setup(self, stage: str) -> None:
         """Same Lightning namespace as the Trainer; ``compile_net``; members: refuse coupling
@@ -315,19 +261,8 @@ class SigmoidNetModuleMixin:
             self.net.compile()
             self._compiled = True
         self._resolve_backend(self._trainer.strategy.root_device if self._trainer else None)
-        if self.member_seeds is None:
-            return
-        check_member_trainer(self.trainer, self.num_members)
-        datamodule = self.trainer.datamodule
-        if datamodule is not None and hasattr(datamodule, "member_seeds"):
-            if datamodule.member_seeds is None:
-                datamodule.member_seeds = list(self.member_seeds)
-            elif list(datamodule.member_seeds) != list(self.member_seeds):
-                raise ValueError(f"datamodule member_seeds={datamodule.member_seeds} differ from "
-                                 f"the module's member_seeds={self.member_seeds}.")
-        if self.member_logger is None:
-            self.member_logger = MemberLogger.for_trainer(self.trainer, self.member_seeds,
-                                                          self.hparams.member_log_dir)
+        if self.member_seeds is not None:
+            self._setup_members()
 
     @override
     def teardown(self, stage: str) -> None:
@@ -339,7 +274,7 @@ class SigmoidNetModuleMixin:
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam with the module's ``lr`` (Sec. 3); no weight decay: the l2 term is in the loss.
         Fused (one kernel for all parameters) where torch has fused Adam for the device; see
-        :func:`adam`."""
+        :func:`lightning_sig.nn.optim.adam`."""
         return adam(self.parameters(), self.lr)
 
 

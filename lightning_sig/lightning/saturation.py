@@ -24,7 +24,7 @@ from lightning_sig.gradients.events import GradientEventWriter
 from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, means_of, \
     monitored_activations, saturation_sums
 from lightning_sig.nn.convnets import preferred_memory_format
-from lightning_sig.lightning.modules import _is_logging_step  # the one read of Lightning's rule
+from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
@@ -88,7 +88,7 @@ class SaturationMonitorMixin:
     @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        if not _is_logging_step(trainer) or self._last_step == trainer.global_step:
+        if not lightning_logs_now(trainer) or self._last_step == trainer.global_step:
             return  # also: only the first micro-batch of an accumulated step
         if getattr(pl_module, "member_seeds", None):
             self._warn("SaturationMonitor does not support num_members > 1; nothing logged.")

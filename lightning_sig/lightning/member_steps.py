@@ -1,0 +1,75 @@
+"""The many-seeds half of our LightningModules (``num_members = S > 1``).
+
+:class:`MemberStepsMixin` is a base of :class:`~lightning_sig.lightning.modules.SigmoidNetModuleMixin`:
+the training step of S members at once (each member's own CE and l2 term, summed for
+Lightning), their evaluation metrics and loggers (each member in its own run directory), and
+the :mod:`lightning_sig.nn.member_protocol` interface (``member_gradients``) through which the
+gradient callback treats each member as a separate run.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from torch import Tensor
+
+from lightning_sig._compat import attached_trainer, lightning_logs_now, trainer_log_step
+from lightning_sig.lightning.member_logging import MemberLogger
+from lightning_sig.nn.members import check_member_trainer, member_l2_penalty, \
+    member_layer_gradients, member_losses
+
+__all__ = ["MemberStepsMixin"]
+
+
+class MemberStepsMixin:
+    """Members' training step, evaluation logging and setup; needs the module's ``net``,
+    ``num_members``, ``member_seeds``, ``member_logger``, ``_member_eval``, ``l2_strength`` and
+    ``penalized_parameters()``."""
+
+    def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
+        """Members (:mod:`lightning_sig.nn.member_protocol`): per member, layer name (as a
+        single network's) → that member's slice of each parameter gradient of the layer."""
+        return member_layer_gradients(self, self.num_members)
+
+    def _member_training_step(self, batch: Tuple[Tensor, Tensor]) -> Tensor:
+        """Σ_s (CE_s + r/2·Σθ_s²) for member batches x (S, B, 3, H, W), y (S, B)."""
+        x, y = batch
+        if x.dim() != 5 or x.shape[0] != self.num_members:
+            raise ValueError(f"num_members={self.num_members} needs member batches "
+                             f"(S, B, C, H, W), got shape {tuple(x.shape)}: use CIFAR10DataModule (set up by this "
+                             f"module) or lightning_sig.lightning.data.MemberBatchSampler + MemberCollate.")
+        logits = self(x)  # (S, B, K)
+        data_loss = member_losses(logits, y)  # (S,)
+        penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)
+        loss = data_loss + penalty
+        if self.member_logger is not None and lightning_logs_now(attached_trainer(self)):
+            acc = (logits.argmax(-1) == y).float().mean(1)
+            self.member_logger.log_stacked(
+                {"train/loss": loss, "train/data_loss": data_loss, "train/l2_penalty": penalty,
+                 "train/acc": acc}, trainer_log_step(self.trainer), {"epoch": self.current_epoch})
+        return loss.sum()
+
+    def _log_member_eval(self, stage: str) -> None:
+        """Members: ``<stage>/loss`` and ``<stage>/acc`` of the epoch into each member's run."""
+        metrics = self._member_eval[stage]
+        if metrics.loss_sum is not None and self.member_logger is not None \
+                and not self.trainer.sanity_checking:
+            values = metrics.compute()
+            self.member_logger.log_stacked({f"{stage}/loss": values["loss"], f"{stage}/acc":
+                                            values["acc"]}, trainer_log_step(self.trainer),
+                                           {"epoch": self.current_epoch})
+        metrics.reset()
+
+    def _setup_members(self) -> None:
+        """Refuse coupling Trainer settings, give the DataModule the member seeds (when it has
+        ``member_seeds`` unset), open the per-member loggers."""
+        check_member_trainer(self.trainer, self.num_members)
+        datamodule = self.trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "member_seeds"):
+            if datamodule.member_seeds is None:
+                datamodule.member_seeds = list(self.member_seeds)
+            elif list(datamodule.member_seeds) != list(self.member_seeds):
+                raise ValueError(f"datamodule member_seeds={datamodule.member_seeds} differ from "
+                                 f"the module's member_seeds={self.member_seeds}.")
+        if self.member_logger is None:
+            self.member_logger = MemberLogger.for_trainer(self.trainer, self.member_seeds,
+                                                          self.hparams.member_log_dir)
