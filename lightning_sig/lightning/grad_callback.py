@@ -24,6 +24,7 @@ from lightning_sig.lightning.saturation import SaturationMonitorMixin
 from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
+from lightning_sig.gradients.depth_image import depth_profile, depth_profile_image
 from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
     epoch_step_interval
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
@@ -135,6 +136,9 @@ class GradientQuantileCallbackMixin:
           data-loss gradient g − ∇penalty (modules with ``penalty_gradients``, nonzero penalty)
         - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (zeros at
           the float32 floor, about −37.9), TensorBoardLogger only
+        - ``grad_depth/abs_q50``: an image per epoch (with ``histograms`` and ``per_layer``,
+          TensorBoard only): the epoch's median |g| of each layer in model order, log scale,
+          the depth profile of Sec. 2.3's many-layers regime
 
     At the start of training each TensorBoardLogger gets a custom-scalars layout (rank 0, once
     per fit, so also on resume; :mod:`lightning_sig.gradients.layout`): for ``global`` and every
@@ -377,6 +381,23 @@ class GradientQuantileCallbackMixin:
                         trainer, pl_module, member, "grad_epoch_steps", ["global"],
                         [float(self._every_k), float(self._epoch_steps.get(member, 0))],
                         trainer.global_step)
+                    if self.histograms and self.per_layer:
+                        self._log_depth_image(trainer, pl_module, member, sums)
+
+    def _log_depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                         sums: EpochSums) -> None:
+        """``grad_depth/abs_q50``: the epoch's median |g| per layer in model order, an image
+        (TensorBoard writers only; :mod:`lightning_sig.gradients.depth_image`)."""
+        writers = self._events.histogram_writers(trainer, pl_module, member)
+        if not writers or "abs_q50" not in self.names:
+            return
+        layers, values = depth_profile(sums.names, sums.means(), self.names)
+        image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
+                                                    f"per layer")  # (3, H, W) uint8
+        for writer, logger in writers:
+            tag = "grad_depth/abs_q50" if logger is None else \
+                prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
+            writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
