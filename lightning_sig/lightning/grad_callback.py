@@ -14,37 +14,29 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from lightning_utilities.core.rank_zero import rank_zero_warn
 from typing_extensions import override
 from torch import Tensor
 
 from lightning_sig._compat import is_tensorboard_logger
+from lightning_sig.lightning.grad_gather import GradientGatheringMixin
+from lightning_sig.lightning.grad_outputs import DATA, GradientOutputsMixin
 from lightning_sig.lightning.namespace import check_namespace
-from lightning_sig.lightning.saturation import SaturationMonitorMixin
 from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
     batched_statistics, flatten_gradients
-from lightning_sig.gradients.depth_image import depth_profile, depth_profile_image
 from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
     epoch_step_interval
-from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
-from lightning_sig.gradients.layout import custom_scalars_layout
-from lightning_sig.gradients.saturation import monitored_activations
-from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient
+from lightning_sig.gradients.events import GradientEventWriter
 from lightning_sig.gradients.sorted_stats import layered_statistics
-from lightning_sig.gradients.histograms import segment_log10_histograms
 from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
-    check_quantile_levels, check_vanishing_threshold, \
-    statistic_names
+    check_quantile_levels, check_vanishing_threshold, statistic_names
 
 __all__ = ["GradientQuantileCallbackMixin"]
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
 
-# Keys of the data-loss gradient g − ∇penalty: member s's is -1 - s (so DATA = -1 without members)
-DATA = -1
 
 
 def _check_interval(name: str, value: Optional[int], allow_none: bool = True,
@@ -63,7 +55,7 @@ def logs_at_step(step: int, every: int) -> bool:
     return every > 0 and (step + 1) % every == 0
 
 
-class GradientQuantileCallbackMixin:
+class GradientQuantileCallbackMixin(GradientGatheringMixin, GradientOutputsMixin):
     r"""Log exact coordinatewise statistics of the gradient g, globally and for every layer.
 
     At every optimizer step the callback computes, for the vector g of all trainable
@@ -202,41 +194,6 @@ class GradientQuantileCallbackMixin:
         self._epoch_steps: Dict[int, int] = {}  # member -> steps in this epoch's means
         self._every_k = 1  # epoch means over every k-th step (epoch_step_interval)
 
-    # ----------------------------------------------------------------- gathering gradients
-    def _named_parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
-        """(layer name, parameter) of every parameter, in model order; cached per module (a
-        ``named_parameters`` walk costs ~100 µs per step), rebuilt at every epoch start."""
-        if self._params is None or self._params[0] is not pl_module:
-            self._layouts = {}
-            self._params = (pl_module, [(name.rpartition(".")[0] or "<root>", p)
-                                        for name, p in pl_module.named_parameters()])
-        return self._params[1]
-
-    def _module_snapshot(self, pl_module: pl.LightningModule) -> GradientSnapshot:
-        """The gradients (not None) of the trainable parameters, in model order, with their
-        layers; the layout is cached per set of parameters with a gradient."""
-        params = self._named_parameters(pl_module)
-        present = tuple(i for i, (_, p) in enumerate(params)
-                        if p.grad is not None and p.requires_grad)
-        grads = [params[i][1].grad for i in present]
-        layout = self._layouts.get(present)
-        if layout is None:
-            layers: Dict[str, List[Tensor]] = {}
-            for i, g in zip(present, grads):
-                layers.setdefault(params[i][0], []).append(g)
-            layout = self._layouts[present] = GradientSnapshot.of_layers(layers)[:3]
-        return GradientSnapshot(*layout, grads)
-
-    def _gradient_sets(self, pl_module: pl.LightningModule) -> List[GradientSnapshot]:
-        """One snapshot of the gradients, or one per member for our ``num_members > 1`` modules
-        (each with a single network's layer names, so members get the tags of separate runs);
-        empty if no parameter has a gradient."""
-        if member_seeds_of(pl_module):  # lightning_sig.nn.member_protocol
-            return [GradientSnapshot.of_layers(layers) for layers in
-                    pl_module.member_gradients() if layers]
-        snap = self._module_snapshot(pl_module)
-        return [snap] if snap.grads else []
-
     # ----------------------------------------------------------------- statistics
     def _record(self, member: int, snap: GradientSnapshot, step: int, logged: bool,
                 flat: Optional[Tensor], aggregate: bool = True) -> None:
@@ -303,24 +260,6 @@ class GradientQuantileCallbackMixin:
             self._reset()
 
     @override
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Write the custom-scalars layout (:mod:`lightning_sig.gradients.layout`) to each
-        TensorBoardLogger, rank 0 only, once per fit (so also on resume)."""
-        loggers = [lg for lg in trainer.loggers if is_tensorboard_logger(lg)]
-        if not trainer.is_global_zero or not loggers or member_seeds_of(pl_module):
-            return
-        layers = list(dict.fromkeys(n for n, p in self._named_parameters(pl_module)
-                                    if p.requires_grad)) if self.per_layer else []
-        data = self.data_gradient and bool(getattr(pl_module, "penalty_gradients", dict)())
-        monitor = any(isinstance(cb, SaturationMonitorMixin) for cb in trainer.callbacks)
-        acts = [n for n, _ in monitored_activations(pl_module)] if monitor else []
-        for logger in loggers:
-            layout = custom_scalars_layout(["global"] + layers, self.quantiles, data, acts,
-                                           lambda t: prefixed_tags(logger, [t])[0],
-                                           self.epoch_aggregates)
-            logger.experiment.add_custom_scalars(layout)
-
-    @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._params, self._layouts = None, {}  # parameters may have been added or replaced
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
@@ -384,21 +323,6 @@ class GradientQuantileCallbackMixin:
                     if self.histograms and self.per_layer:
                         self._log_depth_image(trainer, pl_module, member, sums)
 
-    def _log_depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
-                         sums: EpochSums) -> None:
-        """``grad_depth/abs_q50``: the epoch's median |g| per layer in model order, an image
-        (TensorBoard writers only; :mod:`lightning_sig.gradients.depth_image`)."""
-        writers = self._events.histogram_writers(trainer, pl_module, member)
-        if not writers or "abs_q50" not in self.names:
-            return
-        layers, values = depth_profile(sums.names, sums.means(), self.names)
-        image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
-                                                    f"per layer")  # (3, H, W) uint8
-        for writer, logger in writers:
-            tag = "grad_depth/abs_q50" if logger is None else \
-                prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
-            writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
-
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush()
@@ -418,74 +342,6 @@ class GradientQuantileCallbackMixin:
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._flush()
         self._context = None
-
-    def _numel(self, pl_module: pl.LightningModule) -> int:
-        """N, coordinates of the trainable parameters (cached with the parameter list)."""
-        params = self._named_parameters(pl_module)
-        if len(self._params) < 3:
-            self._params = (*self._params, sum(p.numel() for _, p in params if p.requires_grad))
-        return self._params[2]
-
-    def _data_snapshots(self, pl_module: pl.LightningModule,
-                        gradient_sets: List[GradientSnapshot], flats: List[Optional[Tensor]]
-                        ) -> List[Tuple[GradientSnapshot, Optional[Tensor]]]:
-        """(snapshot, flat or None) of the data-loss gradient g − ∇penalty of each gradient set
-        (one per member), with the layouts of the total ones; empty without the
-        ``penalty_gradients`` protocol, with a zero penalty or ``data_gradient=False``."""
-        if not self.data_gradient or not hasattr(pl_module, "penalty_gradients"):
-            return []
-        seeds = member_seeds_of(pl_module)
-        if seeds:
-            from lightning_sig.gradients.penalty import member_data_layers
-            snaps = [GradientSnapshot.of_layers(layers) for layers in
-                     member_data_layers(pl_module, len(seeds)) if layers]
-            return [(s, flatten_gradients(s.grads) if sum(s.sizes) <= SEGMENTED_MAX_NUMEL
-                     else None) for s in snaps]
-        snap, flat = gradient_sets[0], flats[0]
-        if flat is not None and sum(snap.sizes) <= SEGMENTED_MAX_NUMEL:  # one flat op
-            data = flat_data_gradient(pl_module, flat, self._snapshot_params(pl_module, snap))
-            return [] if data is None else [(snap, data)]
-        grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)
-        return [] if grads is None else [(snap._replace(grads=grads), None)]
-
-    def _snapshot_params(self, pl_module: pl.LightningModule,
-                         snap: GradientSnapshot) -> List[Tensor]:
-        """The parameters whose gradients are ``snap.grads``, in that order."""
-        by_grad = {id(p.grad): p for _, p in self._named_parameters(pl_module)
-                   if p.grad is not None}
-        return [by_grad[id(g)] for g in snap.grads]
-
-    @staticmethod
-    def _prefix(member: int) -> str:
-        return "grad_data" if member < 0 else "grad"
-
-    # ----------------------------------------------------------------------- output
-    def _emit(self, member: int, prefix: str, names: List[str], values: List[float],
-              step: int) -> None:
-        """Write one step's G × K values (row-major) to the loggers."""
-        member = member if member >= 0 else DATA - member  # data-gradient key -1 - s -> s
-        self._events.scalars(*self._context, member, prefix, names, values, step)
-
-    def _log_histograms(self, member: int, snap: GradientSnapshot, flat: Tensor,
-                        step: int) -> None:
-        writers = self._events.histogram_writers(*self._context, member)
-        if not writers:
-            if self._context[0].loggers:
-                self._warn_once("hist", "GradientQuantileCallback: histograms need a "
-                                "TensorBoardLogger; skipping them (scalars are still logged).")
-            return
-        sizes = snap.sizes if self.per_layer else (sum(snap.sizes),)
-        names = snap.names if self.per_layer else snap.names[:1]
-        limits = np.asarray(writers[0][0].default_bins)  # TensorBoard's "tensorflow" buckets
-        histograms = segment_log10_histograms(flat, sizes, limits,
-                                              with_total=self.per_layer)
-        self._events.histograms(writers, [f"grad_hist/{name}/log10_abs" for name in names],
-                                histograms, step)
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            rank_zero_warn(message)
 
     # ------------------------------------------------------------------ state (resume)
     @override
