@@ -14,7 +14,7 @@ import sys
 from typing import Any, Callable, List, Sequence, Tuple
 
 __all__ = ["CHECKED_AGAINST", "PrivateAPIMoved", "FX_NAME_ATTRIBUTE", "flatten_dense_tensors",
-           "unflatten_dense_tensors", "fused_adam_devices", "tensorboard_record_writer",
+           "unflatten_dense_tensors", "foreach_sub", "foreach_mul", "fused_adam_devices", "tensorboard_record_writer",
            "event_file_writer", "logger_prefix", "tensorboard_logger_types",
            "is_tensorboard_logger", "trainer_writes_logs_now", "lightning_logs_now", "trainer_log_step",
            "attached_trainer"]
@@ -59,6 +59,24 @@ def flatten_dense_tensors(tensors: Sequence[Any]) -> Any:
 def unflatten_dense_tensors(flat: Any, tensors: Sequence[Any]) -> Tuple[Any, ...]:
     """``torch._utils._unflatten_dense_tensors``: views of ``flat`` shaped like ``tensors``."""
     return _torch_utils("_unflatten_dense_tensors")(flat, tensors)
+
+
+def foreach_sub(tensors: Sequence[Any], others: Sequence[Any]) -> List[Any]:
+    """``torch._foreach_sub``: [a - b for a, b in zip(tensors, others)] in one fused call."""
+    import torch
+    try:
+        return list(torch._foreach_sub(list(tensors), list(others)))
+    except AttributeError as error:
+        raise _moved("torch._foreach_sub", error) from None
+
+
+def foreach_mul(tensors: Sequence[Any], scalar: float) -> List[Any]:
+    """``torch._foreach_mul``: [t * scalar for t in tensors] in one fused call."""
+    import torch
+    try:
+        return list(torch._foreach_mul(list(tensors), scalar))
+    except AttributeError as error:
+        raise _moved("torch._foreach_mul", error) from None
 
 
 def fused_adam_devices() -> List[str]:

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from lightning_sig._compat import flatten_dense_tensors, foreach_sub
+
 __all__ = ["data_gradients", "member_data_layers", "flat_data_gradient"]
 
 
@@ -61,8 +63,8 @@ def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]
         return list(grads)
     out = list(grads)
     # one fused call for all tensors (per-tensor subtraction cost ~5 % of a paper-net step)
-    diffs = torch._foreach_sub([grads[i] for i in index],
-                               [by_grad[id(grads[i])].to(grads[i].dtype) for i in index])
+    diffs = foreach_sub([grads[i] for i in index],
+                        [by_grad[id(grads[i])].to(grads[i].dtype) for i in index])
     for i, d in zip(index, diffs):
         out[i] = d
     return out
@@ -104,7 +106,7 @@ def flat_data_gradient(module: object, flat: Tensor, params: Sequence[Tensor]) -
     pieces = [penalty.get(p) for p in params]
     if any(pg is None for pg in pieces):
         pieces = [torch.zeros_like(p) if pg is None else pg for p, pg in zip(params, pieces)]
-    flat_penalty = torch._utils._flatten_dense_tensors(pieces)  # one C++ concatenation
+    flat_penalty = flatten_dense_tensors(pieces)  # one C++ concatenation
     if flat_penalty.numel() != flat.numel():
         raise ValueError(f"penalty_gradients() has {flat_penalty.numel()} elements for "
                          f"parameters of {flat.numel()}; each entry must be the penalty's "

@@ -29,7 +29,7 @@ from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
     check_member_log_dir
 from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
-from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, lightning_logs_now
+from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.optim import adam
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
@@ -169,7 +169,7 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             object.__setattr__(self, "_penalized_cache", cache)
         params = cache[1]
         with torch.no_grad():  # no detach per tensor: one fused call
-            return dict(zip(params, torch._foreach_mul(params, self.l2_strength)))
+            return dict(zip(params, foreach_mul(params, self.l2_strength)))
 
     def _resolve_backend(self, device: Optional[torch.device] = None) -> str:
         """Resolve the ``backend`` hyperparameter once into ``self.backend`` (see
@@ -260,7 +260,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         if self.hparams.get("compile_net") and not getattr(self, "_compiled", False):
             self.net.compile()
             self._compiled = True
-        self._resolve_backend(self._trainer.strategy.root_device if self._trainer else None)
+        trainer = attached_trainer(self)
+        self._resolve_backend(trainer.strategy.root_device if trainer is not None else None)
         if self.member_seeds is not None:
             self._setup_members()
 
