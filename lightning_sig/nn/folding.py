@@ -121,6 +121,19 @@ def fold_plan(layers: Sequence[nn.Module]) -> Tuple[List[Step], Scale]:
     return plan, scale
 
 
+def next_scaled_params(params: Optional[Sequence[Tensor]], k: int, layer: nn.Module
+                       ) -> Tuple[Optional[Tensor], Optional[Tensor], int]:
+    """(weight, bias, next k) of ``layer`` from the flat list of scaled parameters at position
+    ``k`` (bias None where the layer has none); (None, None, k) without ``params``."""
+    if params is None:
+        return None, None, k
+    w, k = params[k], k + 1
+    b = None
+    if layer.bias is not None:
+        b, k = params[k], k + 1
+    return w, b, k
+
+
 def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
               params: Optional[Sequence[Tensor]] = None) -> Tensor:
     """Execute ``plan`` on ``h``; ``params``: the affine layers' scaled (weight, bias) pairs,
@@ -130,11 +143,7 @@ def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
     for step in plan:
         if step[0] == "affine":
             layer, ws, bs, fn = step[1:]
-            w = b = None
-            if params is not None:
-                w, k = params[k], k + 1
-                if layer.bias is not None:
-                    b, k = params[k], k + 1
+            w, b, k = next_scaled_params(params, k, layer)
             h = _affine(layer, h, ws, bs, w, b)
             h = h if fn is None else fn(h)
         elif step[0] == "layer":

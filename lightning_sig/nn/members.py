@@ -214,13 +214,23 @@ class MemberConvNet(nn.Module):
                        for i in range(len(getattr(nets[0], part)))]
             setattr(self, part, nn.Sequential(*stacked))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def member_input(self, x: Tensor) -> Tensor:
+        """(S, B, C, H, W), or (B, C, H, W) shared by all members (expanded, no copy), checked.
+
+        Raises:
+            ValueError: another shape (names it and the one expected).
+        """
         s = self.num_members
         if x.dim() == 4:
             x = x.unsqueeze(0).expand(s, *x.shape)
         if x.dim() != 5 or x.shape[0] != s:
             raise ValueError(f"MemberConvNet with {s} members expects input (S={s}, B, C, H, W) "
                              f"or (B, C, H, W), got shape {tuple(x.shape)}.")
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = self.num_members
+        x = self.member_input(x)
         _, b, c, height, width = x.shape
         if preferred_memory_format(x) == torch.channels_last:  # one copy into (B, H, W, S, C)
             h = x.permute(1, 3, 4, 0, 2).reshape(b, height, width, s * c).permute(0, 3, 1, 2)

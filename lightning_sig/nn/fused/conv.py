@@ -154,11 +154,7 @@ def run_plan_fused(plan: Sequence[folding.Step], scale, h: Tensor,
             i += 1
             continue
         layer, ws, bs, fn = step[1:]
-        w = b = None
-        if params is not None:
-            w, k = params[k], k + 1
-            if layer.bias is not None:
-                b, k = params[k], k + 1
+        w, b, k = folding.next_scaled_params(params, k, layer)
         if not (cpu_float and is_fusable_conv(layer)):
             h = folding._affine(layer, h, ws, bs, w, b)
             h, i = (h if fn is None else fn(h)), i + 1

@@ -49,11 +49,7 @@ def _layers(net: nn.Module) -> list:
 def _member_input(net: MemberConvNet, x: Tensor) -> Tensor:
     """(S, B, C, H, W) or (B, C, H, W) → the grouped NCHW layout (B, S·C, H, W)."""
     s = net.num_members
-    if x.dim() == 4:
-        x = x.unsqueeze(0).expand(s, *x.shape)
-    if x.dim() != 5 or x.shape[0] != s:
-        raise ValueError(f"MemberConvNet with {s} members expects input (S={s}, B, C, H, W) "
-                         f"or (B, C, H, W), got shape {tuple(x.shape)}.")
+    x = net.member_input(x)
     _, b, c, height, width = x.shape
     return x.transpose(0, 1).reshape(b, s * c, height, width)  # one copy, NCHW-contiguous
 
