@@ -77,7 +77,7 @@ def _translated_args(args: List[str]) -> List[str]:
     """Command-line ``args`` for the ``lightning.pytorch`` CLI: class paths translated, and each
     ``--config FILE`` replaced by the translated YAML text (jsonargparse takes either)."""
     out: List[str] = []
-    for i, arg in enumerate(args):
+    for arg in args:
         flag, eq, value = arg.partition("=")
         if out and out[-1] in _CONFIG_FLAGS and not arg.startswith("-") and Path(arg).is_file():
             out.append(translate_class_paths(Path(arg).read_text()))

@@ -33,7 +33,7 @@ class BatchRecorderMixin:
         self.steps: list = []  # [(epoch, [index, ...]), ...] in step order
         self._index: dict = {}
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer, pl_module) -> None:
         images = trainer.datamodule.train_set.images  # (N, 3, 32, 32) uint8
         self._index = {img.numpy().tobytes(): i for i, img in enumerate(images)}
         assert len(self._index) == len(images), "synthetic images must be unique"
