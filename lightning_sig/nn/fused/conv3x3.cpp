@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -99,6 +100,72 @@ void weight_grad_item(const T* __restrict xp, const T* __restrict g, T* __restri
       }
 }
 
+// float32, W a multiple of 8: the weight gradient with explicit 8-lane vectors (GCC/Clang vector
+// extensions: AVX2, AVX-512 and plain SSE builds alike). One pass over the rows of an image
+// accumulates all 9 taps (ky, kx) of OB output planes at once in registers (9·OB vectors), so
+// each loaded input row serves 9·OB FMAs instead of 3 (the loop above reloads every row for each
+// (o, ky)). OB = 3 where 32 vector registers exist (AVX-512), else 1 (16 registers: no spills).
+typedef float v8f __attribute__((vector_size(32)));
+inline v8f load8(const float* p) {
+  v8f v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline float hsum8(v8f v) {  // a fixed order: deterministic
+  return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+#ifdef __AVX512F__
+constexpr int kWgradBlock = 3;
+#else
+constexpr int kWgradBlock = 1;
+#endif
+
+template <int WC, int OB>
+void weight_grad_block(const float* __restrict xp, const float* __restrict g, float* __restrict dw,
+                       int64_t o0, int64_t C, int64_t H) {
+  constexpr int64_t PW = WC + 2, NV = WC / 8;
+  for (int64_t c = 0; c < C; ++c) {
+    v8f acc[OB][9];
+    for (int b = 0; b < OB; ++b)
+      for (int k = 0; k < 9; ++k) acc[b][k] = v8f{};
+    for (int64_t i = 0; i < H; ++i)
+      for (int64_t v = 0; v < NV; ++v) {
+        v8f gv[OB];
+        for (int b = 0; b < OB; ++b) gv[b] = load8(g + ((o0 + b) * H + i) * WC + 8 * v);
+        for (int ky = 0; ky < 3; ++ky) {
+          const float* row = xp + (c * (H + 2) + i + ky) * PW + 8 * v;
+          const v8f x0 = load8(row), x1 = load8(row + 1), x2 = load8(row + 2);
+          for (int b = 0; b < OB; ++b) {
+            acc[b][ky * 3] += gv[b] * x0;
+            acc[b][ky * 3 + 1] += gv[b] * x1;
+            acc[b][ky * 3 + 2] += gv[b] * x2;
+          }
+        }
+      }
+    for (int b = 0; b < OB; ++b)
+      for (int k = 0; k < 9; ++k) dw[((o0 + b) * C + c) * 9 + k] = hsum8(acc[b][k]);
+  }
+}
+
+template <int WC>
+void weight_grad_item_vec(const float* __restrict xp, const float* __restrict g, float* __restrict dw,
+                          int64_t C, int64_t O, int64_t H) {
+  int64_t o = 0;
+  for (; o + kWgradBlock <= O; o += kWgradBlock) weight_grad_block<WC, kWgradBlock>(xp, g, dw, o, C, H);
+  for (; o < O; ++o) weight_grad_block<WC, 1>(xp, g, dw, o, C, H);
+}
+
+// The weight gradient of one image: the vector kernel for float32 with W in {8, 16, 32}, else
+// the row loop.
+template <typename T, int WC>
+void weight_grad_any(const T* __restrict xp, const T* __restrict g, T* __restrict dw, int64_t C,
+                     int64_t O, int64_t H, int64_t W) {
+  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+    weight_grad_item_vec<WC>(xp, g, dw, C, O, H);
+  else
+    weight_grad_item<T, WC>(xp, g, dw, C, O, H, W);
+}
+
 // dx[c][i][j] = sum_{o,ky,kx} w[o][c][ky][kx] * gp[o][i+2-ky][j+2-kx]  (gp: zero-bordered g)
 template <typename T, int WC>
 void input_grad_item(const T* __restrict gp, const T* __restrict w, T* __restrict dx, int64_t C,
@@ -122,6 +189,71 @@ void input_grad_item(const T* __restrict gp, const T* __restrict w, T* __restric
       T* drow = dx + (c * H + i) * W;
       for (int64_t j = 0; j < W; ++j) drow[j] = acc[j];
     }
+}
+
+// float32, W a multiple of 8: one output row of OB planes stays in registers (OB·W/8 vectors)
+// while the 9 (channel, ky) steps of a 3-channel input run over it; the 3·OB weights of a step
+// are broadcast once and serve all W/8 vectors of the row. Used for the forward
+// (out = Σ w·x, planes o) and the input gradient (dx = Σ w·g, planes c, kernel flipped).
+// kFlip = false: acc[b] += w[(p0+b), q, ky, kx] · src[q][i+ky][j+kx]  (forward)
+// kFlip = true:  acc[b] += w[q, (p0+b), ky, kx] · src[q][i+2-ky][j+2-kx]  (input gradient)
+#ifdef __AVX512F__
+constexpr int kRowBlock = 3;
+#else
+constexpr int kRowBlock = 1;
+#endif
+
+template <int WC, int OB, bool kFlip>
+void row_block(const float* __restrict src, const float* __restrict w, const float* __restrict bias,
+               float* __restrict dst, int64_t p0, int64_t Q, int64_t P, int64_t H) {
+  constexpr int64_t PW = WC + 2, NV = WC / 8;
+  for (int64_t i = 0; i < H; ++i) {
+    v8f acc[OB][NV];
+    for (int b = 0; b < OB; ++b)
+      for (int64_t v = 0; v < NV; ++v) acc[b][v] = v8f{} + (bias ? bias[p0 + b] : 0.0f);
+    for (int64_t q = 0; q < Q; ++q)
+      for (int ky = 0; ky < 3; ++ky) {
+        const float* row = src + (q * (H + 2) + (kFlip ? i + 2 - ky : i + ky)) * PW;
+        float wk[OB][3];
+        for (int b = 0; b < OB; ++b)
+          for (int kx = 0; kx < 3; ++kx)
+            wk[b][kx] = kFlip ? w[((q * P + p0 + b) * 3 + ky) * 3 + 2 - kx]
+                              : w[(((p0 + b) * Q + q) * 3 + ky) * 3 + kx];
+        for (int64_t v = 0; v < NV; ++v) {
+          const v8f x0 = load8(row + 8 * v), x1 = load8(row + 8 * v + 1), x2 = load8(row + 8 * v + 2);
+          for (int b = 0; b < OB; ++b) acc[b][v] += wk[b][0] * x0 + wk[b][1] * x1 + wk[b][2] * x2;
+        }
+      }
+    for (int b = 0; b < OB; ++b)
+      for (int64_t v = 0; v < NV; ++v)
+        __builtin_memcpy(dst + ((p0 + b) * H + i) * WC + 8 * v, &acc[b][v], sizeof(v8f));
+  }
+}
+
+template <int WC, bool kFlip>
+void rows_vec(const float* __restrict src, const float* __restrict w, const float* __restrict bias,
+              float* __restrict dst, int64_t Q, int64_t P, int64_t H) {
+  int64_t p = 0;
+  for (; p + kRowBlock <= P; p += kRowBlock) row_block<WC, kRowBlock, kFlip>(src, w, bias, dst, p, Q, P, H);
+  for (; p < P; ++p) row_block<WC, 1, kFlip>(src, w, bias, dst, p, Q, P, H);
+}
+
+template <typename T, int WC>
+void forward_any(const T* __restrict xp, const T* __restrict w, const T* __restrict bias,
+                 T* __restrict out, int64_t C, int64_t O, int64_t H, int64_t W) {
+  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+    rows_vec<WC, false>(xp, w, bias, out, C, O, H);
+  else
+    forward_item<T, WC>(xp, w, bias, out, C, O, H, W);
+}
+
+template <typename T, int WC>
+void input_grad_any(const T* __restrict gp, const T* __restrict w, T* __restrict dx, int64_t C,
+                    int64_t O, int64_t H, int64_t W) {
+  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+    rows_vec<WC, true>(gp, w, nullptr, dx, O, C, H);
+  else
+    input_grad_item<T, WC>(gp, w, dx, C, O, H, W);
 }
 
 template <typename T, typename F>
@@ -196,6 +328,16 @@ template <typename T, int A> inline T activate_grad(T g, T y) {
   else return g;
 }
 
+// y = f(z) in place over n values. Where AVX-512 exists, this loop (only this one: the pooling
+// loops at W = 8 get slower) uses 16-lane vectors: measured 1/3 less time for tanh at 16x16.
+template <typename T, int A>
+#ifdef __AVX512F__
+__attribute__((target("prefer-vector-width=512"), noinline))
+#endif
+void activate_all(T* __restrict act, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) act[k] = activate<T, A>(act[k]);
+}
+
 // One (image, group): y = f(conv(x) + b) for O planes into act (O, H, W); with pooling, the 2x2
 // max (floor mode, torch's first-maximum tie rule, NaN wins) into out (O, H/2, W/2) and the
 // window position 0..3 of the maximum into idx.
@@ -204,8 +346,8 @@ void forward_act_item(const T* __restrict xp, const T* __restrict w, const T* __
                       T* __restrict act, T* __restrict out, uint8_t* __restrict idx, bool pool,
                       int64_t C, int64_t O, int64_t H, int64_t Wrt) {
   const int64_t W = WC > 0 ? WC : Wrt;
-  forward_item<T, WC>(xp, w, bias, act, C, O, H, W);
-  for (int64_t k = 0; k < O * H * W; ++k) act[k] = activate<T, A>(act[k]);
+  forward_any<T, WC>(xp, w, bias, act, C, O, H, W);
+  activate_all<T, A>(act, O * H * W);
   if (!pool) return;
   const int64_t PH = H / 2, PWo = W / 2;
   for (int64_t o = 0; o < O; ++o)
@@ -293,7 +435,7 @@ at::Tensor conv3x3_forward(const at::Tensor& x_, const at::Tensor& weight_, cons
         const int64_t b = item / groups, g = item % groups;
         pad_planes(xd + (b * groups + g) * C * H * W, pad.data(), C, H, W);
         dispatch_width<scalar_t>(W, [&](auto wc) {
-          forward_item<scalar_t, decltype(wc)::value>(pad.data(), wd + g * O * C * 9, bd + g * O,
+          forward_any<scalar_t, decltype(wc)::value>(pad.data(), wd + g * O * C * 9, bd + g * O,
                                                       od + (b * groups + g) * O * H * W, C, O, H, W);
         });
       }
@@ -327,10 +469,10 @@ std::vector<at::Tensor> conv3x3_backward(const at::Tensor& grad_out_, const at::
         pad_planes(xd + (b * groups + g) * C * H * W, xpad.data(), C, H, W);
         dispatch_width<scalar_t>(W, [&](auto wc) {
           constexpr int WC = decltype(wc)::value;
-          weight_grad_item<scalar_t, WC>(xpad.data(), gi, dwd + (b * groups + g) * O * C * 9, C, O, H, W);
+          weight_grad_any<scalar_t, WC>(xpad.data(), gi, dwd + (b * groups + g) * O * C * 9, C, O, H, W);
           if (dxd != nullptr) {
             pad_planes(gi, gpad.data(), O, H, W);
-            input_grad_item<scalar_t, WC>(gpad.data(), wd + g * O * C * 9,
+            input_grad_any<scalar_t, WC>(gpad.data(), wd + g * O * C * 9,
                                           dxd + (b * groups + g) * C * H * W, C, O, H, W);
           }
         });
@@ -425,10 +567,10 @@ std::vector<at::Tensor> conv3x3_act_backward(const at::Tensor& grad_out_, const 
         pad_planes(xd + (b * groups + g) * C * H * W, xpad.data(), C, H, W);
         dispatch_width<scalar_t>(W, [&](auto wc) {
           constexpr int WC = decltype(wc)::value;
-          weight_grad_item<scalar_t, WC>(xpad.data(), dz.data(), dwd + plane * C * 9, C, O, H, W);
+          weight_grad_any<scalar_t, WC>(xpad.data(), dz.data(), dwd + plane * C * 9, C, O, H, W);
           if (dxd != nullptr) {
             pad_planes(dz.data(), gpad.data(), O, H, W);
-            input_grad_item<scalar_t, WC>(gpad.data(), wd + g * O * C * 9,
+            input_grad_any<scalar_t, WC>(gpad.data(), wd + g * O * C * 9,
                                           dxd + (b * groups + g) * C * H * W, C, O, H, W);
           }
         });
