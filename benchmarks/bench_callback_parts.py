@@ -10,7 +10,11 @@ coordinates; random values), outside a Trainer (hot caches, so smaller than insi
   pure-Python one against google-crc32c's C one (:mod:`lightning_sig.speedups`);
 - log10|g| histograms of the global gradient and the 15 layers: ``np.histogram`` per layer as
   ``SummaryWriter.add_histogram`` does (``make_histogram``) against one batched binning
-  (:func:`~lightning_sig.gradients.histograms.segment_log10_histograms`).
+  (:func:`~lightning_sig.gradients.histograms.segment_log10_histograms`);
+- gathering one step's gradients of a 25-members module (``ManyLayersNet``, r = 0.01, after one
+  backward; the callback's ``_gather``: each member's flat total and data-loss gradient): per
+  member and parameter slices against one (S, N) row tensor each
+  (:func:`~lightning_sig.nn.members.member_gradient_rows`).
 
 Run: ``python benchmarks/bench_callback_parts.py [--reps 7] [--threads 1]``.
 """
@@ -37,6 +41,7 @@ from lightning_sig.gradients.histograms import log10_abs_for_histogram
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STEPS = 32  # the callback's default buffer_steps
+MEMBERS = 25  # the paper's seeds per configuration
 
 
 def layer_sizes() -> list:
@@ -46,6 +51,23 @@ def layer_sizes() -> list:
         layer = name.rpartition(".")[0]
         sizes[layer] = sizes.get(layer, 0) + p.numel()
     return list(sizes.values())
+
+
+def member_gathering(reps: int, warmup: int) -> dict:
+    """Seconds per call of the callback's gathering, per-member path and rows, each on its own
+    module and callback (the parameter cache is per module), after the same backward."""
+    from lightning_sig import GradientQuantileCallback
+    x, y = torch.rand(MEMBERS, 4, 3, 32, 32), torch.randint(0, 10, (MEMBERS, 4))
+    rows, per_member = (ManyLayersNet(activation="tanh", alpha=2.0, l2_strength=0.01,
+                                      num_members=MEMBERS, member_seeds=range(MEMBERS))
+                        for _ in range(2))
+    for module in (rows, per_member):
+        module.training_step((x, y), 0).backward()
+    per_member.member_gradient_rows = None  # a module without the optional method
+    old, new = GradientQuantileCallback(), GradientQuantileCallback()
+    return time_interleaved({"per member (member_gradients)": lambda: old._gather(per_member, False),
+                             "rows (member_gradient_rows)": lambda: new._gather(rows, False)},
+                            reps, warmup, 5)
 
 
 def main(argv=None) -> None:
@@ -100,6 +122,11 @@ def main(argv=None) -> None:
                                  flat, sizes, limits)}, args.reps, args.warmup, 3)
     print(f"\n## log10|g| histograms of one step (global + {len(sizes)} layers)\n")
     print(format_table(hist, {"one batched binning": "np.histogram per layer (add_histogram)"},
+                       unit="µs", scale=1e6))
+
+    gather = member_gathering(args.reps, args.warmup)
+    print(f"\n## Gathering one step's gradients of {MEMBERS} members (ManyLayersNet, r = 0.01)\n")
+    print(format_table(gather, {"rows (member_gradient_rows)": "per member (member_gradients)"},
                        unit="µs", scale=1e6))
 
 

@@ -101,9 +101,9 @@ def test_epoch_means_over_every_kth_step_under_budget(tmp_path):
 
 @pytest.mark.parametrize("big_path", [False, True])
 def test_data_gradient_equals_autograd_of_data_loss(tmp_path, big_path, monkeypatch):
-    from lightning_sig.lightning import grad_callback as gc_module
+    from lightning_sig.lightning import grad_gather as gather_module
     if big_path:
-        monkeypatch.setattr(gc_module, "SEGMENTED_MAX_NUMEL", 10)
+        monkeypatch.setattr(gather_module, "SEGMENTED_MAX_NUMEL", 10)
     torch.manual_seed(0)
     r = 0.5
     model = CombinedNet(alpha=2.0, l2_strength=r, init="default")

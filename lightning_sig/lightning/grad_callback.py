@@ -23,12 +23,11 @@ from lightning_sig.lightning.grad_outputs import DATA, GradientOutputsMixin
 from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.nn.member_protocol import member_seeds_of
 from lightning_sig.gradients.buffer import BUFFER_MAX_NUMEL, EpochSums, GradientSnapshot, StepBuffer, \
-    batched_statistics, flatten_gradients
+    batched_statistics
 from lightning_sig.gradients.epoch_steps import DEFAULT_EPOCH_BUDGET_NUMEL, check_budget, \
     epoch_step_interval
 from lightning_sig.gradients.events import GradientEventWriter
 from lightning_sig.gradients.sorted_stats import layered_statistics
-from lightning_sig.gradients.segments import SEGMENTED_MAX_NUMEL
 from lightning_sig.gradients.stats import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
     check_quantile_levels, check_vanishing_threshold, statistic_names
 
@@ -204,7 +203,7 @@ class GradientQuantileCallbackMixin(GradientGatheringMixin, GradientOutputsMixin
         total = sum(snap.sizes)
         if aggregate:
             self._aggregate.add((member, step))
-        if total > SEGMENTED_MAX_NUMEL:  # big models: one float32 copy (sorted_stats)
+        if not self._buffered(total):  # big models: one float32 copy (sorted_stats)
             layers = snap.layer_grads() if self.per_layer else [snap.grads]
             table, self._workspace = layered_statistics(
                 layers, self.quantiles, self.vanishing_threshold, self.signed,
@@ -279,24 +278,19 @@ class GradientQuantileCallbackMixin(GradientGatheringMixin, GradientOutputsMixin
         aggregate = self.epoch_aggregates and (step + 1) % self._every_k == 0
         if not (log_now or aggregate or trainer.should_stop):
             return
-        gradient_sets = self._gradient_sets(pl_module)
-        if not gradient_sets:
+        hist_every = self.histogram_every_n_steps or 10 * every
+        hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
+        totals, data = self._gather(pl_module, hist_now)  # grad_gather.py
+        if not totals:
             self._warn_once("no_grad", "GradientQuantileCallback: no trainable parameter has a "
                             "gradient at this optimizer step; nothing is logged.")
             return
-        hist_every = self.histogram_every_n_steps or 10 * every
-        hist_now = log_now and self.histograms and (step + 1) % hist_every == 0
         self._context = (trainer, pl_module)
-        flats = []
-        for member, snap in enumerate(gradient_sets):
-            buffered = sum(snap.sizes) <= SEGMENTED_MAX_NUMEL
-            flat = flatten_gradients(snap.grads) if buffered or hist_now else None  # (N,) once
-            flats.append(flat)
+        for member, (snap, flat) in enumerate(totals):
             self._record(member, snap, step, log_now, flat, aggregate)
             if hist_now:
                 self._log_histograms(member, snap, flat, step)
-        for member, (snap, flat) in enumerate(self._data_snapshots(pl_module, gradient_sets,
-                                                                   flats)):
+        for member, (snap, flat) in enumerate(data):
             self._record(DATA - member, snap, step, log_now, flat, aggregate)
         # TensorBoard stores each event with its own step, so scalars may be written a few
         # steps late; other loggers (e.g. W&B) expect increasing steps: write them now.

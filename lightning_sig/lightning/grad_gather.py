@@ -1,7 +1,8 @@
 """What the GradientQuantileCallback reads from a module: its parameters and gradients in
 model order (cached layouts), one snapshot per member for many-seeds modules
-(:mod:`lightning_sig.nn.member_protocol`), and the data-loss gradient g − ∇penalty for modules
-with ``penalty_gradients()`` (:mod:`lightning_sig.gradients.penalty`). A base of
+(:mod:`lightning_sig.nn.member_protocol`; every member's flat gradient as a row of one tensor
+when the module has ``member_gradient_rows``), and the data-loss gradient g − ∇penalty for
+modules with ``penalty_gradients()`` (:mod:`lightning_sig.gradients.penalty`). A base of
 :class:`~lightning_sig.lightning.grad_callback.GradientQuantileCallbackMixin`.
 """
 from __future__ import annotations
@@ -20,10 +21,19 @@ if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
 
 __all__ = ["GradientGatheringMixin"]
 
+Gathered = Tuple[GradientSnapshot, Optional[Tensor]]  # (layout and tensors, flat (N,) or None)
+
 
 class GradientGatheringMixin:
     """The gathering half of the callback (state in ``_params``, ``_layouts``, ``per_layer``,
     ``data_gradient``; see the callback)."""
+
+    @staticmethod
+    def _buffered(numel: int) -> bool:
+        """Whether a gradient of ``numel`` coordinates gets buffered statistics of a flat copy
+        (at most :data:`~lightning_sig.gradients.segments.SEGMENTED_MAX_NUMEL`, read only here)
+        rather than the large-model path, which reads the snapshot's tensors."""
+        return numel <= SEGMENTED_MAX_NUMEL
 
     def _named_parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
         """(layer name, parameter) of every parameter, in model order; cached per module (a
@@ -33,6 +43,44 @@ class GradientGatheringMixin:
             self._params = (pl_module, [(name.rpartition(".")[0] or "<root>", p)
                                         for name, p in pl_module.named_parameters()])
         return self._params[1]
+
+    def _gather(self, pl_module: pl.LightningModule, hist_now: bool
+                ) -> Tuple[List[Gathered], List[Gathered]]:
+        """(snapshot, flat (N,) or None) of each gradient set (one per member) and of its
+        data-loss gradient (see :meth:`_data_snapshots`); a flat where the statistics are
+        buffered (N ≤ ``SEGMENTED_MAX_NUMEL``) or histograms are due (``hist_now``). Both
+        empty if no parameter has a gradient."""
+        gathered = None if hist_now else self._member_rows(pl_module)
+        if gathered is not None:
+            return gathered
+        gradient_sets = self._gradient_sets(pl_module)
+        if not gradient_sets:
+            return [], []
+        flats = [flatten_gradients(s.grads) if hist_now or self._buffered(sum(s.sizes))
+                 else None for s in gradient_sets]  # (N,) once
+        return (list(zip(gradient_sets, flats)),
+                self._data_snapshots(pl_module, gradient_sets, flats))
+
+    def _member_rows(self, pl_module: pl.LightningModule
+                     ) -> Optional[Tuple[List[Gathered], List[Gathered]]]:
+        """:meth:`_gather` for a members module with ``member_gradient_rows``
+        (:mod:`lightning_sig.nn.member_protocol`): each member's flat is a row of one (S, N)
+        tensor (the buffer copies it), its snapshot the layout only (``grads`` empty: buffered
+        statistics read names and sizes). None where that does not apply (no members, no
+        method, more than ``SEGMENTED_MAX_NUMEL`` coordinates per member)."""
+        seeds = member_seeds_of(pl_module)
+        method = getattr(pl_module, "member_gradient_rows", None) if seeds else None
+        if method is None or not self._buffered(-(-self._numel(pl_module) // len(seeds))):
+            return None  # per member: ceil(N_all / S)
+        rows = method(self.data_gradient and hasattr(pl_module, "penalty_gradients"),
+                      self._named_parameters(pl_module))
+        if rows is None:
+            return [], []
+        if not self._buffered(rows.rows.shape[1]):  # not stacked as counted: per member
+            return None
+        snap = GradientSnapshot(rows.names, rows.sizes, rows.counts, [])
+        return ([(snap, row) for row in rows.rows.unbind(0)],
+                [] if rows.data is None else [(snap, row) for row in rows.data.unbind(0)])
 
     def _module_snapshot(self, pl_module: pl.LightningModule) -> GradientSnapshot:
         """The gradients (not None) of the trainable parameters, in model order, with their
@@ -79,10 +127,10 @@ class GradientGatheringMixin:
             from lightning_sig.gradients.penalty import member_data_layers
             snaps = [GradientSnapshot.of_layers(layers) for layers in
                      member_data_layers(pl_module, len(seeds)) if layers]
-            return [(s, flatten_gradients(s.grads) if sum(s.sizes) <= SEGMENTED_MAX_NUMEL
+            return [(s, flatten_gradients(s.grads) if self._buffered(sum(s.sizes))
                      else None) for s in snaps]
         snap, flat = gradient_sets[0], flats[0]
-        if flat is not None and sum(snap.sizes) <= SEGMENTED_MAX_NUMEL:  # one flat op
+        if flat is not None and self._buffered(sum(snap.sizes)):  # one flat op
             data = flat_data_gradient(pl_module, flat, self._snapshot_params(pl_module, snap))
             return [] if data is None else [(snap, data)]
         grads = data_gradients(pl_module, self._named_parameters(pl_module), snap.grads)

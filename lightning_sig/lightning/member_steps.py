@@ -3,32 +3,45 @@
 :class:`MemberStepsMixin` is a base of :class:`~lightning_sig.lightning.modules.SigmoidNetModuleMixin`:
 the training step of S members at once (each member's own CE and l2 term, summed for
 Lightning), their evaluation metrics and loggers (each member in its own run directory), and
-the :mod:`lightning_sig.nn.member_protocol` interface (``member_gradients``) through which the
-gradient callback treats each member as a separate run.
+the :mod:`lightning_sig.nn.member_protocol` interface (``member_gradients`` and the optional
+``member_gradient_rows``) through which the gradient callback treats each member as a separate run.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
 from lightning_sig._compat import attached_trainer, lightning_logs_now, trainer_log_step
 from lightning_sig.lightning.member_logging import MemberLogger
-from lightning_sig.nn.members import check_member_trainer, member_l2_penalty, \
-    member_layer_gradients, member_losses
+from lightning_sig.nn.members import MemberGradientRows, check_member_trainer, \
+    member_gradient_rows, member_l2_penalty, member_layer_gradients, member_losses
 
 __all__ = ["MemberStepsMixin"]
 
 
 class MemberStepsMixin:
     """Members' training step, evaluation logging and setup; needs the module's ``net``,
-    ``num_members``, ``member_seeds``, ``member_logger``, ``_member_eval``, ``l2_strength`` and
-    ``penalized_parameters()``."""
+    ``num_members``, ``member_seeds``, ``member_logger``, ``_member_eval``, ``l2_strength``,
+    ``penalized_parameters()`` and ``penalty_gradients()``."""
 
     def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
         """Members (:mod:`lightning_sig.nn.member_protocol`): per member, layer name (as a
         single network's) → that member's slice of each parameter gradient of the layer."""
         return member_layer_gradients(self, self.num_members)
+
+    def member_gradient_rows(self, data: bool = False,
+                             layer_parameters: Optional[Sequence[Tuple[str, Tensor]]] = None
+                             ) -> Optional[MemberGradientRows]:
+        """Members (optional part of :mod:`lightning_sig.nn.member_protocol`): every member's
+        flat gradient as a row of one (S, N) tensor with the layout of :meth:`member_gradients`
+        (:func:`~lightning_sig.nn.members.member_gradient_rows`); with ``data`` also those of
+        the data-loss gradient g − r·θ (Sec. 2.2; ``data`` None when r = 0).
+        ``layer_parameters``: the caller's cached (layer name, parameter) pairs in model order,
+        or None to walk the parameters. A subclass overriding :meth:`member_gradients` must
+        override this too, or set it to None (the callback then slices per member)."""
+        return member_gradient_rows(self, self.num_members,
+                                    self.penalty_gradients() if data else None, layer_parameters)
 
     def _member_training_step(self, batch: Tuple[Tensor, Tensor]) -> Tensor:
         """Σ_s (CE_s + r/2·Σθ_s²) for member batches x (S, B, 3, H, W), y (S, B)."""

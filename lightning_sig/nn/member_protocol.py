@@ -17,6 +17,20 @@ The interface (a ``typing.Protocol``, checked at run time by :func:`member_seeds
 ``member_gradients() -> list[dict[str, list[Tensor]]]``
     Per member s: layer qualified name, as a single-network module names it
     (``net.features.0``), → that member's slice of the gradients of the layer's parameters.
+
+Optional (a module without it gets the per-member path above):
+
+``member_gradient_rows(data: bool, layer_parameters=None) -> MemberGradientRows | None``
+    Every member's flat gradient at once (:func:`lightning_sig.nn.members.member_gradient_rows`):
+    ``names``, ``sizes``, ``counts`` of ``GradientSnapshot.of_layers(member_gradients()[s])``,
+    ``rows`` (S, N), row s bitwise ``flatten_gradients`` of member s's list, and ``data``: with
+    ``data=True`` the (S, N) rows of the data-loss gradient g − ∇penalty (the
+    ``penalty_gradients`` protocol, :mod:`lightning_sig.gradients.penalty`), else or without a
+    penalty None. None when no parameter has a gradient. ``layer_parameters``: (layer name,
+    parameter) pairs in model order that the caller has cached (the GradientQuantileCallback's,
+    rebuilt at each epoch start), or None. The callback uses it for models of at most
+    ``SEGMENTED_MAX_NUMEL`` coordinates per member at steps without histograms (those need
+    each member's tensors).
 """
 from __future__ import annotations
 

@@ -30,9 +30,12 @@ from torch import Tensor, nn
 from lightning_sig.nn.activations import ScaledActivation, scaled_activation
 from lightning_sig.nn.convnets import ConvNetSpec, SigmoidConvNet, init_parameters, \
     preferred_memory_format, run_folded
+from lightning_sig.nn.member_grads import MemberGradientRows, member_gradient_rows, \
+    member_layer_gradients
 
 __all__ = ["resolve_member_seeds", "build_member_nets", "MemberConvNet", "member_losses",
-           "member_l2_penalty", "member_layer_gradients", "check_member_trainer"]
+           "member_l2_penalty", "member_layer_gradients", "MemberGradientRows", "member_gradient_rows",
+           "check_member_trainer"]
 
 
 def resolve_member_seeds(num_members: int, member_seeds: Optional[Sequence[int]],
@@ -257,21 +260,6 @@ def member_l2_penalty(params: Sequence[Tensor], r: float) -> Tensor:
         return torch.zeros(params[0].shape[0], device=params[0].device)
     flat = torch.cat([p.flatten(1) for p in params], dim=1)  # (S, P)
     return 0.5 * r * flat.square().sum(dim=1)
-
-
-def member_layer_gradients(module: nn.Module, num_members: int) -> List[Dict[str, List[Tensor]]]:
-    """Per member s: layer qualified name → [grad[s] of its parameters] (None grads skipped).
-
-    The names are those of a single-network module (``net.features.0``), so per-member gradient
-    statistics get the tags of separate runs (``grad/net.features.0/abs_q50``).
-    """
-    layers: List[Dict[str, List[Tensor]]] = [{} for _ in range(num_members)]
-    for name, p in module.named_parameters():
-        if p.requires_grad and p.grad is not None:
-            layer = name.rpartition(".")[0] or "<root>"
-            for s in range(num_members):
-                layers[s].setdefault(layer, []).append(p.grad[s])
-    return layers
 
 
 def check_member_trainer(trainer, num_members: int) -> None:
