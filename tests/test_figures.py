@@ -259,3 +259,35 @@ def test_depth_profile_rows_in_forward_order(tmp_path):
     assert got == pytest.approx({("0", "net.z_first", "1"): 1.5e-4, ("1", "net.a_second", "1"): 1.5e-2,
                                  ("0", "net.z_first", "2"): 3e-4, ("1", "net.a_second", "2"): 3e-2})
     assert (out / "figA_depth.png").is_file()
+
+
+def test_figure_layout_integer_epochs_legends_outside_and_seed_count():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = {arm: [{"epoch": e, "n_seeds": 3, "mean": 0.1 * e, "q25": 0.09 * e, "q75": 0.11 * e}
+                  for e in range(1, 8)] for arm in ("plain", "remedy")}
+    aggregated = {"val/acc": rows, "grad_epoch/global/abs_q25": rows,
+                  "grad_epoch/global/abs_q50": rows}
+    fig, top, bottom = figures.draw_figure("figA", aggregated, ["plain", "remedy"], {},
+                                           ["grad_epoch/global/abs_q25", "grad_epoch/global/abs_q50"])
+    try:
+        fig.canvas.draw()
+        low, high = bottom.get_xlim()
+        ticks = [t for t in bottom.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+        assert bottom.xaxis.get_major_locator()._integer
+        renderer = fig.canvas.get_renderer()
+        assert len(fig.legends) == 2 and not top.get_legend() and not bottom.get_legend()
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            for ax in (top, bottom):
+                assert not box.overlaps(ax.get_window_extent(renderer))
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert labels == ["plain, n=3", "remedy, n=3"]
+        assert "interquartile range over seeds; n=3 seeds per arm" in top.get_title()
+        lines = top.get_lines()  # arms that overlap differ in line style and marker
+        assert lines[0].get_linestyle() != lines[1].get_linestyle()
+        assert lines[0].get_marker() != lines[1].get_marker()
+        assert len(bottom.collections) == 2  # bands for the median statistic only, one per arm
+    finally:
+        plt.close(fig)

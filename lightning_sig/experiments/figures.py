@@ -5,8 +5,11 @@ top panel, validation accuracy (``val/acc``) per epoch; bottom panel, "summary s
 coordinate values of the gradients" per epoch on a log scale: by default the quartiles of |g|
 over all parameters (``grad_epoch/global/abs_q25``, ``abs_q50``, ``abs_q75``; the epoch value
 is the mean over the epoch's optimizer steps, per the GradientQuantileCallback's tag schema).
-One colour per arm; each line is the mean over seeds with the interquartile range over seeds
-shaded. Epoch e on the x-axis = after e epochs of training. When the runs logged per-layer
+One colour, marker and (top panel) line style per arm; each line is the mean over seeds (the
+paper's "averages over the runs") with the interquartile range over seeds shaded (in the bottom
+panel for the median statistic only, so that bands do not cover each other); the title and the
+arms' legend say how many seeds. Legends sit below the axes. Epoch e on the x-axis (integer
+ticks) = after e epochs of training. When the runs logged per-layer
 statistics, ``<figure>_depth.png``/``.csv`` add the depth profile (median |g| per layer in forward
 order, one line per epoch, one panel per arm; :mod:`lightning_sig.experiments.depth_profile`).
 
@@ -44,7 +47,8 @@ from lightning_sig.experiments import summary as run_summary  # noqa: E402
 from lightning_sig.experiments.figure_table import (arm_settings, rows_to_csv, runtime_markdown,  # noqa: E402
                                         runtime_rows)
 
-__all__ = ["make_figures", "figure_rows", "plot_figure", "main", "DEFAULT_GRAD_STATS"]
+__all__ = ["make_figures", "figure_rows", "draw_figure", "plot_figure", "main",
+           "DEFAULT_GRAD_STATS"]
 
 DEFAULT_GRAD_STATS = ("abs_q25", "abs_q50", "abs_q75")
 NUMBER_COLUMNS = ("figure", "arm", "tag", "epoch", "n_seeds", "mean", "q25", "q75")
@@ -53,8 +57,17 @@ TITLES = {"fig1_large_params": "Figure 1: large parameters (Sec. 3.1)",
           "fig2_many_layers": "Figure 2: many layers (Sec. 3.2)",
           "fig3_combined": "Figure 3: combined (Sec. 3.3)",
           "fig4_logistic": "Figure 4: logistic activation (Appendix C)"}
-_LINESTYLES = ("-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1)))
 _STAT_STYLES = {"abs_q50": "-", "abs_q25": ":", "abs_q75": "--", "abs_mean": "-."}
+_OTHER_STAT_STYLES = ((0, (5, 1)), (0, (1, 3)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2, 2, 2)))
+#: Top panel: one line style and marker per arm, so arms that overlap stay apart (colours too).
+_ARM_STYLES = ("-", "--", "-.", ":")
+_ARM_MARKERS = ("o", "s", "^", "D", "v", "P")
+_STAT_NAMES = {"abs_q0": "min |g|", "abs_q25": "lower quartile of |g|", "abs_q50": "median |g|",
+               "abs_q75": "upper quartile of |g|", "abs_q100": "max |g|", "abs_mean": "mean |g|",
+               "rms": "rms of g", "l2_norm": "‖g‖₂", "vanishing_frac": "fraction |g| ≤ threshold"}
+BAND_ALPHA = 0.18
+#: The statistic whose seed band is shaded in the bottom panel (the others: lines only).
+BAND_STAT = "abs_q50"
 
 
 def figure_rows(figure: str, aggregated: Dict[str, Dict[str, List[dict]]]) -> List[dict]:
@@ -68,56 +81,123 @@ def _label(arm: str, settings: dict) -> str:
     return f"{arm} ({s['activation']}, α={s['alpha']:g}, r={s['r']:g})" if s else arm
 
 
-def _draw(ax, rows: List[dict], color, linestyle: str, label: Optional[str]) -> None:
+def _seed_count(rows_by_arm: Dict[str, List[dict]], arm: str) -> str:
+    """``n=10`` (or ``n=3–5`` when the number of seeds changes over the epochs)."""
+    counts = [r["n_seeds"] for r in rows_by_arm.get(arm, [])]
+    if not counts:
+        return "n=0"
+    low, high = min(counts), max(counts)
+    return f"n={high}" if low == high else f"n={low}–{high}"
+
+
+def _draw(ax, rows: List[dict], color, linestyle, marker: str, band: bool = True) -> None:
     epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [r["mean"] for r in rows], color=color, linestyle=linestyle, label=label,
-            marker="o", markersize=3)  # markers: a one-epoch run is a single visible point
-    ax.fill_between(epochs, [r["q25"] for r in rows], [r["q75"] for r in rows], color=color,
-                    alpha=0.2, linewidth=0)
+    # markers: a one-epoch run is a single visible point, and overlapping arms stay apart
+    ax.plot(epochs, [r["mean"] for r in rows], color=color, linestyle=linestyle, marker=marker,
+            markersize=3.5, markevery=max(1, len(epochs) // 15), linewidth=1.4)
+    if band:
+        ax.fill_between(epochs, [r["q25"] for r in rows], [r["q75"] for r in rows],
+                        color=color, alpha=BAND_ALPHA, linewidth=0)
 
 
-def _linestyle(tag: str, index: int) -> str:
-    return _STAT_STYLES.get(tag.rsplit("/", 1)[-1], _LINESTYLES[index % len(_LINESTYLES)])
+def _linestyle(tag: str, index: int):
+    stat = tag.rsplit("/", 1)[-1]
+    return _STAT_STYLES.get(stat, _OTHER_STAT_STYLES[index % len(_OTHER_STAT_STYLES)])
+
+
+def _band_tag(grad_tags: Sequence[str]) -> Optional[str]:
+    """The gradient tag whose seed band is shaded: the median's if plotted, else the first."""
+    for tag in grad_tags:
+        if tag.rsplit("/", 1)[-1] == BAND_STAT:
+            return tag
+    return grad_tags[0] if grad_tags else None
+
+
+def draw_figure(figure: str, aggregated: Dict[str, Dict[str, List[dict]]], arms: Sequence[str],
+                settings: dict, grad_tags: Sequence[str]):
+    """The two-panel matplotlib Figure (see :func:`plot_figure`); returns ``(fig, top, bottom)``.
+
+    Layout: accuracy on top, gradient statistics (log scale) below; integer epoch ticks; the
+    arms' legend (colour, marker and top-panel line style per arm, with each arm's seed count)
+    and the statistics' legend (line style) sit below the axes, outside the data; the title
+    says what line and band are (mean over seeds, as in the paper; interquartile range over
+    seeds). In the bottom panel only :data:`BAND_STAT`'s band is shaded, so that the bands of
+    three statistics × several arms do not cover each other.
+    """
+    import matplotlib  # imported when drawing only: `import lightning_sig.figures` stays light
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.0, 7.5))
+    colors = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
+    styles = {arm: _ARM_STYLES[i % len(_ARM_STYLES)] for i, arm in enumerate(arms)}
+    markers = {arm: _ARM_MARKERS[i % len(_ARM_MARKERS)] for i, arm in enumerate(arms)}
+    acc = aggregated.get(ACC_TAG, {})
+    for arm in arms:
+        if arm in acc:
+            _draw(top, acc[arm], colors[arm], styles[arm], markers[arm])
+    top.set_ylabel("validation accuracy")
+    counts = {_seed_count(acc, arm) for arm in arms if arm in acc}
+    seeds = f"{counts.pop()} seeds per arm" if len(counts) == 1 else "n seeds: see legend"
+    top.set_title(f"{TITLES.get(figure, figure)}\nline: mean over seeds; band: interquartile "
+                  f"range over seeds; {seeds}", fontsize="medium")
+    band_tag = _band_tag(grad_tags)
+    stat_styles = {}
+    nonpositive = False
+    for i, tag in enumerate(grad_tags):
+        stat = tag.rsplit("/", 1)[-1]
+        stat_styles[stat] = _linestyle(tag, i)
+        for arm in arms:
+            rows = aggregated.get(tag, {}).get(arm)
+            if rows:
+                nonpositive |= any(r[k] <= 0 for r in rows for k in ("mean", "q25"))
+                _draw(bottom, rows, colors[arm], _linestyle(tag, i), markers[arm],
+                      band=tag == band_tag)
+    if stat_styles:
+        bottom.set_yscale("log", nonpositive="mask")
+    else:
+        bottom.text(0.5, 0.5, "no gradient statistics logged\n(GradientQuantileCallback absent)",
+                    ha="center", va="center", transform=bottom.transAxes)
+    source = "data-loss gradient g − r·θ" if any(t.startswith("grad_data_epoch/")
+                                                  for t in grad_tags) else "gradient g"
+    bottom.set_ylabel(f"{source}, all parameters:\nstatistic (mean over epoch's steps)")
+    bottom.set_xlabel("epoch (after e epochs of training)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    for ax in (top, bottom):
+        ax.grid(True, which="major", alpha=0.3, linewidth=0.5)
+    arm_handles = [(Patch(color=colors[a], alpha=BAND_ALPHA, linewidth=0),
+                    Line2D([], [], color=colors[a], linestyle=styles[a], marker=markers[a],
+                           markersize=4)) for a in arms]
+    arm_labels = [f"{_label(a, settings)}, {_seed_count(acc, a)}" for a in arms]
+    fig.tight_layout(rect=(0, 0.125, 1, 1))
+    fig.legend(arm_handles, arm_labels, loc="lower left", bbox_to_anchor=(0.01, 0.0),
+                            fontsize="small", title="arm (colour, marker; top: line style)",
+                            title_fontsize="small", frameon=False)
+    if stat_styles:
+        band = band_tag.rsplit("/", 1)[-1] if band_tag else ""
+        title = f"bottom: statistic (line style);\nband for {_STAT_NAMES.get(band, band)} only"
+        if nonpositive:
+            title += "; 0 not drawn (log)"
+        fig.legend([Line2D([], [], color="black", linestyle=ls) for ls in stat_styles.values()],
+                   [_STAT_NAMES.get(stat, stat) for stat in stat_styles], loc="lower right",
+                   bbox_to_anchor=(0.99, 0.0), fontsize="small", title=title,
+                   title_fontsize="small", frameon=False)
+    return fig, top, bottom
 
 
 def plot_figure(figure: str, aggregated: Dict[str, Dict[str, List[dict]]], arms: Sequence[str],
                 settings: dict, grad_tags: Sequence[str], path: Path) -> None:
     """Write the two-panel PNG: accuracy on top, gradient statistics (log scale) below.
 
-    ``aggregated``: tag → arm → rows (epoch, mean, q25, q75); colours follow the order of
-    ``arms``; line styles of the bottom panel tell the statistics apart (median solid).
+    ``aggregated``: tag → arm → rows (epoch, n_seeds, mean, q25, q75); colours, markers and
+    top-panel line styles follow the order of ``arms``; line styles of the bottom panel tell the
+    statistics apart (median solid). Layout: :func:`draw_figure`.
     """
-    import matplotlib  # imported when drawing only: `import lightning_sig.figures` stays light
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.0, 7.5))
-    colors = {arm: plt.get_cmap("tab10")(i % 10) for i, arm in enumerate(arms)}
-    for arm, rows in aggregated.get(ACC_TAG, {}).items():
-        _draw(top, rows, colors[arm], "-", _label(arm, settings))
-    top.set_ylabel("validation accuracy")
-    top.set_title(TITLES.get(figure, figure))
-    top.legend(fontsize="small")
-    styles = {}
-    for i, tag in enumerate(grad_tags):
-        for arm, rows in aggregated.get(tag, {}).items():
-            styles[tag.rsplit("/", 1)[-1]] = _linestyle(tag, i)
-            _draw(bottom, rows, colors[arm], _linestyle(tag, i), None)
-    if styles:
-        bottom.set_yscale("log", nonpositive="mask")
-        bottom.legend([Line2D([], [], color="black", linestyle=ls) for ls in styles.values()],
-                      list(styles), fontsize="small", title="statistic (line style)")
-    else:
-        bottom.text(0.5, 0.5, "no gradient statistics logged\n(GradientQuantileCallback absent)",
-                    ha="center", va="center", transform=bottom.transAxes)
-    source = "data-loss gradient g − r·θ" if any(t.startswith("grad_data_epoch/")
-                                                  for t in grad_tags) else "gradient g"
-    bottom.set_ylabel(f"{source}: statistic (mean over epoch)")
-    bottom.set_xlabel("epoch")
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
+    fig, _, _ = draw_figure(figure, aggregated, arms, settings, grad_tags)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

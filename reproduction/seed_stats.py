@@ -1,0 +1,169 @@
+"""Per-seed numbers behind REPRODUCTION.md that `lightning_sig.experiments.arm_stats` does not print.
+
+For arms given as ``<figure>/<arm>`` (arms of different figures may be compared), from a folder
+of run summaries (``reproduction/full``):
+
+* take-off: per seed, the first epoch whose val/acc exceeds arm_stats' CHANCE_THRESHOLD (0.15);
+* gradient statistics: per arm, epoch and statistic, the median [q25, q75] over seeds of the
+  epoch mean, for the total gradient (``grad_epoch/global/*``) and, where the arm has r > 0,
+  the data-loss gradient (``grad_data_epoch/global/*``; for r = 0 the two are the same);
+* ``--log-ratio STAT`` (two arms): per epoch and gradient source, the ratio of the two arms'
+  geometric means over seeds of STAT, 10^(mean log10 A − mean log10 B), with the percentile
+  bootstrap 95 % CI of arm_stats (seeds resampled within each arm; left out, with a note,
+  where a seed's value is 0);
+* ``--acc-diff`` (two arms): the mean val/acc difference A − B with its bootstrap CI (as
+  arm_stats, also across figures).
+
+Usage (from the repository root; nothing is written)::
+
+    python reproduction/seed_stats.py reproduction/full --arms fig1_large_params/regularized \\
+        fig1_large_params/unregularized --epochs 1 5 10 30 --stats abs_q50 vanishing_frac \\
+        --log-ratio abs_q50
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from lightning_sig.experiments import summary
+from lightning_sig.experiments.arm_stats import CHANCE_THRESHOLD, bootstrap_difference, \
+    values_by_epoch
+
+SOURCES = (("total g", "grad_epoch/global/"), ("data-loss g − r·θ", "grad_data_epoch/global/"))
+
+
+def _load(folder: Path, spec: str) -> List:
+    figure, _, arm = spec.partition("/")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing seeds of a running study: counted below
+        try:
+            runs = summary.load_summaries(folder, figure)
+        except ValueError:  # the figure has no summaries yet
+            return []
+    return [r for r in runs if r.arm == arm]
+
+
+def _fmt(value: float) -> str:
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def _has(runs: Sequence, tag: str) -> bool:
+    return any(r.series.get(tag) for r in runs)
+
+
+def takeoff_lines(arms: Dict[str, List]) -> List[str]:
+    lines = [f"| arm | seeds | first epoch with val/acc > {CHANCE_THRESHOLD:g}, per seed "
+             "(seed:epoch; – = never) | epochs run |", "|---|---|---|---|"]
+    for spec, runs in arms.items():
+        cells, lengths = [], set()
+        for run in sorted(runs, key=lambda r: r.seed):
+            points = run.series.get("val/acc", [])
+            lengths.add(len(points))
+            first = next((p.epoch for p in points if p.value > CHANCE_THRESHOLD), None)
+            cells.append(f"{run.seed}:{first if first is not None else '–'}")
+        lines.append(f"| {spec} | {len(runs)} | {' '.join(cells)} | "
+                     f"{'/'.join(str(n) for n in sorted(lengths))} |")
+    return lines
+
+
+def gradient_lines(arms: Dict[str, List], stats: Sequence[str], epochs: Sequence[int]) -> List[str]:
+    lines = ["| arm | gradient | statistic | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+             "|---|---|---|" + "---|" * len(epochs)]
+    for spec, runs in arms.items():
+        for source, prefix in SOURCES:
+            if prefix.startswith("grad_data") and not _has(runs, prefix + stats[0]):
+                continue  # r = 0: the data-loss gradient is the total one
+            for stat in stats:
+                table = values_by_epoch(runs, runs[0].arm if runs else "", prefix + stat)
+                cells = []
+                for epoch in epochs:
+                    v = np.asarray(list(table.get(epoch, {}).values()), dtype=np.float64)
+                    if v.size == 0:
+                        cells.append("–")
+                        continue
+                    q25, med, q75 = np.quantile(v, [0.25, 0.5, 0.75])
+                    cells.append(f"{_fmt(med)} [{_fmt(q25)}, {_fmt(q75)}]")
+                lines.append(f"| {spec} | {source} | {stat} | " + " | ".join(cells) + " |")
+    n = {spec: len(runs) for spec, runs in arms.items()}
+    lines.append("")
+    lines.append("Cells: median [q25, q75] over seeds of each run's epoch mean; seeds: "
+                 + ", ".join(f"{s} {k}" for s, k in n.items()) + ".")
+    return lines
+
+
+def _values(runs: Sequence, tag: str, epoch: int) -> List[float]:
+    arm = runs[0].arm if runs else ""
+    return list(values_by_epoch(runs, arm, tag).get(epoch, {}).values())
+
+
+def log_ratio_lines(arms: Dict[str, List], stat: str, epochs: Sequence[int]) -> List[str]:
+    (name_a, a), (name_b, b) = arms.items()
+    lines = [f"| gradient | epoch | {stat}: geometric-mean ratio {name_a} / {name_b} | "
+             "bootstrap 95 % CI |", "|---|---|---|---|"]
+    for source, prefix in SOURCES:
+        tag_a = prefix + stat if _has(a, prefix + stat) else "grad_epoch/global/" + stat
+        tag_b = prefix + stat if _has(b, prefix + stat) else "grad_epoch/global/" + stat
+        if prefix.startswith("grad_data") and tag_a == tag_b == "grad_epoch/global/" + stat:
+            continue
+        for epoch in epochs:
+            va, vb = _values(a, tag_a, epoch), _values(b, tag_b, epoch)
+            if not va or not vb:
+                continue
+            zeros = sum(v <= 0 for v in va + vb)
+            if zeros:  # a geometric mean with a zero is meaningless
+                lines.append(f"| {source} | {epoch} | – ({zeros} seed value(s) are 0) | – |")
+                continue
+            diff, low, high = bootstrap_difference([math.log10(v) for v in va],
+                                                   [math.log10(v) for v in vb])
+            lines.append(f"| {source} | {epoch} | {10 ** diff:.3g} | "
+                         f"[{10 ** low:.3g}, {10 ** high:.3g}] |")
+    return lines
+
+
+def acc_diff_lines(arms: Dict[str, List], epochs: Sequence[int]) -> List[str]:
+    (name_a, a), (name_b, b) = arms.items()
+    lines = [f"| epoch | seeds | mean val/acc {name_a} − {name_b} | bootstrap 95 % CI |",
+             "|---|---|---|---|"]
+    for epoch in epochs:
+        va, vb = _values(a, "val/acc", epoch), _values(b, "val/acc", epoch)
+        if va and vb:
+            diff, low, high = bootstrap_difference(va, vb)
+            lines.append(f"| {epoch} | {len(va)}, {len(vb)} | {diff:+.4f} | "
+                         f"[{low:+.4f}, {high:+.4f}] |")
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--arms", nargs="+", required=True, help="<figure>/<arm> ...")
+    parser.add_argument("--epochs", nargs="+", type=int, required=True)
+    parser.add_argument("--stats", nargs="*", default=["abs_q50", "vanishing_frac"])
+    parser.add_argument("--log-ratio", default=None, metavar="STAT")
+    parser.add_argument("--acc-diff", action="store_true")
+    args = parser.parse_args(argv)
+    arms = {spec: _load(args.folder, spec) for spec in args.arms}
+    missing = [spec for spec, runs in arms.items() if not runs]
+    if missing:
+        print(f"no summaries yet for: {', '.join(missing)}")
+        arms = {s: r for s, r in arms.items() if r}
+        if not arms:
+            return 0
+    out = takeoff_lines(arms)
+    if args.stats:
+        out += [""] + gradient_lines(arms, args.stats, args.epochs)
+    if len(arms) == 2 and args.log_ratio:
+        out += [""] + log_ratio_lines(arms, args.log_ratio, args.epochs)
+    if len(arms) == 2 and args.acc_diff:
+        out += [""] + acc_diff_lines(arms, args.epochs)
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
