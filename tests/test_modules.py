@@ -78,6 +78,7 @@ def test_paper_init_per_table(cls, init, scale):
     ({"l2_strength": -0.1}, r"l2_strength \(r\) must be a finite number >= 0, got -0.1"),
     ({"l2_strength": float("nan")}, "got nan"),
     ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+    ({"adam_eps": 0.0}, "adam_eps must be a finite number > 0, got 0.0"),
     ({"activation": "swish"}, "Unknown activation family 'swish'"),
     ({"alpha": 0.0}, "alpha must be a finite number > 0, got 0.0"),
     ({"alpha": "2"}, "got '2'"),
@@ -87,6 +88,15 @@ def test_paper_init_per_table(cls, init, scale):
 def test_bad_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CombinedNet(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,eps", [({}, 1e-8), ({"adam_eps": 1e-7}, 1e-7)])
+def test_adam_eps_reaches_the_optimizer_and_the_hyperparameters(kwargs, eps):
+    module = CombinedNet(**kwargs)
+    optimizer = module.configure_optimizers()
+    assert [g["eps"] for g in optimizer.param_groups] == [eps]
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3]
+    assert module.hparams.adam_eps == eps
 
 
 def test_checkpoint_restores_hyperparameters_and_learned_alpha(tmp_path):

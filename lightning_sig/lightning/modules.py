@@ -91,12 +91,15 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             kernels build (first use: a ~1 min compilation, cached), else torch. The same
             function up to float rounding (tests/test_fused.py). Resolved at ``setup`` (one
             info line names it) or at the first forward; ``self.backend`` holds the result.
+        adam_eps: Adam's ε (> 0), default 1e-8, torch's default. An assumption: the paper
+            (Keras) does not state it, and Keras' default is 1e-7, which damps the updates of
+            coordinates whose gradients are below ~1e-7 (the vanishing regime) more.
 
     Raises:
         ValueError: bad family or α (see :class:`~lightning_sig.ScaledActivation`), r negative
-            or not finite, lr not > 0, unknown init scheme, init_scale not > 0, num_members < 1,
-            bad member_seeds or member_log_dir, unknown backend or ``"fused"`` with
-            ``compile_net``.
+            or not finite, lr or adam_eps not > 0, unknown init scheme, init_scale not > 0,
+            num_members < 1, bad member_seeds or member_log_dir, unknown backend or
+            ``"fused"`` with ``compile_net``.
 
     Logged metrics:
         ``train/loss`` (CE + penalty, nats), ``train/data_loss`` (CE, nats),
@@ -115,11 +118,12 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
                  init_scale: Optional[float] = None, zero_bias: bool = False,
                  num_members: int = 1, member_seeds: Optional[List[int]] = None,
                  member_log_dir: str = DEFAULT_MEMBER_LOG_DIR, compile_net: bool = False,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", adam_eps: float = 1e-8) -> None:
         super().__init__()
         check_backend(backend, compile_net)
         l2_strength = _check_number("l2_strength (r)", l2_strength, 0.0, strict=False)
         lr = _check_number("lr", lr, 0.0, strict=True)
+        self.adam_eps = _check_number("adam_eps", adam_eps, 0.0, strict=True)
         if init == "paper":
             init, default_scale = self.paper_init
             init_scale = default_scale if init_scale is None else init_scale
@@ -276,7 +280,7 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         """Adam with the module's ``lr`` (Sec. 3); no weight decay: the l2 term is in the loss.
         Fused (one kernel for all parameters) where torch has fused Adam for the device; see
         :func:`lightning_sig.nn.optim.adam`."""
-        return adam(self.parameters(), self.lr)
+        return adam(self.parameters(), self.lr, eps=self.adam_eps)
 
 
 class LargeParamsNetMixin(SigmoidNetModuleMixin):
