@@ -135,6 +135,9 @@ def test_member_batches_follow_each_seeds_epoch_order(fake_cifar):
         batches = list(loader)
         shapes = [tuple(b[0].shape) for b in batches]
         assert shapes == [(3, 32, 3, 32, 32)] * 3 + [(3, 4, 3, 32, 32)]
+        for x, _ in batches:  # memory image-major (b, S, C, H, W): the grouped layout, no copy
+            grouped = x.transpose(0, 1).reshape(x.shape[1], 3 * 3, 32, 32)
+            assert x.transpose(0, 1).is_contiguous() and grouped.data_ptr() == x.data_ptr()
         for s, seed in enumerate(seeds):
             sampler = EpochSeededSampler(100, seed)
             sampler.set_epoch(epoch)

@@ -112,10 +112,11 @@ class MemberBatchSampler(Sampler[Tensor]):
 
     Member s walks through its own epoch order, the permutation of
     ``EpochSeededSampler(n, seeds[s])`` (what a separate run with shuffle seed ``seeds[s]``
-    sees); step i yields batch i of every member, flat: member 0's b indices, then member 1's,
-    and so on (an (S·b,) int64 tensor; b = ``batch_size``, the last batch smaller unless
-    ``drop_last``).
-    :class:`MemberCollate` turns the flat batch into (S, b, ...).
+    sees); step i yields batch i of every member, flat and image-major: the k-th index of
+    member 0, 1, …, S−1, then the (k+1)-th (a (b·S,) int64 tensor, position k·S + s; b =
+    ``batch_size``, the last batch smaller unless ``drop_last``). Image-major because the
+    grouped convolutions read a (b, S·C, H, W) layout: the gathered batch is already in it.
+    :class:`MemberCollate` turns the flat batch into (S, b, ...) (a transposed view).
 
     Args:
         n: dataset size. batch_size: per member, ≥ 1. seeds: one per member.
@@ -134,14 +135,16 @@ class MemberBatchSampler(Sampler[Tensor]):
     def __iter__(self) -> Iterator[Tensor]:
         order = self.sampler.orders()  # (S, n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield order[:, start:start + self.batch_size].reshape(-1)  # (S·b,) int64 indices
+            # (S, b) -> (b, S) -> (b·S,) int64 indices, image-major
+            yield order[:, start:start + self.batch_size].t().reshape(-1)
 
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
 class MemberCollate:
-    """``collate_fn`` for :class:`MemberBatchSampler`: (S·b, ...) tensors → (S, b, ...).
+    """``collate_fn`` for :class:`MemberBatchSampler`: its image-major (b·S, ...) tensors →
+    (S, b, ...) views (memory stays (b, S, ...): the members' grouped layout, no copy).
 
     Args:
         num_members: S. collate_fn: the per-item collate (default: the in-memory dataset's,
@@ -152,7 +155,8 @@ class MemberCollate:
         self.num_members, self.collate_fn = num_members, collate_fn
 
     def __call__(self, batch):
-        return tuple(t.unflatten(0, (self.num_members, -1)) for t in self.collate_fn(batch))
+        return tuple(t.unflatten(0, (-1, self.num_members)).transpose(0, 1)  # (b, S) -> (S, b)
+                     for t in self.collate_fn(batch))
 
 
 class CIFAR10DataModuleMixin:
