@@ -63,6 +63,23 @@ def test_conv_act_gradcheck(act, pool):
         fast_mode=True)
 
 
+@pytest.mark.parametrize("width", [32, 7])  # the vector kernels, the row loops
+def test_denormals_count_as_zero_inside_the_kernels_only(width):
+    """FTZ/DAZ within a call, as TensorFlow's CPU kernels: results below 2**-126 become 0
+    (torch keeps them), and the caller's floating-point mode is restored afterwards."""
+    tiny = 2.0 ** -70  # x·w = 2**-140, 27 of them < 2**-126: float32 denormals
+    x = torch.full((1, 3, 8, width), tiny, requires_grad=True)
+    weight = torch.full((3, 3, 3, 3), tiny, requires_grad=True)
+    bias = torch.zeros(3, requires_grad=True)
+    ref = F.conv2d(x, weight, bias, padding=1)
+    assert 0 < ref.abs().max().item() < torch.finfo(torch.float32).tiny
+    out = ConvActFunction.apply(x, weight, bias, 1, 0, False)
+    assert torch.equal(out, torch.zeros_like(out))
+    dx, dw, _ = torch.autograd.grad(out, (x, weight, bias), torch.full_like(out, tiny))
+    assert torch.equal(dx, torch.zeros_like(dx)) and torch.equal(dw, torch.zeros_like(dw))
+    assert (torch.tensor([tiny]) * torch.tensor([tiny])).item() == 2.0 ** -140  # mode restored
+
+
 @pytest.mark.parametrize("act", [0, 1, 2, 3])
 @pytest.mark.parametrize("groups,h,w,pool", [(1, 32, 32, True), (3, 8, 8, False), (2, 5, 7, True)])
 def test_conv_act_matches_torch_float64(act, groups, h, w, pool):

@@ -16,12 +16,33 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 #include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 namespace {
+
+// Denormals (|v| < 2^-126 ≈ 1.18e-38) count as 0 inside the kernels, as in TensorFlow's CPU
+// kernels (the paper's framework; ScopedFlushDenormal around every op): with FTZ and DAZ set
+// in MXCSR for the duration of one call, on the calling thread only, and restored after. Why:
+// in saturated sigmoid nets the backward products g·(1 − y)·y underflow into denormals, and
+// every arithmetic op on one costs a microcode assist (measured: a Figure 4 sigmoid + α + r step
+// 11× slower). Only values below 1.18e-38 change. Not on other CPUs (no-op).
+struct FlushDenormals {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned int saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
+  ~FlushDenormals() { _mm_setcsr(saved); }
+#else
+  FlushDenormals() = default;
+#endif
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+};
 
 template <typename T>
 void pad_planes(const T* __restrict src, T* __restrict dst, int64_t planes, int64_t H, int64_t W) {
@@ -430,6 +451,7 @@ at::Tensor conv3x3_forward(const at::Tensor& x_, const at::Tensor& weight_, cons
     const scalar_t* bd = bias.data_ptr<scalar_t>();
     scalar_t* od = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      const FlushDenormals flush;  // this thread, this call only
       std::vector<scalar_t> pad(C * (H + 2) * (W + 2));
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / groups, g = item % groups;
@@ -462,6 +484,7 @@ std::vector<at::Tensor> conv3x3_backward(const at::Tensor& grad_out_, const at::
     scalar_t* dwd = dw_per_image.data_ptr<scalar_t>();
     scalar_t* dxd = need_input_grad ? dx.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      const FlushDenormals flush;  // this thread, this call only
       std::vector<scalar_t> xpad(C * (H + 2) * (W + 2)), gpad(O * (H + 2) * (W + 2));
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / groups, g = item % groups;
@@ -507,6 +530,7 @@ std::vector<at::Tensor> conv3x3_act_forward(const at::Tensor& x_, const at::Tens
     scalar_t* od = out.data_ptr<scalar_t>();
     uint8_t* id = pool ? idx.data_ptr<uint8_t>() : nullptr;
     at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      const FlushDenormals flush;  // this thread, this call only
       std::vector<scalar_t> pad(C * (H + 2) * (W + 2));
       for (int64_t item = begin; item < end; ++item) {
         const int64_t b = item / groups, g = item % groups, plane = (b * groups + g) * O;
@@ -549,6 +573,7 @@ std::vector<at::Tensor> conv3x3_act_backward(const at::Tensor& grad_out_, const 
     scalar_t* dbd = db_per_image.data_ptr<scalar_t>();
     scalar_t* dxd = need_input_grad ? dx.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
+      const FlushDenormals flush;  // this thread, this call only
       std::vector<scalar_t> xpad(C * (H + 2) * (W + 2)), gpad(O * (H + 2) * (W + 2)), dz(O * H * W),
           colsum(W);
       for (int64_t item = begin; item < end; ++item) {
