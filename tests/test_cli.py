@@ -95,3 +95,16 @@ def test_abbreviated_option_is_refused_not_prefix_matched(fake_cifar, tmp_path, 
               "--trainer.max_step", "50"])
     assert info.value.code == 2
     assert "unrecognized arguments: --trainer.max_step 50" in capsys.readouterr().err
+
+
+def test_a_fit_stopped_by_sigterm_exits_143_not_0():
+    """Lightning ends a fit on SIGTERM and returns normally; the CLI then exits 143 so a sweep
+    does not file the shortened run as finished (observed: a killed study group exited 0)."""
+    from types import SimpleNamespace
+
+    from lightning_sig.lightning.cli import exit_if_terminated
+    with pytest.raises(SystemExit) as info:
+        exit_if_terminated(SimpleNamespace(received_sigterm=True))
+    assert info.value.code == 143
+    assert exit_if_terminated(SimpleNamespace(received_sigterm=False)) is None
+    assert exit_if_terminated(None) is None  # run=False: no fit

@@ -108,7 +108,7 @@ def main(args: Optional[List[str]] = None, run: bool = True,
         args = _translated_args(list(sys.argv[1:] if args is None else args))
     rank_zero_info(speedup_report(enable_speedups()))
     try:
-        return cli_module.LightningCLI(
+        cli = cli_module.LightningCLI(
             classes["SigmoidNetModule"], classes["CIFAR10DataModule"], subclass_mode_model=True,
             save_config_callback=classes["ResumeSaveConfigCallback"], args=args, run=run,
             parser_kwargs=no_abbreviations(),
@@ -118,3 +118,17 @@ def main(args: Optional[List[str]] = None, run: bool = True,
         if own is None:
             raise
         exit_with_error(own, sys.argv[1:] if args is None else args)
+    exit_if_terminated(cli.trainer if run else None)
+    return cli
+
+
+def exit_if_terminated(trainer) -> None:
+    """Exit with status 143 (128 + SIGTERM) when Lightning stopped ``trainer`` on a SIGTERM.
+
+    Lightning catches SIGTERM, ends the fit early and returns normally, so the process would
+    exit 0 and a sweep would file a run cut short as finished; 143 is the status of a process
+    killed by SIGTERM, what schedulers and our sweep read as "interrupted".
+    """
+    if trainer is not None and getattr(trainer, "received_sigterm", False):
+        rank_zero_info("lightning_sig: the fit was stopped by SIGTERM before its end; exit 143.")
+        raise SystemExit(143)
