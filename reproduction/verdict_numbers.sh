@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every number of REPRODUCTION.md's verdicts, from the run summaries alone (no event files).
 # Usage, from the repository root:  reproduction/verdict_numbers.sh [SUMMARIES] > /tmp/numbers.md
-# SUMMARIES defaults to reproduction/full. Runs in a few seconds; prints Markdown tables. An arm
-# or figure without summaries yet prints a note instead of its tables.
+# SUMMARIES defaults to reproduction/full; ALT (the assumption runs) to reproduction/alternatives.
+# Runs in a few seconds; prints Markdown tables. An arm or figure without summaries yet prints a
+# note instead of its tables.
 set -u
 cd "$(dirname "$0")/.."
 S="${1:-reproduction/full}"  # relative to the repository root, or absolute
@@ -54,3 +55,13 @@ T="$(mktemp -d)"
 echo; echo '```'; echo "python -m lightning_sig.figures $S --out TMPDIR && cat TMPDIR/runtime.md"; echo '```'; echo
 $NICE python -m lightning_sig.figures "$S" --out "$T" > /dev/null 2>&1 && cat "$T/runtime.md"
 rm -rf "$T"
+
+echo; echo "## Assumption runs (3 seeds x 30 epochs, against the same seeds of the main study)"
+A="${ALT:-reproduction/alternatives}"  # assumption runs; override with ALT=...
+run python reproduction/alt_numbers.py "$A/keras_l2" "$S" fig1_large_params/regularized \
+    --epochs 1 5 8 10 12 20 30
+run python reproduction/alt_numbers.py "$A/keras_adam_eps" "$S" fig1_large_params/unregularized \
+    --epochs 1 5 8 10 12 20 30
+
+echo; echo "## Study time (process wall time per member group, from the summaries' markers)"
+run python reproduction/study_time.py "$S" --since 2026-12-01T23:00 --project 4500 --procs 2
