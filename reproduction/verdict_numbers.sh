@@ -35,9 +35,9 @@ seeds --arms fig3_combined/tanh_reg_scaled fig3_combined/tanh \
     --epochs 1 5 10 15 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
 
 echo; echo "## Figure 3 (Sec. 3.3), relu arms"
-acc fig3_combined --arms tanh_reg_scaled relu --epochs 1 10 20 30
-acc fig3_combined --arms tanh_reg_scaled relu_reg --epochs 1 10 20 30
-acc fig3_combined --arms relu_reg relu --epochs 1 10 20 30
+acc fig3_combined --arms tanh_reg_scaled relu --epochs 1 5 10 15 20 30
+acc fig3_combined --arms tanh_reg_scaled relu_reg --epochs 1 5 10 15 20 30
+acc fig3_combined --arms relu_reg relu --epochs 1 5 10 15 20 30
 seeds --arms fig3_combined/relu_reg fig3_combined/relu \
     --epochs 1 5 10 15 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
 
