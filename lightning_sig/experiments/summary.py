@@ -12,7 +12,8 @@ Layout: ``<summaries>/<figure>/<arm>/seed_<s>.json`` (plus the sweep's ``<figure
 manifest). One file holds (schema :data:`SCHEMA`):
 
 * ``figure``, ``arm``, ``seed``, ``code_version`` (``git describe --always --dirty`` of the
-  package's checkout, else the installed package version), ``config`` (the run's LightningCLI
+  package's checkout when the sweep started the run (the marker's), for markers without it when
+  the summary was written; else the installed package version), ``config`` (the run's LightningCLI
   ``config.yaml``, parsed), ``hparams`` (``hparams.yaml``), ``marker`` (the sweep's DONE record
   without machine paths: epochs, overrides, wall_time_s, threads, jobs, finished_at, members);
 * ``start_wall_time`` (s since the Unix epoch: the first event) and ``n_epochs``;
@@ -47,7 +48,7 @@ from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, Ru
 from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
                                                   seed_dir_name)
 
-__all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "select_tags", "build_summary",
+__all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "launch_code_version", "select_tags", "build_summary",
            "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
            "load_summaries", "is_summary_dir", "SweepDataWarning"]
 
@@ -57,13 +58,19 @@ PER_EPOCH_TAGS = (ACC_TAG, "val/loss", "train/loss")
 LAYER_PREFIXES = ("grad_epoch", "grad_data_epoch")
 ACT_PREFIX = "act/"
 _MARKER_KEYS = ("epochs", "overrides", "returncode", "wall_time_s", "threads", "jobs",
-                "finished_at", "members", "group_wall_time_s")
+                "finished_at", "members", "group_wall_time_s", "code_version")
 
 
 @functools.lru_cache(maxsize=None)
 def code_version() -> str:
-    """``git describe --always --dirty`` of the checkout holding this package, else the
-    installed ``lightning_sig`` version, else ``"unknown"``."""
+    """:func:`launch_code_version` at the first call of this process (cached)."""
+    return launch_code_version()
+
+
+def launch_code_version() -> str:
+    """``git describe --always --dirty`` of the checkout holding this package now (not
+    cached: the sweep records it when it starts a run, since the checkout may change while a
+    run trains), else the installed ``lightning_sig`` version, else ``"unknown"``."""
     here = Path(__file__).resolve().parent
     try:
         done = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=here,
@@ -175,7 +182,7 @@ def build_summary(directory: Path, figure: str, arm: str, seed: int,
     if config is None and marker.get("group_dir"):  # a member of a --members group
         config = _read_yaml(Path(marker["group_dir"]) / "config.yaml")
     return {"schema": SCHEMA, "figure": figure, "arm": arm, "seed": int(seed),
-            "code_version": code_version(), "config": config,
+            "code_version": marker.get("code_version") or code_version(), "config": config,
             "hparams": _read_yaml(directory / "hparams.yaml") or {},
             "marker": {k: marker[k] for k in _MARKER_KEYS if k in marker},
             "start_wall_time": start, "n_epochs": n_epochs, "series": series}

@@ -48,6 +48,7 @@ from typing import Callable, List, Optional, Sequence
 from lightning_sig.experiments import launch_submitit, launchers
 from lightning_sig.experiments import summary_sweep as run_summary
 from lightning_sig.experiments.lock import SweepLockedError
+from lightning_sig.experiments.summary import launch_code_version
 from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides,
@@ -205,12 +206,14 @@ def run_one(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str], thr
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     command = train_command(spec, out, epochs, overrides)
+    version = launch_code_version()  # what the process imports: the checkout now
     returncode, wall = run_process(command, directory / LOG_NAME, threads, append=requeued)
     record = {"figure": spec.figure, "arm": spec.arm, "seed": spec.seed,
               "config": str(Path(spec.config).resolve()), "epochs": epochs,
               "overrides": list(overrides), "command": command, "returncode": returncode,
               "wall_time_s": wall, "threads": threads, "jobs": jobs,
-              "finished_at": datetime.datetime.now().isoformat(timespec="seconds")}
+              "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+              "code_version": version}
     if returncode == 0:
         write_marker(directory, record)
     return record

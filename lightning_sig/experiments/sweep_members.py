@@ -34,6 +34,7 @@ from typing import Sequence, Tuple
 
 import yaml
 
+from lightning_sig.experiments.summary import launch_code_version
 from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
 from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
                                       group_dir_name, has_hpc_checkpoint, read_marker, run_dir,
@@ -103,6 +104,7 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
             shutil.rmtree(directory)
     target.mkdir(parents=True, exist_ok=True)
     command = group_command(group, out, epochs, overrides)
+    version = launch_code_version()  # what the process imports: the checkout now
     returncode, wall = run_process(command, target / LOG_NAME, threads, append=requeued)
     seeds = [s.seed for s in group]
     record = {"figure": group[0].figure, "arm": group[0].arm, "seed": seeds[0],
@@ -110,6 +112,7 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
               "overrides": list(overrides), "command": command, "returncode": returncode,
               "wall_time_s": wall, "threads": threads, "jobs": jobs,
               "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+              "code_version": version,
               "members": seeds, "group_wall_time_s": wall, "group_dir": str(target.resolve()),
               "log": str((target / LOG_NAME).resolve())}
     if returncode == 0:
