@@ -52,6 +52,8 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
     second sweep into an EMPTY --out with the same summaries runs nothing; a new seed runs only
     its own runs; another epoch budget is refused before anything runs."""
     monkeypatch.setattr(sweep, "train_command", _fake_command)
+    # the checkout when the run started (the sweep's marker), not when the summary is written
+    monkeypatch.setattr(sweep, "launch_code_version", lambda: "abc1234-at-launch")
     sums, lines = tmp_path / "summaries", []
     specs = plan_runs(["figA"], [0], configs)
     assert sweep.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
@@ -62,7 +64,8 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
         record = summary.read_summary(path)
         assert (record["figure"], record["arm"], record["seed"], record["n_epochs"]) == ("figA", arm, 0, 2)
         assert record["marker"]["epochs"] == EPOCHS and record["marker"]["wall_time_s"] > 0
-        assert "command" not in record["marker"] and record["code_version"] == summary.code_version()
+        assert "command" not in record["marker"] and record["code_version"] == "abc1234-at-launch"
+        assert record["marker"]["code_version"] == "abc1234-at-launch" != summary.code_version()
         assert record["hparams"]["l2_strength"] == (0.01 if arm == "b" else 0.0)
         assert record["config"]["model"]["init_args"] == record["hparams"]
         series = record["series"]

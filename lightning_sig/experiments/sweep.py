@@ -15,8 +15,9 @@ its ``DONE`` and ``hparams.yaml`` there; the group's own Lightning run (checkpoi
 train.log) goes to ``members_<a>-<b>/``, which the figures ignore. A group is skipped when all
 its members are done, else trained again whole (:mod:`lightning_sig.experiments.sweep_members`). It pays
 off for these tiny networks when a single run leaves the device underused: measured on this
-2-core CPU at the ``Trainer.fit`` level, 5 members 1.69x and 25 members 1.38x the throughput of
-sequential runs (per-process start-up is shared too); GPU not measured. ``--jobs`` then counts
+2-core CPU at the ``Trainer.fit`` level with the fused kernels, 10 members 4.2-5.1x and 25
+members 4.6-5.3x the throughput of sequential torch runs (benchmarks/RESULTS.md); GPU not
+measured. ``--jobs`` then counts
 group processes: choose K so that there are at least ``--jobs`` groups.
 
 Example (3 seeds, 5 epochs, real CIFAR-10; by default one process per CPU)::
@@ -102,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", default="1", metavar="K",
                         help="seeds of an arm trained at once in one process (num_members), "
                              ">= 1 (default 1: one process per seed). Pays off for these tiny "
-                             "nets: on a 2-core CPU 5 members gave 1.69x, 25 members 1.38x the "
-                             "throughput of sequential runs (Trainer.fit); GPU not measured. "
+                             "nets: on a 2-core CPU with the fused kernels 10 members gave "
+                             "4.2-5.1x, 25 members 4.6-5.3x the throughput of sequential runs "
+                             "(Trainer.fit); GPU not measured. "
                              "--jobs then counts processes of up to K seeds")
     parser.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
                         help="folder of <figure>/<arm>.yaml configs (default: the repo's configs/)")

@@ -4,8 +4,9 @@ Why: the paper's study is 25 seeds of tiny networks per arm (Ven & Lederer, arXi
 Sec. 3). One process per seed pays Python/Lightning start-up per seed and leaves much of a
 step idle; ``num_members = S`` (:mod:`lightning_sig.nn.members`) trains S seeds at once, member s
 being a separate run with ``seed_everything(s)`` up to float rounding of the grouped kernels.
-Measured on this 2-core CPU at the ``Trainer.fit`` level (benchmarks/RESULTS.md): 5 members
-1.69x, 25 members 1.38x the throughput of sequential runs; GPU not measured.
+Measured on this 2-core CPU at the ``Trainer.fit`` level with the fused kernels
+(benchmarks/RESULTS.md): 10 members 4.2-5.1x, 25 members 4.6-5.3x the throughput of
+sequential torch runs; GPU not measured.
 
 This module runs one group process (argv: :func:`~lightning_sig.experiments.sweep_plan.group_command`) and
 then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
