@@ -135,11 +135,16 @@ inline v8f load8(const float* p) {
 inline float hsum8(v8f v) {  // a fixed order: deterministic
   return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
+// Planes per register block of the vector kernels below: 3 with AVX-512's 32 vector registers,
+// 1 with 16 (AVX2, SSE), where 3 would spill.
 #ifdef __AVX512F__
-constexpr int kWgradBlock = 3;
+constexpr int kPlaneBlock = 3;
 #else
-constexpr int kWgradBlock = 1;
+constexpr int kPlaneBlock = 1;
 #endif
+// The vector kernels apply: float32 and a compile-time width that is a multiple of 8.
+template <typename T, int WC>
+constexpr bool kVectorKernels = std::is_same_v<T, float> && WC > 0 && WC % 8 == 0;
 
 template <int WC, int OB>
 void weight_grad_block(const float* __restrict xp, const float* __restrict g, float* __restrict dw,
@@ -172,7 +177,7 @@ template <int WC>
 void weight_grad_item_vec(const float* __restrict xp, const float* __restrict g, float* __restrict dw,
                           int64_t C, int64_t O, int64_t H) {
   int64_t o = 0;
-  for (; o + kWgradBlock <= O; o += kWgradBlock) weight_grad_block<WC, kWgradBlock>(xp, g, dw, o, C, H);
+  for (; o + kPlaneBlock <= O; o += kPlaneBlock) weight_grad_block<WC, kPlaneBlock>(xp, g, dw, o, C, H);
   for (; o < O; ++o) weight_grad_block<WC, 1>(xp, g, dw, o, C, H);
 }
 
@@ -181,7 +186,7 @@ void weight_grad_item_vec(const float* __restrict xp, const float* __restrict g,
 template <typename T, int WC>
 void weight_grad_any(const T* __restrict xp, const T* __restrict g, T* __restrict dw, int64_t C,
                      int64_t O, int64_t H, int64_t W) {
-  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+  if constexpr (kVectorKernels<T, WC>)
     weight_grad_item_vec<WC>(xp, g, dw, C, O, H);
   else
     weight_grad_item<T, WC>(xp, g, dw, C, O, H, W);
@@ -218,11 +223,6 @@ void input_grad_item(const T* __restrict gp, const T* __restrict w, T* __restric
 // (out = Σ w·x, planes o) and the input gradient (dx = Σ w·g, planes c, kernel flipped).
 // kFlip = false: acc[b] += w[(p0+b), q, ky, kx] · src[q][i+ky][j+kx]  (forward)
 // kFlip = true:  acc[b] += w[q, (p0+b), ky, kx] · src[q][i+2-ky][j+2-kx]  (input gradient)
-#ifdef __AVX512F__
-constexpr int kRowBlock = 3;
-#else
-constexpr int kRowBlock = 1;
-#endif
 
 template <int WC, int OB, bool kFlip>
 void row_block(const float* __restrict src, const float* __restrict w, const float* __restrict bias,
@@ -255,14 +255,14 @@ template <int WC, bool kFlip>
 void rows_vec(const float* __restrict src, const float* __restrict w, const float* __restrict bias,
               float* __restrict dst, int64_t Q, int64_t P, int64_t H) {
   int64_t p = 0;
-  for (; p + kRowBlock <= P; p += kRowBlock) row_block<WC, kRowBlock, kFlip>(src, w, bias, dst, p, Q, P, H);
+  for (; p + kPlaneBlock <= P; p += kPlaneBlock) row_block<WC, kPlaneBlock, kFlip>(src, w, bias, dst, p, Q, P, H);
   for (; p < P; ++p) row_block<WC, 1, kFlip>(src, w, bias, dst, p, Q, P, H);
 }
 
 template <typename T, int WC>
 void forward_any(const T* __restrict xp, const T* __restrict w, const T* __restrict bias,
                  T* __restrict out, int64_t C, int64_t O, int64_t H, int64_t W) {
-  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+  if constexpr (kVectorKernels<T, WC>)
     rows_vec<WC, false>(xp, w, bias, out, C, O, H);
   else
     forward_item<T, WC>(xp, w, bias, out, C, O, H, W);
@@ -271,7 +271,7 @@ void forward_any(const T* __restrict xp, const T* __restrict w, const T* __restr
 template <typename T, int WC>
 void input_grad_any(const T* __restrict gp, const T* __restrict w, T* __restrict dx, int64_t C,
                     int64_t O, int64_t H, int64_t W) {
-  if constexpr (std::is_same_v<T, float> && WC > 0 && WC % 8 == 0)
+  if constexpr (kVectorKernels<T, WC>)
     rows_vec<WC, true>(gp, w, nullptr, dx, O, C, H);
   else
     input_grad_item<T, WC>(gp, w, dx, C, O, H, W);
