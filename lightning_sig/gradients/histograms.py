@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_sig.gradients.stats import GradInput, _as_tensor_list, _is_real, _working_copy
+from lightning_sig.gradients.quantile_engine import GradInput, gradient_parts
+from lightning_sig.gradients.stat_keys import is_real
 
 __all__ = ["segment_log10_histograms", "histogram_support", "log10_abs_for_histogram",
            "HISTOGRAM_FLOOR_LOG10"]
@@ -48,9 +49,14 @@ def log10_abs_for_histogram(grads: GradInput,
         ValueError: ``floor`` neither a finite number nor None; bad ``grads`` as in
             :func:`gradient_statistics`.
     """
-    if floor is not None and not (_is_real(floor) and math.isfinite(floor)):
+    if floor is not None and not (is_real(floor) and math.isfinite(floor)):
         raise ValueError(f"floor {floor!r} is not a finite number or None")
-    buf = _working_copy(_as_tensor_list(grads))
+    tensors = gradient_parts(grads)
+    wide = any(t.dtype == torch.float64 for t in tensors)
+    dtype = torch.float64 if wide else torch.float32
+    device = tensors[0].device if tensors else torch.device("cpu")
+    buf = torch.cat([t.detach().reshape(-1).to(dtype) for t in tensors]) if tensors else \
+        torch.zeros(0, dtype=dtype, device=device)
     buf = buf[torch.isfinite(buf)].abs_()
     if floor is None:
         return buf[buf > 0].log10_().to(torch.float32)

@@ -1,0 +1,68 @@
+"""Names, defaults and argument checks of the gradient statistics (one place for the engine,
+the public functions of :mod:`lightning_sig.gradients.stats` and the callback)."""
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Sequence
+
+__all__ = ["DEFAULT_QUANTILES", "DEFAULT_VANISHING_THRESHOLD", "MOMENT_KEYS",
+           "check_quantile_levels", "check_vanishing_threshold", "quantile_key",
+           "statistic_names", "is_real"]
+
+DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+DEFAULT_VANISHING_THRESHOLD: float = 1e-8
+MOMENT_KEYS: tuple[str, ...] = (
+    "abs_mean", "rms", "l2_norm", "vanishing_frac", "nonfinite_count", "numel")
+
+
+def is_real(x: object) -> bool:
+    """A real number that is not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def check_quantile_levels(quantiles: Sequence[float]) -> tuple[float, ...]:
+    """Return quantile levels q in [0, 1] (0 min, 0.5 median, 1 max; may be empty) as floats.
+
+    Raises:
+        ValueError: not a sequence; a level outside [0, 1], NaN or non-numeric; two levels with
+            the same key (see :func:`quantile_key`).
+    """
+    if isinstance(quantiles, (str, bytes)) or not isinstance(quantiles, Iterable):
+        raise ValueError(f"quantiles must be a sequence of numbers in [0, 1], got {quantiles!r}")
+    levels = tuple(quantiles)
+    for q in levels:
+        if not is_real(q) or not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile level {q!r} is not a number in [0, 1] (valid: 0 <= q <= 1)")
+    keys = [quantile_key(q) for q in levels]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"quantile levels {list(levels)!r} repeat a level (keys {keys})")
+    return tuple(float(q) for q in levels)
+
+
+def check_vanishing_threshold(threshold: float) -> float:
+    """Return a vanishing threshold t (finite, >= 0) as a float.
+
+    Raises:
+        ValueError: negative, NaN, infinite or non-numeric threshold.
+    """
+    if not is_real(threshold) or not 0.0 <= threshold < math.inf:
+        raise ValueError(
+            f"vanishing_threshold {threshold!r} is not a finite number >= 0 (valid: 0 <= t < inf)")
+    return float(threshold)
+
+
+def quantile_key(level: float, prefix: str = "abs_q") -> str:
+    """Key of a level in percent: 0.5 -> 'abs_q50', 0.125 -> 'abs_q12.5', 1 -> 'abs_q100'."""
+    return f"{prefix}{format(round(level * 100.0, 9), '.12g')}"
+
+
+def statistic_names(quantiles: Sequence[float] = DEFAULT_QUANTILES,
+                    signed: bool = False) -> list[str]:
+    """Names of the columns of a statistics table, in order: ``abs_q<p>`` per level, then
+    :data:`MOMENT_KEYS`, then ``q<p>`` per level if ``signed``. Raises as
+    :func:`check_quantile_levels`."""
+    levels = check_quantile_levels(quantiles)
+    names = [quantile_key(q) for q in levels] + list(MOMENT_KEYS)
+    return names + ([quantile_key(q, "q") for q in levels] if signed else [])
