@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import GradientQuantileCallback
 from lightning_sig.nn.folding import ScaleAndPenalize, run_folded_penalized
-from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 from lightning_sig.gradients.stats import gradient_statistics_tensor
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger

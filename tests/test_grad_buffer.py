@@ -1,4 +1,4 @@
-"""Buffered statistics (lightning_sig.gradients.buffer and the callback's ``buffer_steps``): the
+"""Buffered statistics (lightning_sig.gradients.step_buffer and the callback's ``buffer_steps``): the
 same values at the same steps as computing at every step, written at the latest at epoch end,
 before a checkpoint and on an exception; other loggers get increasing steps."""
 import numpy as np
@@ -10,12 +10,19 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig.gradients.buffer import StepBuffer, batched_statistics
-from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.quantile_engine import table_statistics
+from lightning_sig.gradients.step_buffer import StepBuffer
+from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger, _check_record
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def batched_statistics(rows, sizes, levels, threshold, signed, with_total):
+    """(S, G, K) statistics of S rows in one engine call (what the callback's jobs run)."""
+    return table_statistics(rows, sizes, levels, threshold, rows=rows.shape[0], signed=signed,
+                            with_total=with_total)
 
 
 # numerics: .ci/run reruns it under each ATEN_CPU_CAPABILITY. The Trainer tests below compare

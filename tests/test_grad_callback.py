@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig.lightning import grad_gather as gather_module
+from lightning_sig.lightning import grad_sources as gather_module
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -94,8 +94,8 @@ def _check_record(metrics, grads, prefix="grad", rtol=1e-9):
 
 @pytest.mark.parametrize("force_big_path", [False, True])
 def test_every_step_equals_numpy_global_and_per_layer(tmp_path, force_big_path, monkeypatch):
-    if force_big_path:  # the per-vector path used for models above SEGMENTED_MAX_NUMEL
-        monkeypatch.setattr(gather_module, "SEGMENTED_MAX_NUMEL", 10)
+    if force_big_path:  # the tensor-by-tensor copy used for models above FLAT_MAX_NUMEL
+        monkeypatch.setattr(gather_module, "FLAT_MAX_NUMEL", 10)
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, l2_strength=0.01, init="default")
     logger, recorder = _fit(model, GradientQuantileCallback(), tmp_path)
