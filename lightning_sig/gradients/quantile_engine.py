@@ -89,29 +89,40 @@ def flat_parts(tensors: List[Tensor]) -> List[Tensor]:
 
 
 def finish_table(counts: Tensor, sums: Tensor, abs_order: Tensor, signed_order: Tensor,
-            levels: Sequence[float]) -> Tensor:
+                 levels: Sequence[float]) -> Tensor:
     """(R, K) statistics from the kernel's outputs (counts, sums, orders; any backend's):
-    numpy's interpolation between the order statistics, the moments, the counts."""
-    count = counts[:, 0].double()
-    level = torch.tensor(levels, dtype=torch.float64).to(count.device, non_blocking=True)
-    last = (count - 1).unsqueeze(1)
-    virtual = last * level
-    gamma = torch.where(virtual >= last, 0.0, virtual - torch.floor(virtual))
+    numpy's interpolation between the order statistics, the moments, the counts. Computed in
+    numpy for CPU tensors (torch ran some of these small ops on its thread pool: milliseconds
+    on a loaded machine), in torch ops elsewhere (no host synchronisation); the same formulas."""
+    if counts.device.type == "cpu":
+        parts = [t.numpy() for t in (counts, sums, abs_order, signed_order)]
+        return torch.from_numpy(_finish(np, *parts, np.asarray(levels, np.float64)))
+    level = torch.tensor(list(levels), dtype=torch.float64).to(counts.device, non_blocking=True)
+    return _finish(torch, counts, sums, abs_order, signed_order, level)
 
-    def interpolate(order: Tensor) -> Tensor:  # numpy's _lerp: from b when gamma >= 0.5
+
+def _finish(xp, counts, sums, abs_order, signed_order, level):
+    """:func:`finish_table` in the array module ``xp`` (numpy or torch)."""
+    count = counts[:, 0] * 1.0
+    last = (count - 1)[:, None]
+    virtual = last * level
+    gamma = xp.where(virtual >= last, 0.0, virtual - xp.trunc(virtual))  # virtual >= 0 here
+
+    def interpolate(order):  # numpy's _lerp: from b when gamma >= 0.5
         a, b = order[..., 0], order[..., 1]
         diff = b - a
-        return torch.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
+        return xp.where(gamma >= 0.5, b - diff * (1.0 - gamma), a + diff * gamma)
 
-    n = count.unsqueeze(1)
-    moments = torch.cat([sums[:, :1] / n, (sums[:, 1:] / n).sqrt(), sums[:, 1:].sqrt(),
-                         counts[:, 2:].double() / n], dim=1)
-    moments = torch.where(n > 0, moments, math.nan)
-    tallies = torch.stack([counts[:, 1].double(), (counts[:, 0] + counts[:, 1]).double()], 1)
+    n = count[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: NaN, replaced below
+        moments = xp.concatenate([sums[:, :1] / n, xp.sqrt(sums[:, 1:] / n),
+                                  xp.sqrt(sums[:, 1:]), counts[:, 2:] / n], 1)
+    moments = xp.where(n > 0, moments, math.nan)
+    tallies = xp.stack([counts[:, 1] * 1.0, (counts[:, 0] + counts[:, 1]) * 1.0], 1)
     columns = [interpolate(abs_order), moments, tallies]
     if signed_order.shape[0]:
         columns.append(interpolate(signed_order))
-    return torch.cat(columns, dim=1)
+    return xp.concatenate(columns, 1)
 
 
 def table_statistics(parts: GradInput, sizes: Sequence[int],

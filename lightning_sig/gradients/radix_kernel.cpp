@@ -251,6 +251,7 @@ class Selector {
   std::vector<uint32_t> table_;       // bucket -> (segment slot + 1) | (row slot + 1) << 16
   std::vector<std::vector<uint32_t>> seg_sub_, row_sub_;  // digit counts per slot
   std::vector<uint32_t> scratch_;
+  std::vector<int64_t> ranks_;
 
   void first_pass(const Spans& spans, int64_t n, Group* g, uint32_t tkey, bool with_hist);
   void merge_ways(const Group& g, int64_t n);
@@ -317,7 +318,21 @@ void Selector<K>::sorted(const Spans& spans, int64_t F, double* out, bool add_to
         if (add_to_total) ++total_hist_[k >> K::kShift];
       }
     }
-  std::sort(scratch_.begin(), scratch_.end());
+  // select the needed ranks (ascending; each nth_element leaves the larger keys to its right)
+  ranks_.clear();
+  for (size_t l = 0; l < levels_.size() && F > 0; ++l) {
+    int64_t lo, hi;
+    rank_plan(F, levels_[l], &lo, &hi);
+    ranks_.push_back(lo);
+    ranks_.push_back(hi);
+  }
+  std::sort(ranks_.begin(), ranks_.end());
+  ranks_.erase(std::unique(ranks_.begin(), ranks_.end()), ranks_.end());
+  auto first = scratch_.begin();
+  for (int64_t r : ranks_) {
+    std::nth_element(first, scratch_.begin() + r, scratch_.end());
+    first = scratch_.begin() + r + 1;
+  }
   for (size_t l = 0; l < levels_.size(); ++l) {
     if (F == 0) { out[2 * l] = out[2 * l + 1] = kNaN; continue; }
     int64_t lo, hi;
