@@ -42,8 +42,14 @@ def _events(tmp_path, name, **callback_kwargs):
     return scalars, histograms
 
 
+@pytest.fixture()
+def thread_every_job(monkeypatch):
+    """Also the small jobs of these tiny nets go to the thread (not computed at submission)."""
+    monkeypatch.setattr("lightning_sig.gradients.stats_pipeline.THREAD_MIN_NUMEL", 0)
+
+
 @pytest.mark.parametrize("buffer_steps", [1, 8])
-def test_async_and_sync_write_the_same_events(tmp_path, buffer_steps):
+def test_async_and_sync_write_the_same_events(tmp_path, buffer_steps, thread_every_job):
     sync = _events(tmp_path, "sync", async_stats=False, buffer_steps=buffer_steps)
     threaded = _events(tmp_path, "async", async_stats=True, buffer_steps=buffer_steps)
     assert sync == threaded
@@ -70,7 +76,7 @@ class SeesEverything(pl.Callback):
         self.at_checkpoint[trainer.global_step] = self._steps()
 
 
-def test_values_are_written_before_train_end_and_before_checkpoints(tmp_path):
+def test_values_are_written_before_train_end_and_before_checkpoints(tmp_path, thread_every_job):
     torch.manual_seed(0)
     logger = RecordingLogger()
     seer = SeesEverything(logger)
@@ -86,7 +92,8 @@ def test_values_are_written_before_train_end_and_before_checkpoints(tmp_path):
     assert seer.at_checkpoint == {4: [0, 1, 2, 3], 8: list(range(8))}
 
 
-def test_a_failing_computation_is_raised_in_the_training_process(tmp_path, monkeypatch):
+def test_a_failing_computation_is_raised_in_the_training_process(tmp_path, monkeypatch,
+                                                                 thread_every_job):
     def broken(job, *args):
         if job.steps[0] >= 3:
             raise ArithmeticError("broken statistics")

@@ -23,13 +23,16 @@ from lightning_sig.gradients.step_buffer import StepBuffer
 from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags, compute_job
 from lightning_sig.gradients.stats_worker import StatisticsWorker
 
-__all__ = ["StatisticsPipeline", "BUFFER_MAX_NUMEL"]
+__all__ = ["StatisticsPipeline", "BUFFER_MAX_NUMEL", "THREAD_MIN_NUMEL"]
 
 #: Largest buffer (steps × coordinates): 1 MiB of float32. Models with more than this many
 #: gradient coordinates get one step per buffer, i.e. no batching.
 BUFFER_MAX_NUMEL = 1 << 18
 #: Buffers of at least this many coordinates wait for their job rather than take new memory.
 _REUSE_NUMEL = 1 << 20
+#: Jobs of fewer values run at submission even when threaded: handing ~1 ms of work for a
+#: paper network's 32 buffered steps to the thread cost more than it saved.
+THREAD_MIN_NUMEL = 1 << 16
 
 Layout = Tuple[Tuple[str, ...], Tuple[int, ...], bool]  # group names, segment sizes, with_total
 
@@ -40,7 +43,8 @@ class StatisticsPipeline:
     Args:
         levels, threshold, signed: the validated statistics settings.
         buffer_steps: rows per buffer at most (fewer for large gradients, ≥ 1).
-        threaded: compute in a background thread (else at submission).
+        threaded: compute in a background thread (else at submission; also jobs of fewer
+            than :data:`THREAD_MIN_NUMEL` values, collective (sharded) and GPU jobs).
     """
 
     def __init__(self, levels: Sequence[float], threshold: float, signed: bool,
@@ -90,8 +94,9 @@ class StatisticsPipeline:
             job = StatisticsJob(k, names, sizes, with_total, rows, steps, flags)
             run = functools.partial(compute_job, job, self.levels, self.threshold, self.signed,
                                     self.histogram_limits, self.group)
-            self._lent[k] = self._worker.submit(run, inline=self.group is not None
-                                                or rows.device.type != "cpu")
+            inline = self.group is not None or rows.device.type != "cpu" \
+                or rows.numel() < THREAD_MIN_NUMEL
+            self._lent[k] = self._worker.submit(run, inline=inline)
             self._jobs.append(job)
 
     def take(self, block: bool, consume: Callable[[StatisticsJob, Tensor, list], None]) -> None:
