@@ -85,7 +85,9 @@ def _order(values: np.ndarray, finite: np.ndarray, count: int, levels: Sequence[
     out = np.full((len(levels), 2), np.nan)
     if count == 0:
         return out
-    keys = _keys(values, signed)[finite]  # a copy
+    keys = _keys(values, signed)  # a new array, partitioned in place
+    if count < values.size:
+        keys = keys[finite]
     plans = [rank_plan(count, q)[:2] for q in levels]
     ranks = sorted({r for plan in plans for r in plan})
     if ranks:
@@ -103,9 +105,12 @@ def _finite(values: np.ndarray) -> np.ndarray:
 def _group(values: np.ndarray, levels: Sequence[float], tkey: int, signed: bool
            ) -> Tuple[List[int], List[float], np.ndarray, np.ndarray]:
     """counts, sums, |x| order statistics and signed ones of one segment"""
-    finite = _finite(values)
+    unsigned = _KEYS[values.dtype][0]
+    magnitude = _keys(values, False)
+    finite = magnitude < np.array(np.inf, values.dtype).view(unsigned)
     count = int(np.count_nonzero(finite))
-    small = int(np.count_nonzero(_keys(values, False) <= _KEYS[values.dtype][0](tkey)))
+    small = int(np.count_nonzero(magnitude <= unsigned(tkey)))
+    del magnitude
     sums = list(_lane_sums(values, finite))
     abs_order = _order(values, finite, count, levels, False)
     signed_order = _order(values, finite, count, levels, True) if signed else abs_order[:0]
