@@ -81,13 +81,14 @@ def resnet18_module():
 
 
 def random_loader(shape, classes: int, batch: int, batches: int):
-    """A DataLoader of ``batches`` fixed random batches (no data pipeline cost)."""
-    from torch.utils.data import DataLoader, TensorDataset
+    """A DataModule of ``batches`` fixed random batches (no data pipeline cost)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import TensorDataset
     g = torch.Generator().manual_seed(0)
     n = batch * batches
     data = TensorDataset(torch.randn(n, *shape, generator=g),
                          torch.randint(0, classes, (n,), generator=g))
-    return DataLoader(data, batch_size=batch)
+    return pl.LightningDataModule.from_datasets(train_dataset=data, batch_size=batch)
 
 
 NETS = {

@@ -52,6 +52,7 @@ typedef std::vector<Span> Spans;
 
 struct AbsKeys {
   static constexpr int kShift = 15;
+  static constexpr uint32_t kZero = 0;  // the key of +0 and -0
   static inline uint32_t key(uint32_t u) { return u & 0x7FFFFFFFu; }
 #if defined(__AVX512F__)
   static inline __m512i vkey(__m512i u) { return _mm512_and_si512(u, _mm512_set1_epi32(0x7FFFFFFF)); }
@@ -64,6 +65,7 @@ struct AbsKeys {
 
 struct SignedKeys {
   static constexpr int kShift = 16;
+  static constexpr uint32_t kZero = 0x80000000u;  // the key of +0
   static inline uint32_t key(uint32_t u) {
     return u ^ (static_cast<uint32_t>(static_cast<int32_t>(u) >> 31) | 0x80000000u);
   }
@@ -122,19 +124,15 @@ struct Group {
 // histogram of the top 16 bits of the |x| keys.
 class MomentScan {
  public:
-  MomentScan(uint32_t tkey, uint32_t* hist) : tkey_(tkey), hist_(hist) {
-    float t; std::memcpy(&t, &tkey, 4);
-    tf_ = t;
-  }
+  MomentScan(uint32_t tkey, uint32_t* hist) : tkey_(tkey), hist_(hist) {}
   void span(const float* p, int64_t n);
   Group finish(int64_t n);
 
  private:
   uint32_t tkey_;
-  float tf_;
   uint32_t* hist_;
   double la_[16] = {0}, ls_[16] = {0};
-  int64_t lane_ = 0, F_ = 0, small_ = 0;
+  int64_t lane_ = 0, F_ = 0, small_ = 0, bucket0_ = 0;
   uint32_t kmin_ = 0xFFFFFFFFu, kmax_ = 0;
   void scalar(const float* p) {
     const uint32_t k = bits(p) & 0x7FFFFFFFu;
@@ -170,9 +168,27 @@ void MomentScan::span(const float* p, int64_t n) {
       std::memcpy(&ux, p + i, 32); std::memcpy(&uy, p + i + 8, 32);
       ux &= low31; uy &= low31;
       if (h) {
+#if defined(__AVX512F__)
+        // values of bucket 0 (zeros, e.g. 60 % of a ReLU net's gradient) are only counted:
+        // increments of one counter wait for each other
+        const __m512i k16 = _mm512_and_si512(_mm512_loadu_si512(p + i),
+                                             _mm512_set1_epi32(0x7FFFFFFF));
+        const __mmask16 other = _mm512_test_epi32_mask(k16, _mm512_set1_epi32(~0x7FFF));
+        alignas(64) uint32_t b[16];
+        if (other == 0xFFFF) {
+          _mm512_store_si512(b, _mm512_srli_epi32(k16, AbsKeys::kShift));
+          for (int j = 0; j < 16; ++j) ++h[(j % kWays) * kBuckets + b[j]];
+        } else {
+          const int count = __builtin_popcount(other);
+          _mm512_mask_compressstoreu_epi32(b, other, _mm512_srli_epi32(k16, AbsKeys::kShift));
+          bucket0_ += 16 - count;
+          for (int j = 0; j < count; ++j) ++h[(j % kWays) * kBuckets + b[j]];
+        }
+#else
         const v8u bx = ux >> AbsKeys::kShift, by = uy >> AbsKeys::kShift;
         for (int j = 0; j < 8; ++j) ++h[(j % kWays) * kBuckets + bx[j]];
         for (int j = 0; j < 8; ++j) ++h[(j % kWays) * kBuckets + by[j]];
+#endif
       }
       v8f x = (v8f)ux, y = (v8f)uy;
       const v8i fx = x < inf, fy = y < inf;  // NaN compares false
@@ -195,6 +211,8 @@ void MomentScan::span(const float* p, int64_t n) {
     kmax_ = std::max(kmax_, static_cast<uint32_t>(mx[j]));
   }
   for (; i < n; ++i) scalar(p + i);
+  if (hist_) hist_[0] += static_cast<uint32_t>(bucket0_);
+  bucket0_ = 0;
 }
 
 Group MomentScan::finish(int64_t n) {
@@ -389,6 +407,7 @@ void Selector<K>::count_digits(const Spans& spans, const std::vector<uint32_t>& 
     if (e >> 16) ++row_sub_[(e >> 16) - 1][k & mask];
   };
   const int W = static_cast<int>(marked.size());
+  int64_t zeros = 0;
   for (const Span& s : spans) {
     int64_t i = 0;
 #if defined(__AVX512F__)
@@ -402,6 +421,9 @@ void Selector<K>::count_digits(const Spans& spans, const std::vector<uint32_t>& 
         const __m512i b = _mm512_srli_epi32(k, K::kShift);
         __mmask16 m = 0;
         for (int j = 0; j < W; ++j) m |= _mm512_cmpeq_epi32_mask(b, w[j]);
+        const __mmask16 zero = m & _mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(K::kZero));
+        zeros += __builtin_popcount(zero);  // the zero key, counted at the end
+        m &= ~zero;
         if (m) _mm512_store_si512(keys, k);
         while (m) {
           count(keys[__builtin_ctz(m)]);
@@ -434,6 +456,9 @@ void Selector<K>::count_digits(const Spans& spans, const std::vector<uint32_t>& 
       if (t[k >> K::kShift]) count(k);
     }
   }
+  const uint32_t e = t[K::kZero >> K::kShift];  // zeros only counted where marked
+  if (zeros && (e & 0xFFFFu)) seg_sub_[(e & 0xFFFFu) - 1][K::kZero & mask] += zeros;
+  if (zeros && (e >> 16)) row_sub_[(e >> 16) - 1][K::kZero & mask] += zeros;
 }
 
 template <class K>
