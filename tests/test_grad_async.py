@@ -125,6 +125,26 @@ def test_a_large_gradient_has_one_reused_working_copy():
     assert [t[0, 0, 0].item() for t in tables] == [1.0, 2.0, 3.0, 4.0]
 
 
+def test_reusing_the_copy_of_a_job_already_taken_does_not_wait():
+    """Record, take the result, record again: the buffer's storage is free (a taken job's
+    ticket counts as finished). Run in a thread so that a wait forever fails the test."""
+    pipeline = StatisticsPipeline((0.5,), 1e-8, False, buffer_steps=1, threaded=True)
+    key, layout = RowKey(0, "grad"), (("global", "a"), (1 << 20,), True)
+    tables = []
+
+    def steps():
+        for step in range(3):
+            pipeline.record(key, layout, [torch.full((1 << 20,), step + 1.0)], step,
+                            StepFlags(True, False, False))
+            pipeline.take(True, lambda job, table, hist: tables.append(table))
+    runner = threading.Thread(target=steps, daemon=True)
+    runner.start()
+    runner.join(120)
+    pipeline.close()
+    assert not runner.is_alive(), "recording waited for a job whose result was taken"
+    assert [t[0, 0, 0].item() for t in tables] == [1.0, 2.0, 3.0]
+
+
 def test_worker_returns_results_in_order_and_errors_at_their_place():
     release = threading.Event()
     worker = StatisticsWorker(threaded=True)

@@ -81,8 +81,14 @@ class StatisticsWorker:
         self._finish(ticket, None, output)
         return ticket
 
+    def _taken(self, ticket: int) -> bool:
+        """Whether ticket's output was taken already (tickets are taken in order)."""
+        return ticket < (self._order[0] if self._order else self._next)
+
     def ready(self, ticket: int) -> bool:
-        """Whether ticket's job has finished (its output is on the host)."""
+        """Whether ticket's job has finished (its output is on the host, or taken)."""
+        if self._taken(ticket):
+            return True
         with self._finished:
             if ticket not in self._done:
                 return False
@@ -91,6 +97,10 @@ class StatisticsWorker:
 
     def wait(self, ticket: int) -> None:
         """Block until ticket's job has finished (does not raise its error)."""
+        if not self._taken(ticket):
+            self._wait_done(ticket)
+
+    def _wait_done(self, ticket: int) -> None:
         with self._finished:
             self._finished.wait_for(lambda: ticket in self._done)
         event = self._events.get(ticket)
@@ -103,8 +113,9 @@ class StatisticsWorker:
         output None; later jobs stay queued)."""
         out: List[Tuple[Optional[BaseException], Any]] = []
         while self._order and (block or self.ready(self._order[0])):
-            ticket = self._order.popleft()
-            self.wait(ticket)
+            ticket = self._order[0]
+            self._wait_done(ticket)
+            self._order.popleft()
             self._events.pop(ticket, None)
             with self._finished:
                 out.append(self._done.pop(ticket))
