@@ -1,4 +1,6 @@
-"""Build (at first use) and load the compiled statistics kernel ``radix_kernel.cpp``.
+"""Build (at first use) and load the compiled statistics kernels: ``radix_kernel.cpp`` (the
+engine's selection and moments), ``log10_histogram.cpp`` (the TensorBoard histograms) and their
+bindings ``kernel_bindings.cpp``.
 
 As :mod:`lightning_sig.nn.fused._build`: ``torch.utils.cpp_extension.load`` compiles the
 package-data source with ninja into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
@@ -20,19 +22,22 @@ from typing import Any, Optional
 __all__ = ["load_radix_kernel", "radix_build_error"]
 
 _NAME = "lightning_sig_radix"
+_SOURCES = ("radix_kernel.cpp", "log10_histogram.cpp", "kernel_bindings.cpp")
 _lock = threading.Lock()
 _state: dict = {"module": None, "error": None, "tried": False}
 
 
 def _build() -> Any:
     from torch.utils.cpp_extension import load
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "radix_kernel.cpp")
-    return load(_NAME, [source], extra_cflags=["-O3", "-march=native", "-ffp-contract=off"],
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = [os.path.join(here, name) for name in _SOURCES]
+    return load(_NAME, sources, extra_cflags=["-O3", "-march=native", "-ffp-contract=off"],
                 verbose=False)
 
 
 def load_radix_kernel() -> Optional[Any]:
-    """The compiled module (function ``radix_table``), built on the first call of the process;
+    """The compiled module (``radix_table``, ``log10_histograms``), built on the first call of
+    the process;
     None when it cannot be built or ``LIGHTNING_SIG_RADIX=numpy`` (one warning on failure)."""
     with _lock:
         if not _state["tried"]:

@@ -643,7 +643,3 @@ std::vector<torch::Tensor> radix_table(std::vector<torch::Tensor> parts, torch::
   }
   return {counts, sums, abs_order, signed_order};
 }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("radix_table", &radix_table, "exact order statistics and moments of float32 rows");
-}
