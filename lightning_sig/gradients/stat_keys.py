@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from typing import Sequence
+from typing import Sequence, Tuple, Union
 
 __all__ = ["DEFAULT_QUANTILES", "DEFAULT_VANISHING_THRESHOLD", "MOMENT_KEYS",
            "check_quantile_levels", "check_vanishing_threshold", "quantile_key",
-           "statistic_names", "is_real"]
+           "statistic_names", "is_real", "check_layer_statistics"]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_VANISHING_THRESHOLD: float = 1e-8
@@ -66,3 +66,20 @@ def statistic_names(quantiles: Sequence[float] = DEFAULT_QUANTILES,
     levels = check_quantile_levels(quantiles)
     names = [quantile_key(q) for q in levels] + list(MOMENT_KEYS)
     return names + ([quantile_key(q, "q") for q in levels] if signed else [])
+
+
+def check_layer_statistics(value: Union[str, Sequence[str]], names: Sequence[str]
+                           ) -> Union[str, Tuple[str, ...]]:
+    """``"all"``, or the chosen statistic names (a name or a sequence of them, among ``names``).
+
+    Raises:
+        ValueError: an empty choice or an unknown name (names the value and the valid ones).
+    """
+    if value == "all":
+        return "all"
+    chosen = (value,) if isinstance(value, str) else tuple(value)
+    unknown = [k for k in chosen if k not in names]
+    if unknown or not chosen:
+        raise ValueError(f"layer_statistics must be 'all' or names among {list(names)}, got "
+                         f"{value!r}.")
+    return chosen

@@ -11,7 +11,7 @@ the jobs, the worker thread; the maths in :mod:`lightning_sig.gradients.quantile
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from lightning_sig.gradients.epoch_sums import EpochSums
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.saturation import monitored_activations
 from lightning_sig.gradients.stat_keys import DEFAULT_QUANTILES, DEFAULT_VANISHING_THRESHOLD, \
-    check_quantile_levels, check_vanishing_threshold, statistic_names
+    check_layer_statistics, check_quantile_levels, check_vanishing_threshold, statistic_names
 from lightning_sig.gradients.stats_pipeline import StatisticsPipeline
 from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags
 from lightning_sig.lightning.grad_sources import GradientReader
@@ -85,6 +85,11 @@ class GradientQuantileCallbackMixin:
             one step, reused. 1 computes at every recorded step.
         async_stats: compute in a background thread while training goes on (default True;
             same values as ``False``, which computes on the training thread).
+        layer_statistics: the statistics written per layer, e.g. ``["abs_q50"]`` (a few cards
+            per layer in TensorBoard); ``"all"`` (default) every one. ``global`` gets all.
+        log10_band: also write log10 of the median and quartiles of |g| under the group
+            ``|g|`` (listed after the user's groups) and draw the custom-scalars bands from
+            them, on a log scale as the paper (default True; needs levels 0.25, 0.5, 0.75).
 
     Every recorded step's gradient is copied (in ``on_before_optimizer_step``) and its
     statistics computed later; values are written on the training thread, in step order, each
@@ -96,8 +101,8 @@ class GradientQuantileCallbackMixin:
 
     Raises:
         ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
-            threshold, an interval or ``buffer_steps`` that is not a positive integer (each
-            message names the value).
+            threshold, an interval or ``buffer_steps`` that is not a positive integer, an
+            unknown name in ``layer_statistics`` (each message names the value).
 
     Logged metrics (step = ``trainer.global_step`` before the update; also the last step when
     training stops early, as Lightning; ``<g>`` is ``global`` or a layer name; gradient values in
@@ -114,6 +119,9 @@ class GradientQuantileCallbackMixin:
           and the number of steps the epoch means are over (steps)
         - ``grad_data/<g>/<stat>``, ``grad_data_epoch/<g>/<stat>``: the same statistics of the
           data-loss gradient g − ∇penalty (modules with ``penalty_gradients``, nonzero penalty)
+        - ``|g|/<prefix>/<g>/log10_q25``, ``log10_q50``, ``log10_q75`` (``<prefix>``: ``grad``,
+          ``grad_data``, ``grad_epoch``, ``grad_data_epoch``): log10 of those quantiles of |g|
+          (log10 units; 0 at the float32 floor −37.93), with ``log10_band``
         - ``grad_hist/<g>/log10_abs``: histogram of log10|g_j| over finite coordinates (log10
           units; zeros at the float32 floor, about −37.9), TensorBoardLogger only
         - ``grad_depth/abs_q50``: an image per epoch (with ``histograms`` and ``per_layer``,
@@ -133,7 +141,9 @@ class GradientQuantileCallbackMixin:
                  histogram_every_n_steps: Optional[int] = None, histograms: bool = True,
                  epoch_aggregates: bool = True, buffer_steps: int = 32,
                  epoch_budget_numel: Optional[int] = DEFAULT_EPOCH_BUDGET_NUMEL,
-                 data_gradient: bool = True, async_stats: bool = True) -> None:
+                 data_gradient: bool = True, async_stats: bool = True,
+                 layer_statistics: Union[str, Sequence[str]] = "all",
+                 log10_band: bool = True) -> None:
         super().__init__()
         self.quantiles = check_quantile_levels(quantiles)
         self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)
@@ -149,8 +159,11 @@ class GradientQuantileCallbackMixin:
         names = statistic_names(self.quantiles, self.signed)
         self.names = [n for n in names if n != "numel"]  # logged statistics, in table order
         self._columns = [i for i, n in enumerate(names) if n != "numel"]
+        self.layer_statistics = check_layer_statistics(layer_statistics, self.names)
+        self.log10_band = bool(log10_band)
         self._reader = GradientReader(self.per_layer, self.data_gradient)
-        self._writer = GradientWriter(self.names)
+        self._writer = GradientWriter(self.names, None if self.layer_statistics == "all"
+                                      else self.layer_statistics, self.log10_band)
         self._pipeline: Optional[StatisticsPipeline] = None  # per fit (setup)
         self._context: Optional[Tuple[pl.Trainer, pl.LightningModule]] = None
         self._epoch: Dict[RowKey, EpochSums] = {}  # this epoch's sums per gradient

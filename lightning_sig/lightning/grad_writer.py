@@ -5,7 +5,7 @@ the custom-scalars layout at fit start (:mod:`lightning_sig.gradients.layout`) a
 warnings. Called on the training thread only."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from lightning_utilities.core.rank_zero import rank_zero_warn
@@ -15,6 +15,8 @@ from lightning_sig.gradients.depth_image import depth_profile, depth_profile_ima
 from lightning_sig.gradients.epoch_sums import EpochSums
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
 from lightning_sig.gradients.layout import custom_scalars_layout
+from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
+    log10_band_values
 from lightning_sig.nn.member_protocol import member_seeds_of
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
@@ -28,10 +30,18 @@ class GradientWriter:
 
     Args:
         statistics: the statistic names of a group (``abs_q50``, ...), in table column order.
+        layer_statistics: those written for layers (None: all); ``global`` gets all.
+        log10: also the log10 band tags (:mod:`lightning_sig.gradients.log10_band`), where the
+            statistics hold the quartiles and the median.
     """
 
-    def __init__(self, statistics: Sequence[str]) -> None:
+    def __init__(self, statistics: Sequence[str], layer_statistics: Optional[Sequence[str]] = None,
+                 log10: bool = True) -> None:
         self.statistics = list(statistics)
+        self._layer_columns = None if layer_statistics is None else \
+            [self.statistics.index(k) for k in layer_statistics]
+        self._band = band_columns(self.statistics) if log10 else None
+        self._tags: Dict[Tuple[str, Tuple[str, ...]], Tuple[List[str], list]] = {}
         self._events = GradientEventWriter(self.statistics)
         self._step_events = GradientEventWriter(["every_k", "count"])
         self._warned: set = set()
@@ -49,13 +59,33 @@ class GradientWriter:
         for logger in trainer.loggers:
             if is_tensorboard_logger(logger):
                 tag: Callable[[str], str] = lambda t, lg=logger: prefixed_tags(lg, [t])[0]
-                logger.experiment.add_custom_scalars(
-                    custom_scalars_layout(groups, levels, data, activations, tag, epoch))
+                logger.experiment.add_custom_scalars(custom_scalars_layout(
+                    groups, levels, data, activations, tag, epoch, self._band is not None))
 
     def scalars(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
                 prefix: str, names: Sequence[str], values: Sequence[float], step: int) -> None:
-        """One step's G × K ``values`` (row-major) under ``<prefix>/<group>/<statistic>``."""
-        self._events.scalars(trainer, pl_module, member, prefix, names, values, step)
+        """One step's G × K ``values`` (row-major) as ``<prefix>/<group>/<statistic>`` (layers:
+        the layer statistics) and ``|g|/<prefix>/<group>/log10_q<p>``, one event."""
+        tags, columns = self._layout(prefix, tuple(names))
+        table = np.asarray(values, dtype=np.float64).reshape(len(names), -1)
+        out = [table[g, c] for g, c in columns]
+        if self._band is not None:
+            out.append(log10_band_values(table[:, self._band]).reshape(-1))
+        self._events.write(trainer, pl_module, member, tags, np.concatenate(out).tolist(), step)
+
+    def _layout(self, prefix: str, names: Tuple[str, ...]) -> Tuple[List[str], list]:
+        """(tags, [(group row, columns)]) of a step's event, cached per prefix and groups."""
+        key = (prefix, names)
+        if key not in self._tags:
+            every = list(range(len(self.statistics)))
+            columns = [(g, every if name == "global" or self._layer_columns is None
+                        else self._layer_columns) for g, name in enumerate(names)]
+            tags = [f"{prefix}/{names[g]}/{self.statistics[c]}" for g, cols in columns
+                    for c in cols]
+            if self._band is not None:
+                tags += [log10_band_tag(prefix, name, q) for name in names for q in BAND_LEVELS]
+            self._tags[key] = (tags, columns)
+        return self._tags[key]
 
     def epoch_steps(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
                     every_k: int, count: int) -> None:
