@@ -19,8 +19,10 @@ defaults with ``async_stats`` on (default) and off; logging every step (histogra
 async and sync; for ``combined`` the SaturationMonitor alone and with the callback (what the
 paper configs run). Interleaved repetitions, ratios = medians of paired ratios.
 
+``--speedups``: the process-wide speed-ups the CLI turns on (C CRC-32C of event records).
+
 Run: ``python benchmarks/bench_callback.py --net mlp20m [--reps 3] [--intervals 1]
-[--threads 1]``.
+[--threads 1] [--speedups]``.
 """
 from __future__ import annotations
 
@@ -139,7 +141,13 @@ def main(argv=None) -> None:
     parser.add_argument("--intervals", type=int, default=1,
                         help=f"timed logging intervals of {INTERVAL} steps (default 1)")
     parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
+    parser.add_argument("--speedups", action="store_true",
+                        help="lightning_sig.enable_speedups() first, as train.py does (C CRC-32C "
+                             "of the TensorBoard events)")
     args = parser.parse_args(argv)
+    if args.speedups:
+        from lightning_sig import enable_speedups
+        print(enable_speedups())
     start_fit_benchmark(args, "GradientQuantileCallback overhead", "bench_callback.py")
     # the window starts half an interval after a logged step, at or after the warm-up
     half = INTERVAL // 2

@@ -11,6 +11,7 @@ the jobs, the worker thread; the maths in :mod:`lightning_sig.gradients.quantile
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
 
 _SHARDED_STRATEGIES = ("FSDPStrategy", "ModelParallelStrategy")
+_interval = functools.lru_cache(maxsize=16)(epoch_step_interval)  # called at every step
 
 
 class GradientQuantileCallbackMixin:
@@ -267,8 +269,8 @@ class GradientQuantileCallbackMixin:
         step = trainer.global_step
         every = self.log_every_n_steps or trainer.log_every_n_steps
         logged = logs_at_step(step, every)
-        self._every_k = epoch_step_interval(self._reader.numel(pl_module), max(every, 1),
-                                            self.epoch_budget_numel)
+        self._every_k = _interval(self._reader.numel(pl_module), max(every, 1),
+                                  self.epoch_budget_numel)
         aggregate = self.epoch_aggregates and (step + 1) % self._every_k == 0
         if not (logged or aggregate or trainer.should_stop):
             return None

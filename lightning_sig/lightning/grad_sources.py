@@ -47,11 +47,14 @@ class GradientReader:
         self._module: Optional[object] = None
         self._params: List[Tuple[str, Tensor]] = []  # (layer, parameter) in model order
         self._numel = 0
-        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout
+        self._seeds: Optional[List[int]] = None  # the module's member seeds (None: not members)
+        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout,
+        # parameters in the layout's order
+        self._last_params: List[Tensor] = []  # those of the last snapshot
 
     def reset(self) -> None:
         """Forget the cached parameters (they may have been added or replaced)."""
-        self._module, self._params, self._layouts = None, [], {}
+        self._module, self._params, self._layouts, self._last_params = None, [], {}, []
 
     def parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
         """(layer name, parameter) of every parameter, in model order; cached per module (a
@@ -60,7 +63,13 @@ class GradientReader:
             self._module, self._layouts = pl_module, {}
             self._params = [(layer_name(n), p) for n, p in pl_module.named_parameters()]
             self._numel = sum(p.numel() for _, p in self._params if p.requires_grad)
+            self._seeds = member_seeds_of(pl_module)  # a Protocol check: ~20 µs, once
         return self._params
+
+    def seeds(self, pl_module: pl.LightningModule) -> Optional[List[int]]:
+        """The member seeds of a many-seeds module, else None (cached with the parameters)."""
+        self.parameters(pl_module)
+        return self._seeds
 
     def numel(self, pl_module: pl.LightningModule) -> int:
         """N, coordinates of the trainable parameters (this process's, when sharded)."""
@@ -91,7 +100,7 @@ class GradientReader:
         """Rows of a members module with ``member_gradient_rows`` (each member's flat gradient
         a row of one (S, N) tensor); None where that does not apply (no members, no method,
         more than :data:`FLAT_MAX_NUMEL` coordinates per member)."""
-        seeds = member_seeds_of(pl_module)
+        seeds = self.seeds(pl_module)
         method = getattr(pl_module, "member_gradient_rows", None) if seeds else None
         if method is None or -(-self.numel(pl_module) // len(seeds)) > FLAT_MAX_NUMEL:
             return None
@@ -111,20 +120,23 @@ class GradientReader:
     def _snapshots(self, pl_module: pl.LightningModule) -> List[GradientSnapshot]:
         """One snapshot, or one per member for ``num_members > 1`` modules (a single network's
         layer names, so members get the tags of separate runs); empty without gradients."""
-        if member_seeds_of(pl_module):  # lightning_sig.nn.member_protocol
+        if self.seeds(pl_module):  # lightning_sig.nn.member_protocol
             return [GradientSnapshot.of_layers(layers) for layers in
                     pl_module.member_gradients() if layers]
         params = self.parameters(pl_module)
         present = tuple(i for i, (_, p) in enumerate(params)
                         if p.grad is not None and p.requires_grad)
-        grads = [params[i][1].grad for i in present]
         layout = self._layouts.get(present)
         if layout is None:
             layers: Dict[str, List[Tensor]] = {}
-            for i, g in zip(present, grads):
-                layers.setdefault(params[i][0], []).append(g)
-            layout = self._layouts[present] = GradientSnapshot.of_layers(layers)[:3]
-        return [GradientSnapshot(*layout, grads)] if grads else []
+            for i in present:
+                layers.setdefault(params[i][0], []).append(params[i][1])
+            ordered = [p for ps in layers.values() for p in ps]
+            names, sizes, counts, _ = GradientSnapshot.of_layers(layers)
+            layout = self._layouts[present] = ((names, sizes, counts), ordered)
+        self._last_params = layout[1]
+        grads = [p.grad for p in layout[1]]
+        return [GradientSnapshot(*layout[0], grads)] if grads else []
 
     def _data_rows(self, pl_module: pl.LightningModule, snapshots: List[GradientSnapshot],
                    flats: List[Optional[Tensor]]) -> List[GradientRow]:
@@ -134,7 +146,7 @@ class GradientReader:
                 not hasattr(pl_module, "penalty_gradients"):
             return []
         key = RowKey(0, "grad_data")
-        seeds = member_seeds_of(pl_module)
+        seeds = self.seeds(pl_module)
         if seeds:
             snaps = [GradientSnapshot.of_layers(layers) for layers in
                      member_data_layers(pl_module, len(seeds)) if layers]
@@ -143,9 +155,8 @@ class GradientReader:
                     for s, snap in enumerate(snaps)]
         snap, flat = snapshots[0], flats[0]
         params = self.parameters(pl_module)
-        if flat is not None:  # one flat op
-            by_grad = {id(p.grad): p for _, p in params if p.grad is not None}
-            data = flat_data_gradient(pl_module, flat, [by_grad[id(g)] for g in snap.grads])
+        if flat is not None:  # one flat op; the parameters in the snapshot's order
+            data = flat_data_gradient(pl_module, flat, self._last_params)
         else:
             data = data_gradients(pl_module, params, snap.grads)
         return [] if data is None else [self._row(key, snap, data)]
