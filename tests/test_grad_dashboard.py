@@ -63,9 +63,10 @@ def test_log_scale_layout_draws_the_log10_tags():
     layout = custom_scalars_layout(["global", "net.0"], levels, data=True, activations=[],
                                    log10=True)
     charts = layout["gradient |g|: global"]
-    titles = list(charts)
-    assert titles[0] == "grad global median log10|g| (band: quartiles)"
-    assert charts[titles[0]] == ["Margin", ["|g|/grad/global/log10_q50",
+    titles = list(charts)  # TensorBoard shows them last first: log10, grad first
+    assert titles[-1] == "grad global median log10|g| (band: quartiles)"
+    assert titles[0] == "grad_data_epoch global median |g| (band: quartiles)"
+    assert charts[titles[-1]] == ["Margin", ["|g|/grad/global/log10_q50",
                                             "|g|/grad/global/log10_q25",
                                             "|g|/grad/global/log10_q75"]]
     assert charts["grad global median |g| (band: quartiles)"][1][0] == "grad/global/abs_q50"

@@ -63,15 +63,18 @@ def custom_scalars_layout(groups: Sequence[str], levels: Sequence[float], data: 
         return ["Multiline", [re.escape(tag(f"{prefix}/{group}/")) + r"abs_q.*"]]
 
     title = "median |g| (band: quartiles)" if band else "quantiles of |g|"
-    global_charts = {f"{p} global median log10|g| (band: quartiles)": chart(p, "global")
-                     for p in prefixes} if log10 else {}
-    global_charts.update({f"{p} global {title}": chart(p, "global", False) for p in prefixes})
+    # TensorBoard 2.21 shows a category's charts last first: with log10, the charts are listed
+    # in reverse, so that the page shows grad, grad_data, ... and the log scale first
+    order = (lambda items: list(reversed(items))) if log10 else list
+    global_charts = {f"{p} global {title}": chart(p, "global", False) for p in order(prefixes)}
+    if log10:
+        global_charts.update({f"{p} global median log10|g| (band: quartiles)": chart(p, "global")
+                              for p in order(prefixes)})
     layout: Dict[str, Dict[str, list]] = {"gradient |g|: global": global_charts}
     layers: Dict[str, list] = {}
-    for group in groups:
-        if group != "global":
-            for p in prefixes:
-                layers[f"{p} {group}"] = chart(p, group)
+    for group in order([g for g in groups if g != "global"]):
+        for p in order(prefixes):
+            layers[f"{p} {group}"] = chart(p, group)
     if layers:
         layout["gradient |g|: layers"] = layers
     if activations:
