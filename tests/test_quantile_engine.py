@@ -188,3 +188,24 @@ def test_bad_sizes_and_backend():
         table_statistics(torch.zeros(3), [3], backend="gpu")
     with pytest.raises(ValueError, match="needs CPU tensors"):
         table_statistics(torch.zeros(3, device="meta"), [3], backend="compiled")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_radix_equals_the_cpu_kernel_without_synchronising():
+    """The device path (radix_torch.py) on a GPU: the same quantiles as on the CPU, and no
+    synchronising CUDA call until the values are read."""
+    values = _mixed(np.random.default_rng(11), 70000)
+    sizes = [17, SORT_MAX + 1, 0, 70000 - 17 - SORT_MAX - 1]
+    cpu = table_statistics(torch.from_numpy(values), sizes, LEVELS, THRESHOLD, signed=True,
+                           with_total=True)
+    x = torch.from_numpy(values).cuda()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising CUDA call raises
+    try:
+        gpu = table_statistics(x, sizes, LEVELS, THRESHOLD, signed=True, with_total=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    q = len(LEVELS)
+    got = gpu.cpu()
+    assert torch.equal(got[..., :q].nan_to_num(7.0), cpu[..., :q].nan_to_num(7.0))
+    assert torch.equal(got[..., -q:].nan_to_num(7.0), cpu[..., -q:].nan_to_num(7.0))
+    torch.testing.assert_close(got, cpu, rtol=1e-12, atol=0, equal_nan=True)
