@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     times = collect_interleaved(variants(args, data), args.reps)
     print(format_table(times, {k: "no callback" for k in times if k != "no callback"},
                        unit="ms/step"))
-    print(f"\nload average (1, 5, 15 min) at the end: "
+    print("\nload average (1, 5, 15 min) at the end: "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
