@@ -45,6 +45,7 @@ import yaml
 
 from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, RunLog,
                                                    SweepDataWarning, _SIZE_GUIDANCE, _warn)
+from lightning_sig.experiments.provenance import provenance_of
 from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
                                                   seed_dir_name)
 
@@ -53,6 +54,8 @@ __all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "launch_code_version", "s
            "load_summaries", "is_summary_dir", "SweepDataWarning"]
 
 SCHEMA = "lightning_sig.run_summary/1"
+#: schemas :func:`read_summary` accepts (/2 adds ``provenance``, :mod:`.provenance`).
+READ_SCHEMAS = (SCHEMA, "lightning_sig.run_summary/2")
 DEFAULT_LAYERS = ("global",)
 PER_EPOCH_TAGS = (ACC_TAG, "val/loss", "train/loss")
 LAYER_PREFIXES = ("grad_epoch", "grad_data_epoch")
@@ -207,15 +210,17 @@ def read_summary(path: Path) -> dict:
     """The summary in ``path``.
 
     Raises:
-        ValueError: not JSON, or not a summary of schema :data:`SCHEMA` (names the file).
+        ValueError: not JSON, or not a summary of a schema in :data:`READ_SCHEMAS` (names the
+            file).
     """
     try:
         record = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not a JSON run summary: {err}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+    if not isinstance(record, dict) or record.get("schema") not in READ_SCHEMAS:
         found = record.get("schema") if isinstance(record, dict) else type(record).__name__
-        raise ValueError(f"{path} is not a run summary of schema {SCHEMA!r} (found {found!r})")
+        raise ValueError(f"{path} is not a run summary of schema {' or '.join(READ_SCHEMAS)} "
+                         f"(found {found!r})")
     return record
 
 
@@ -230,7 +235,8 @@ def summary_to_run(summary: dict, path: Path) -> RunLog:
                              else math.nan, _from_f32(value))
                        for k, (step, value) in enumerate(zip(columns["step"], columns["value"]))]
     return RunLog(summary["figure"], summary["arm"], int(summary["seed"]), Path(path), series,
-                  summary.get("marker") or {}, summary.get("hparams") or {}, start)
+                  summary.get("marker") or {}, summary.get("hparams") or {}, start,
+                  provenance_of(summary))
 
 
 def find_summaries(summaries: Path) -> Dict[str, Dict[str, Dict[int, Path]]]:
