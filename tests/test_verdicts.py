@@ -2,7 +2,6 @@
 (``lightning_sig/experiments/verdict_*.py``, ``reproduction/verdict_numbers.sh``)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -13,37 +12,10 @@ import pytest
 
 from lightning_sig.experiments import verdict_report as vr
 from lightning_sig.experiments.verdict_parts import Arm, Hypothesis, Part, explodes, verdict
+from tests.summary_fakes import json_summary as record, write_json_summary as write
 
 ROOT = Path(__file__).resolve().parents[1]
 N_EPOCHS = 30
-
-
-def record(figure, arm, seed, acc, schema=2, commit="a" * 40, denormals="ftz", l2=0.0, **series):
-    """A run summary dict; ``series`` maps short names (g50, g50data, vf, vfdata, gmax,
-    nonfinite, loss) to per-epoch lists (defaults: harmless constants)."""
-    n = len(acc)
-    tags = {"g50": "grad_epoch/global/abs_q50", "g50data": "grad_data_epoch/global/abs_q50",
-            "vf": "grad_epoch/global/vanishing_frac", "vfdata": "grad_data_epoch/global/vanishing_frac",
-            "gmax": "grad_epoch/global/abs_q100", "nonfinite": "grad_epoch/global/nonfinite_count",
-            "loss": "train/loss"}
-    values = {"g50": [1e-3] * n, "vf": [0.0] * n, "gmax": [1.0] * n, "nonfinite": [0] * n,
-              "loss": [2.0] * n, **series}
-    out = {"schema": f"lightning_sig.run_summary/{schema}", "figure": figure, "arm": arm,
-           "seed": seed, "code_version": "abc1234", "config": {}, "hparams": {"l2_strength": l2},
-           "marker": {"epochs": n, "wall_time_s": 100.0 + 10 * l2}, "start_wall_time": 0.0,
-           "n_epochs": n, "series": {"val/acc": {"step": list(range(n)), "value": list(acc)}}}
-    out["series"].update({tags[k]: {"step": list(range(n)), "value": list(v)}
-                          for k, v in values.items()})
-    if schema == 2:
-        out["provenance"] = {"commit": commit, "dirty": False, "denormals": denormals,
-                             "threads": 1, "backend": "fused"}
-    return out
-
-
-def write(folder: Path, rec: dict) -> None:
-    path = folder / rec["figure"] / rec["arm"] / f"seed_{rec['seed']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec))
 
 
 def figure1(folder: Path, seeds=range(12), **kw) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Dict, List, Mapping, Optional, Tuple
 
 __all__ = ["MIXED_CODE_FLAG", "MixedCodeError", "provenance_of", "code_mode", "mixed_code_problems",
-           "missing_provenance", "mixed_modes", "check_same_code"]
+           "missing_provenance", "mixed_modes", "check_same_code", "UNKNOWN_NOTE", "figure_code_note"]
 
 #: the command-line flag that lets figures and verdicts compare runs of different code.
 MIXED_CODE_FLAG = "--allow-mixed-code"
@@ -102,3 +102,35 @@ def check_same_code(label: str, arms: Mapping[str, Mapping[int, Optional[dict]]]
                              + "\n".join(problems) + f"\n(pass {MIXED_CODE_FLAG} to compare "
                              "them anyway; the output then says so)")
     return [f"WARNING ({MIXED_CODE_FLAG}): {p}" for p in problems]
+
+
+#: the note a figure carries when none of its runs records provenance (schema /1, event files).
+UNKNOWN_NOTE = "code provenance unknown (runs without provenance)"
+
+
+def figure_code_note(figure: str, runs, allow_mixed: bool = False) -> Optional[str]:
+    """The note to write on a figure about the code of its runs (``RunLog`` objects), or None.
+
+    None: every run records provenance with one (commit, denormals) pair. :data:`UNKNOWN_NOTE`:
+    no run records provenance (schema /1 summaries, TensorBoard sweeps), so nothing can be
+    checked (our choice: drawn, with this note and a warning by the caller, as the figures of
+    the 10-seed pilot). Otherwise (different pairs, or only some runs with provenance) the
+    figure is refused, or with ``allow_mixed`` drawn with a "MIXED CODE" note naming the pairs.
+
+    Raises:
+        MixedCodeError: mixed code and not ``allow_mixed`` (names arms, commits and modes).
+    """
+    arms: Dict[str, Dict[int, Optional[dict]]] = {}
+    for run in runs:
+        arms.setdefault(run.arm, {})[run.seed] = provenance_of(run)
+    known = [p for by_seed in arms.values() for p in by_seed.values() if p is not None]
+    if not known:
+        return UNKNOWN_NOTE if arms else None
+    check_same_code(figure, arms, allow_mixed)  # raises unless allow_mixed
+    modes = sorted({code_mode(p) for p in known})
+    if len(modes) == 1 and len(known) == sum(len(b) for b in arms.values()):
+        return None
+    missing = " and runs without provenance" if len(known) < sum(len(b) for b in arms.values()) else ""
+    return (f"MIXED CODE ({MIXED_CODE_FLAG}): " + ", ".join(f"{c[:12]} {d}" for c, d in modes)
+            + missing)
+
