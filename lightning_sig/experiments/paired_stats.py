@@ -19,7 +19,7 @@ and no test; every test here is our choice, fixed in the pre-registration:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Sequence, Tuple
+from typing import Mapping, Sequence, Tuple
 
 import numpy as np
 from scipy import stats

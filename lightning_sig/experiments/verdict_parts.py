@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -131,25 +131,30 @@ def _pairs(a: Dict[int, float], b: Dict[int, float]) -> ps.Pairs:
     return ps.pair_by_seed(a, b)
 
 
-def diff_part(label: str, a: Dict[int, float], b: Dict[int, float], sign: int) -> Part:
-    """Mean of a_s − b_s, paired BCa CI, sign-flip p (two-sided)."""
+def diff_part(label: str, a: Dict[int, float], b: Dict[int, float], sign: int,
+              n_resamples: int = ps.MC_RESAMPLES) -> Part:
+    """Mean of a_s − b_s, paired BCa CI, sign-flip p (two-sided; ``n_resamples`` Monte Carlo
+    sign vectors above 16 pairs: the pre-registered 100,000 by default, fewer for exploratory
+    tables)."""
     p = _pairs(a, b)
     ci = ps.bootstrap_mean_difference(p.a, p.b)
     d = p.a - p.b
     return Part(label, len(p.seeds), ci.estimate, ci.low, ci.high, "diff", _counts(d),
-                ps.sign_flip_test(d).pvalue, sign, p.only_a + p.only_b)
+                ps.sign_flip_test(d, n_resamples=n_resamples).pvalue, sign, p.only_a + p.only_b)
 
 
-def log_ratio_part(label: str, a: Dict[int, float], b: Dict[int, float], sign: int) -> Part:
+def log_ratio_part(label: str, a: Dict[int, float], b: Dict[int, float], sign: int,
+                   n_resamples: int = ps.MC_RESAMPLES) -> Part:
     """Ratio of geometric means of a and b (values floored at 1e-38), paired BCa CI, sign-flip
-    p on log10 a_s − log10 b_s."""
+    p on log10 a_s − log10 b_s (``n_resamples``: as :func:`diff_part`)."""
     p = _pairs(a, b)
     (fa, na), (fb, nb) = ps.floor_positive(p.a), ps.floor_positive(p.b)
     ci = ps.bootstrap_log_ratio(fa, fb)
     d = np.log10(fa) - np.log10(fb)
     note = f"{na + nb} value(s) floored at 1e-38" if na + nb else ""
     return Part(label, len(p.seeds), ci.estimate, ci.low, ci.high, "ratio", _counts(d),
-                ps.sign_flip_test(d).pvalue, sign, p.only_a + p.only_b, note)
+                ps.sign_flip_test(d, n_resamples=n_resamples).pvalue, sign, p.only_a + p.only_b,
+                note)
 
 
 def takeoff_part(label: str, t_a: Dict[int, int], t_b: Dict[int, int]) -> Part:
