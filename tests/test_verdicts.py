@@ -137,3 +137,13 @@ def test_verdict_numbers_sh_fails_loudly(tmp_path):
     done = subprocess.run(["bash", script, str(tmp_path), "--allow-mixed-code", "--min-pairs", "2"],
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "| F1.2 |" in done.stdout
+
+
+def test_s2_explosions_of_the_new_alpha_arms(tmp_path):
+    # α = 4: no explosion in 2 seeds; α = 8: seed 1's max |g| grows 1 -> 150 (> 100×)
+    for arm, gmax in (("alpha4", [[1.0] * 30] * 2), ("alpha8", [[1.0] * 30, [1.0] + [150.0] * 29])):
+        for s, g in enumerate(gmax):
+            write(tmp_path, record("fig2_alpha", arm, s, [0.1] * 30, gmax=g))
+    s2 = next(c for c in vr.evaluate(vr.Arms(tmp_path))["descriptive"] if c.cid == "S2")
+    assert s2.outcome == "partly supported"  # 1 of 4 runs: at most 2 -> "mixed"
+    assert s2.conditions[0][0].startswith("seeds exploding: 1/4")

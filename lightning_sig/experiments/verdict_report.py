@@ -74,6 +74,9 @@ def evaluate(arms: Arms, min_pairs: Optional[int] = None) -> Dict[str, List[Clai
     out = {"primary": primary_claims(arms.get, min_pairs or MIN_PAIRS["primary"]),
            "secondary": secondary_claims(arms.get, min_pairs or MIN_PAIRS["secondary"]),
            "descriptive": descriptive_claims(arms.get)}
+    for claim in out["descriptive"]:
+        if claim.cid.startswith("S"):  # S2: a secondary claim without a p-value
+            claim.outcome = SECONDARY_WORDS.get(claim.outcome, claim.outcome)
     for family in ("primary", "secondary"):
         apply_holm([t for c in out[family] for t in c.tests])
         for claim in out[family]:
