@@ -85,6 +85,7 @@ class RunLog:
     marker: Optional[dict] = None
     hparams: dict = field(default_factory=dict)
     start_wall_time: Optional[float] = None
+    provenance: Optional[dict] = None  # summaries of schema /2 only (experiments.provenance)
 
 
 def _warn(message: str) -> None:

@@ -49,6 +49,7 @@ import yaml
 from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, RunLog,
                                                    SweepDataWarning, _SIZE_GUIDANCE, _warn)
 from lightning_sig.experiments.provenance import FIELDS as PROVENANCE_FIELDS, read_provenance
+from lightning_sig.experiments.provenance_check import provenance_of
 from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
                                                   seed_dir_name)
 
@@ -251,7 +252,8 @@ def read_summary(path: Path) -> dict:
     """The summary in ``path``.
 
     Raises:
-        ValueError: not JSON, or not a summary of schema :data:`SCHEMA` (names the file).
+        ValueError: not JSON, or not a summary of a schema in :data:`SCHEMAS` (names the
+            file).
     """
     try:
         record = json.loads(Path(path).read_text())
@@ -275,7 +277,8 @@ def summary_to_run(summary: dict, path: Path) -> RunLog:
                              else math.nan, _from_f32(value))
                        for k, (step, value) in enumerate(zip(columns["step"], columns["value"]))]
     return RunLog(summary["figure"], summary["arm"], int(summary["seed"]), Path(path), series,
-                  summary.get("marker") or {}, summary.get("hparams") or {}, start)
+                  summary.get("marker") or {}, summary.get("hparams") or {}, start,
+                  provenance_of(summary))
 
 
 def find_summaries(summaries: Path) -> Dict[str, Dict[str, Dict[int, Path]]]:
