@@ -22,7 +22,7 @@ from lightning_sig.experiments import paired_stats as ps
 from lightning_sig.experiments import summary
 from lightning_sig.experiments.provenance_check import provenance_of
 
-__all__ = ["ALPHA", "CHANCE", "LAST_EPOCH", "ACC", "Arm", "load_arm", "Part", "Test",
+__all__ = ["ALPHA", "CHANCE", "LAST_EPOCH", "ACC", "Arm", "load_arm", "Part", "Hypothesis",
            "diff_part", "log_ratio_part", "takeoff_part", "tost_part", "one_sided_part",
            "make_test", "apply_holm", "verdict", "explodes"]
 
@@ -187,7 +187,7 @@ def paired_diffs(a: Dict[int, float], b: Dict[int, float]) -> Dict[int, float]:
 
 
 @dataclass
-class Test:
+class Hypothesis:
     """A pre-registered test: its parts are combined by intersection–union (p = the largest
     part p; every part must have its claimed sign). ``testable`` False: p is set to 1."""
     pid: str
@@ -214,30 +214,30 @@ class Test:
                 and not any(part.sign_ok for part in self.parts))
 
 
-def make_test(pid: str, build, min_pairs: int, arms: Sequence[Arm] = ()) -> Test:
+def make_test(pid: str, build, min_pairs: int, arms: Sequence[Arm] = ()) -> Hypothesis:
     """``build()`` → list of parts; an arm of ``arms`` without summaries, a part with fewer
     than ``min_pairs`` pairs, or a ValueError from missing data (too few common seeds, a
     missing series) makes the test not testable (its p counts as 1 in Holm)."""
     empty = [arm.spec for arm in arms if not arm]
     if empty:
-        return Test(pid, [], False, f"not testable: no summaries for {', '.join(empty)}")
+        return Hypothesis(pid, [], False, f"not testable: no summaries for {', '.join(empty)}")
     try:
         parts = build()
     except ValueError as err:
-        return Test(pid, [], False, f"not testable: {err}")
+        return Hypothesis(pid, [], False, f"not testable: {err}")
     small = [f"{p.label} ({p.n})" for p in parts if p.n < min_pairs]
     if small:
-        return Test(pid, parts, False, f"not testable: < {min_pairs} pairs: {', '.join(small)}")
-    return Test(pid, parts)
+        return Hypothesis(pid, parts, False, f"not testable: < {min_pairs} pairs: {', '.join(small)}")
+    return Hypothesis(pid, parts)
 
 
-def apply_holm(tests: Sequence[Test]) -> None:
+def apply_holm(tests: Sequence[Hypothesis]) -> None:
     """Set each test's Holm-adjusted p over the family ``tests`` (untestable ones count as 1)."""
     for test, adjusted in zip(tests, ps.holm([t.p for t in tests])):
         test.p_holm = float(adjusted)
 
 
-def verdict(rule: str, tests: Sequence[Test], conditions: Sequence[Tuple[str, Optional[bool]]]
+def verdict(rule: str, tests: Sequence[Hypothesis], conditions: Sequence[Tuple[str, Optional[bool]]]
             ) -> str:
     """The verdict under a pre-registered rule (PREREGISTRATION.md Sec. 4).
 

@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence
 from lightning_sig.experiments import summary
 from lightning_sig.experiments.provenance_check import (MIXED_CODE_FLAG, MixedCodeError, code_mode,
                                                   missing_provenance, mixed_modes)
-from lightning_sig.experiments.verdict_parts import Arm, Part, Test, apply_holm, load_arm, verdict
+from lightning_sig.experiments.verdict_parts import (Arm, Hypothesis, Part, apply_holm, load_arm,
+                                                     verdict)
 from lightning_sig.experiments.verdicts import (ALL_ARMS, GROUPS, MIN_PAIRS, Claim,
                                                 descriptive_claims, primary_claims,
                                                 secondary_claims)
