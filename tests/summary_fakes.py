@@ -56,8 +56,10 @@ def write_run(directory: Path, seed: int, epochs: int, hparams: dict) -> None:
         scalar("epoch", float(epoch), last, t0 + last + 0.5)
     writer.close()
     (directory / "hparams.yaml").write_text(yaml.safe_dump(hparams))
-    (directory / "config.yaml").write_text(yaml.safe_dump({"seed_everything": seed,
-                                                          "model": {"init_args": hparams}}))
+    (directory / "config.yaml").write_text(yaml.safe_dump({  # with absolute paths, as Lightning's
+        "seed_everything": seed, "model": {"init_args": hparams},
+        "trainer": {"default_root_dir": str(directory.resolve())},
+        "data": {"data_dir": "/abs/data/cifar10"}}))
 
 
 def json_summary(figure, arm, seed, acc, schema=2, commit="a" * 40, denormals="ftz", l2=0.0,

@@ -359,7 +359,7 @@ def test_mixed_code_is_refused_unless_allowed_and_then_written_on_the_figure(tmp
     err = capsys.readouterr().err
     assert "figM: mixed code: plain commit aaaaaaaaaaaa ftz (seeds 0-3); remedy commit " \
         "aaaaaaaaaaaa ftz (seeds 0-1,3), commit aaaaaaaaaaaa ieee (seeds 2)" in err
-    from lightning_sig.experiments.provenance import figure_code_note
+    from lightning_sig.experiments.provenance_check import figure_code_note
     from lightning_sig.experiments.summary import load_summaries
     runs = load_summaries(tmp_path / "s", "figM")
     note = figure_code_note("figM", runs, allow_mixed=True)

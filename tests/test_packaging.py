@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix()
                  for p in (ROOT / "configs").glob("*/*.yaml"))  # <figure>/<arm>.yaml
+BEYOND = sorted(p.relative_to(ROOT / "configs").as_posix()
+                for p in (ROOT / "configs").glob("beyond/*/*.yaml"))  # beyond/<figure>/<arm>.yaml
 BUILD_INPUTS = ("pyproject.toml", "README.md", "lightning_sig", "configs")
 
 
@@ -47,13 +49,14 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_repository_has_the_ten_paper_configs():
+def test_repository_has_the_ten_paper_configs_and_eight_beyond():
     assert len(CONFIGS) == 10, CONFIGS  # Figures 1–4: 2 + 2 + 4 + 2 arms
+    assert len(BEYOND) == 8, BEYOND  # α 4, 8; σ + r, σ + α; relu He ± r, tanh Glorot, + r + α
 
 
 def test_wheel_contains_every_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"lightning_sig/configs/{c}" for c in CONFIGS} <= names
+    assert {f"lightning_sig/configs/{c}" for c in CONFIGS + BEYOND} <= names
     assert "lightning_sig/configs/__init__.py" in names
 
 

@@ -4,6 +4,7 @@ the RunLogs the event reader gives, make a sweep on a clean checkout skip the su
 and the figure command draws from committed-format summaries alone (tests/data/summaries)."""
 import csv
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig.experiments import figures, summary, summary_sweep, sweep
+from lightning_sig.experiments import figures, summary, summary_sweep, sweep, sweep_members
+from lightning_sig.experiments.provenance import FIELDS
 from lightning_sig.experiments.figure_data import aggregate, load_figure
 from lightning_sig.experiments.sweep_plan import plan_runs, run_dir
 
@@ -53,7 +55,8 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
     its own runs; another epoch budget is refused before anything runs."""
     monkeypatch.setattr(sweep, "train_command", _fake_command)
     # the checkout when the run started (the sweep's marker), not when the summary is written
-    monkeypatch.setattr(sweep, "launch_code_version", lambda: "abc1234-at-launch")
+    commit = "abc1234" + "5" * 33
+    monkeypatch.setattr(sweep_members, "git_state", lambda: {"commit": commit, "dirty": True})
     sums, lines = tmp_path / "summaries", []
     specs = plan_runs(["figA"], [0], configs)
     assert sweep.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
@@ -64,8 +67,16 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
         record = summary.read_summary(path)
         assert (record["figure"], record["arm"], record["seed"], record["n_epochs"]) == ("figA", arm, 0, 2)
         assert record["marker"]["epochs"] == EPOCHS and record["marker"]["wall_time_s"] > 0
-        assert "command" not in record["marker"] and record["code_version"] == "abc1234-at-launch"
-        assert record["marker"]["code_version"] == "abc1234-at-launch" != summary.code_version()
+        assert "command" not in record["marker"] and record["code_version"] == "abc1234-dirty"
+        assert record["marker"]["code_version"] == "abc1234-dirty" != summary.code_version()
+        prov = record["provenance"]
+        assert record["schema"] == "lightning_sig.run_summary/2" and sorted(prov) == sorted(FIELDS)
+        assert (prov["commit"], prov["dirty"]) == (commit, True)
+        assert prov["torch"] == prov["denormals"] == "unknown"  # the fake child writes no provenance.json
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["started_at"])
+        assert prov["started_at"] <= prov["finished_at"]
+        assert record["config"]["trainer"]["default_root_dir"] == f"<out>/figA/{arm}/seed_0"
+        assert record["config"]["data"]["data_dir"] == "<abs>/cifar10"  # no path of this machine
         assert record["hparams"]["l2_strength"] == (0.01 if arm == "b" else 0.0)
         assert record["config"]["model"]["init_args"] == record["hparams"]
         series = record["series"]

@@ -101,13 +101,13 @@ def test_train_command_puts_logs_in_run_dir(tmp_path):
     spec = RunSpec("fig1_large_params", "regularized",
                    ROOT / "configs/fig1_large_params/regularized.yaml", 7)
     cmd = train_command(spec, tmp_path, 3, ["--data.data_dir", "d"])
-    assert cmd[0] == sys.executable and cmd[3] == "fit"
-    pairs = dict(zip(cmd[4::2], cmd[5::2]))
+    assert cmd[0] == sys.executable and cmd[4] == "fit"  # cmd[3]: the log dir, for provenance.json
+    pairs = dict(zip(cmd[5::2], cmd[6::2]))
     assert pairs["--seed_everything"] == "7" and pairs["--trainer.max_epochs"] == "3"
     log_dir = Path(pairs["--trainer.logger.init_args.save_dir"]) / \
         pairs["--trainer.logger.init_args.name"] / pairs["--trainer.logger.init_args.version"]
     assert log_dir == run_dir(tmp_path.resolve(), spec.figure, spec.arm, 7) \
-        == tmp_path.resolve() / "fig1_large_params/regularized/seed_7"
+        == tmp_path.resolve() / "fig1_large_params/regularized/seed_7" == Path(cmd[3])
     assert cmd[-2:] == ["--data.data_dir", "d"]
 
 

@@ -32,8 +32,9 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
     groups = plan_groups(specs, 2)
     assert [[s.seed for s in g] for g in groups] == [[0, 1], [2, 3], [4]]
     out, cfg = tmp_path / "o", str((configs / "figA" / "a.yaml").resolve())
-    head = [sys.executable, "-c", _CHILD, "fit", "--config", cfg]
     for group, first, version in ((groups[0], "0", "members_0-1"), (groups[1], "2", "members_2-3")):
+        log_dir = str(out.resolve() / "figA" / "a" / version)
+        head = [sys.executable, "-c", _CHILD, log_dir, "fit", "--config", cfg]
         assert group_command(group, out, 3, ["--data.data_dir", "d"]) == head + [
             "--seed_everything", first, "--trainer.max_epochs", "3",
             "--trainer.default_root_dir", str(out.resolve() / "figA" / "a" / version),
@@ -53,8 +54,9 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
             str(out), "--dry-run"]
     assert sweep.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "0 of 10 runs done"
-    lines = lines[1:]
+    assert lines[:3] == ["0 of 10 runs done, 10 to run in 6 process(es)",
+                         "figA/a: 0 done, 5 to do", "figA/b: 0 done, 5 to do"]
+    lines = lines[3:]
     assert len(lines) == 6 and all(line.startswith("todo ") for line in lines)
     assert sum("members_0-1" in line for line in lines) == 2  # arms a and b
 
@@ -135,7 +137,9 @@ def _fake_group_command(group, out, epochs, overrides=()):
     return [sys.executable, "-c", code]
 
 
-def test_resume_reruns_only_incomplete_groups(configs, tmp_path, monkeypatch):
+def test_resume_runs_only_unfinished_seeds_whatever_the_groups(configs, tmp_path, monkeypatch):
+    """A finished run is never rerun: the unfinished seeds 0 and 3 (of groups 0-1 and 2-3) form
+    one new group members_0+3; the finished seeds 1 and 2 keep their folders untouched."""
     monkeypatch.setattr(sweep_members, "group_command", _fake_group_command)
     out = tmp_path / "out"
     specs = plan_runs(["figA"], [0, 1, 2, 3], configs, arms=["a"])
@@ -147,21 +151,24 @@ def test_resume_reruns_only_incomplete_groups(configs, tmp_path, monkeypatch):
     member = yaml.safe_load((run_dir(out, "figA", "a", 1) / "hparams.yaml").read_text())
     assert member == {"activation": "tanh", "l2_strength": 0.01, "num_members": 1,
                       "member_seeds": None, "member_log_dir": "{log_dir}/seed_{seed}"}
-    untouched = run_dir(out, "figA", "a", 2)
-    before = (untouched / DONE_NAME).read_text()
-    (untouched / "keep").write_text("old")
-    (run_dir(out, "figA", "a", 1) / "stale").write_text("old")
-    (run_dir(out, "figA", "a", 0) / DONE_NAME).unlink()
+    before = {s: (run_dir(out, "figA", "a", s) / DONE_NAME).read_text() for s in (1, 2)}
+    for seed in (1, 2):
+        (run_dir(out, "figA", "a", seed) / "keep").write_text("old")
+    (run_dir(out, "figA", "a", 3) / "stale").write_text("old")
+    for seed in (0, 3):
+        (run_dir(out, "figA", "a", seed) / DONE_NAME).unlink()
     (out / "calls").unlink()
     lines.clear()
     sweep.run_sweep(specs, out, 2, [], jobs=2, threads=1, echo=lines.append, members=2)
     assert "4 runs, 2 already finished, 2 to run" in lines[0]
-    assert "(1 finished run(s) again with their group)" in lines[0]
-    assert (out / "calls").read_text() == "[0, 1]\n"  # only the incomplete group ran
-    assert not (run_dir(out, "figA", "a", 1) / "stale").exists()  # its dirs were cleared
-    assert all(read_marker(run_dir(out, "figA", "a", s))["members"] == [0, 1] for s in (0, 1))
-    assert (untouched / "keep").read_text() == "old"
-    assert (untouched / DONE_NAME).read_text() == before
+    assert "in 1 process(es) of <= 2 seeds" in lines[0]
+    assert (out / "calls").read_text() == "[0, 3]\n"  # only the unfinished seeds ran
+    assert lines[1].startswith("[4/4] figA/a/members_0+3 ok")
+    assert not (run_dir(out, "figA", "a", 3) / "stale").exists()  # their dirs were cleared
+    assert all(read_marker(run_dir(out, "figA", "a", s))["members"] == [0, 3] for s in (0, 3))
+    for seed in (1, 2):
+        assert (run_dir(out, "figA", "a", seed) / "keep").read_text() == "old"
+        assert (run_dir(out, "figA", "a", seed) / DONE_NAME).read_text() == before[seed]
 
 
 def test_failed_group_marks_no_member_done(configs, tmp_path, monkeypatch):

@@ -80,9 +80,10 @@ def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, cap
             str(out), "--launcher", "submitit", "--submitit.cluster", "debug"]
     assert sweep.main(argv + ["--dry-run"]) == 0
     dry = capsys.readouterr().out.splitlines()
-    assert dry[0] == "0 of 4 runs done"
-    assert dry[1].startswith("would submit 1 array job of 4 task(s) to cluster 'debug'")
-    assert len(dry) == 6 and "--seed_everything 13" in dry[-1] and not out.exists()
+    assert dry[:3] == ["0 of 4 runs done, 4 to run in 4 process(es)", "figA/a: 0 done, 2 to do",
+                       "figA/b: 0 done, 2 to do"]
+    assert dry[3].startswith("would submit 1 array job of 4 task(s) to cluster 'debug'")
+    assert len(dry) == 8 and "--seed_everything 13" in dry[-1] and not out.exists()
     assert sweep.main(argv) == 1
     captured = capsys.readouterr()
     for arm in ("a", "b"):
@@ -96,7 +97,7 @@ def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, cap
     assert "2 run(s) failed" in captured.err
     assert sweep.main(argv + ["--dry-run"]) == 0  # rerun: only the failed runs are submitted
     dry = capsys.readouterr().out.splitlines()
-    assert dry[0] == "2 of 4 runs done" and "of 2 task(s)" in dry[1]
+    assert dry[0].startswith("2 of 4 runs done") and "of 2 task(s)" in dry[3]
     assert sweep.main(argv) == 1
     rerun = capsys.readouterr().out
     assert "4 runs, 2 already finished, 2 to run as 2 array task(s) x 1 thread(s)" in rerun
@@ -105,14 +106,15 @@ def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, cap
 
 def _tree(out: Path) -> dict:
     """Relative path → content: scalars of event files (named by folder: their names hold host,
-    pid and time), texts with ``out`` as ``<out>``; logs, markers, lock and submitit's files
-    left out (wall times, commands)."""
+    pid and time), texts with ``out`` as ``<out>``; logs, markers, task records, provenance,
+    lock and submitit's files left out (wall times, commands, times of day)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tree = {}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out).as_posix()
-        if rel.startswith(".") or path.name in ("train.log", DONE_NAME):
+        if rel.startswith(".") or path.name in ("train.log", DONE_NAME, "task.json",
+                                                "provenance.json"):  # times of day
             continue
         if path.name.startswith("events.out.tfevents."):
             acc = EventAccumulator(str(path), size_guidance={"scalars": 0})

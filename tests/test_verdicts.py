@@ -143,7 +143,23 @@ def test_s2_explosions_of_the_new_alpha_arms(tmp_path):
     # α = 4: no explosion in 2 seeds; α = 8: seed 1's max |g| grows 1 -> 150 (> 100×)
     for arm, gmax in (("alpha4", [[1.0] * 30] * 2), ("alpha8", [[1.0] * 30, [1.0] + [150.0] * 29])):
         for s, g in enumerate(gmax):
-            write(tmp_path, record("fig2_alpha", arm, s, [0.1] * 30, gmax=g))
+            write(tmp_path / "beyond", record("fig2_alpha", arm, s, [0.1] * 30, gmax=g))
     s2 = next(c for c in vr.evaluate(vr.Arms(tmp_path))["descriptive"] if c.cid == "S2")
     assert s2.outcome == "partly supported"  # 1 of 4 runs: at most 2 -> "mixed"
     assert s2.conditions[0][0].startswith("seeds exploding: 1/4")
+
+
+def test_secondary_arms_are_read_from_beyond_and_have_their_own_holm(tmp_path):
+    # σ + r (beyond/fig4_remedies) − σ at epoch 30: +0.06 + 0.01·s in 8 seeds, all positive:
+    # exact sign-flip p = 2/256; Holm over the 4 secondary tests (3 untestable, p = 1): 4 · p
+    for s in range(8):
+        write(tmp_path, record("fig4_logistic", "sigmoid", s, [0.1] * 30))
+        write(tmp_path / "beyond", record("fig4_remedies", "sigmoid_reg", s,
+                                          [0.1] * 29 + [0.16 + 0.01 * s]))
+    claims = {c.cid: c for c in vr.evaluate(vr.Arms(tmp_path))["secondary"]}
+    s3 = claims["S3"].tests[0]
+    assert s3.parts[0].effect == pytest.approx(0.095) and s3.p == pytest.approx(2 / 256)
+    assert s3.p_holm == pytest.approx(4 * 2 / 256)
+    assert claims["S3"].outcome == "supported"
+    assert claims["S4"].outcome == "not testable"
+    assert "no summaries for beyond/fig4_remedies/sigmoid_scaled" in claims["S4"].tests[0].note

@@ -53,7 +53,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lightning_sig.experiments.figure_data import (ACC_TAG, SweepDataWarning, aggregate, find_figures,  # noqa: E402
                                        grad_tag, load_figure, per_seed)
-from lightning_sig.experiments.provenance import (MIXED_CODE_FLAG, UNKNOWN_NOTE,  # noqa: E402
+from lightning_sig.experiments.provenance_check import (MIXED_CODE_FLAG, UNKNOWN_NOTE,  # noqa: E402
                                                   figure_code_note)
 from lightning_sig.experiments import summary as run_summary  # noqa: E402
 from lightning_sig.experiments.figure_table import (arm_settings, rows_to_csv, runtime_markdown,  # noqa: E402

@@ -18,22 +18,27 @@ __all__ = ["dry_run", "launch"]
 
 
 def dry_run(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> None:
-    """Print each task's state (done/todo) and command; with submitit, what would be submitted.
-    Reads the run folders only (also the way to watch a ``--no-wait`` array's progress)."""
-    groups = plan_groups(specs, args.members)
-    done = [all(read_marker(run_dir(args.out, s.figure, s.arm, s.seed)) is not None
-                or (args.summaries is not None and run_summary.summary_path(
-                    args.summaries, s.figure, s.arm, s.seed).is_file()) for s in g)
-            for g in groups]
-    print(f"{sum(len(g) for g, d in zip(groups, done) if d)} of {len(specs)} runs done")
+    """Print the plan: runs done / to run in all and per arm, then each task's command (with
+    submitit, what would be submitted). A run is done when it has a DONE marker in ``--out``
+    or a summary in ``--summaries``; the tasks are the unfinished runs cut into groups of
+    ``--members`` (as the sweep plans them). Reads the folders only (also the way to watch a
+    ``--no-wait`` array's progress)."""
+    done = {s for s in specs if read_marker(run_dir(args.out, s.figure, s.arm, s.seed)) is not None
+            or (args.summaries is not None and run_summary.summary_path(
+                args.summaries, s.figure, s.arm, s.seed).is_file())}
+    todo = plan_groups([s for s in specs if s not in done], args.members)
+    print(f"{len(done)} of {len(specs)} runs done, {len(specs) - len(done)} to run in "
+          f"{len(todo)} process(es)")
+    for figure, arm in dict.fromkeys((s.figure, s.arm) for s in specs):
+        mine = [s for s in specs if (s.figure, s.arm) == (figure, arm)]
+        n_done = sum(s in done for s in mine)
+        print(f"{figure}/{arm}: {n_done} done, {len(mine) - n_done} to do")
     if args.launcher == "submitit":
-        todo = [g for g, d in zip(groups, done) if not d]
         print("\n".join(launch_submitit.describe_submission(
             todo, args.out, args.epochs, overrides, args.cluster, args.submitit)))
         return
-    for group, finished in zip(groups, done):
-        print("done" if finished else "todo",
-              shlex.join(group_command(group, args.out, args.epochs, overrides)))
+    for group in todo:
+        print("todo", shlex.join(group_command(group, args.out, args.epochs, overrides)))
 
 
 def launch(args, specs: Sequence[RunSpec], overrides: Sequence[str]) -> List[RunSpec]:

@@ -1,136 +1,114 @@
-"""Which code and denormal mode produced a run: the ``provenance`` of a run summary, and the
-check that the arms compared in one figure or verdict ran the same code (issue 20, part 3).
+"""Provenance of a sweep run: which code, which libraries, which CPU and arithmetic made it.
 
-Schema ``lightning_sig.run_summary/2`` adds a top-level ``provenance`` object to a summary
-(:mod:`lightning_sig.experiments.summary`): ``commit`` (40 hex digits), ``dirty``, ``torch``,
-``lightning``, ``cpu``, ``isa``, ``denormals`` (``"ftz"`` or ``"ieee"``), ``threads``,
-``backend``, ``started_at``, ``finished_at``. Schema ``/1`` summaries (the 10-seed pilot) have
-none. Arms that ran on different commits or denormal modes are not comparable by default: the
-differences could come from the code, not the arm (the pilot's Figure 2 and Figure 3 tanh arms
-ran seeds 0–4 and 5–9 on different kernels). Readers call :func:`provenance_of` only, so that a
-renamed field is one edit here.
+Why: a study compares arms of a figure; it may only do so when they ran on one code version in
+one denormal mode (issue: Figure 4's arms ran on different kernels). Every run summary of schema
+``lightning_sig.run_summary/2`` holds a ``provenance`` object (:data:`FIELDS`), put together from
+two sources:
+
+* the sweep, when it starts a task: ``commit`` (full hash of the package's git checkout),
+  ``dirty`` (tracked files modified, untracked ones ignored), ``started_at`` (ISO 8601 UTC; a
+  resumed task keeps its first start);
+* the training process, after ``fit`` (:func:`child_main` writes ``provenance.json`` into its
+  log dir): ``torch``, ``lightning`` (versions), ``cpu`` (model string), ``isa`` (ATen's CPU
+  capability), ``denormals``, ``threads`` (intra-op), ``backend``, ``finished_at``.
+
+``denormals`` is the arithmetic of the network's kernels: ``"ftz"`` when the fused C++ kernels
+ran on x86 (they set FTZ/DAZ inside each call, :mod:`lightning_sig.nn.fused`), else what the
+process's own float unit does with a denormal (``"ftz"`` if it flushes, ``"ieee"`` if not).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple
+import datetime
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Dict, Optional
 
-__all__ = ["MIXED_CODE_FLAG", "MixedCodeError", "provenance_of", "code_mode", "mixed_code_problems",
-           "missing_provenance", "mixed_modes", "check_same_code", "UNKNOWN_NOTE", "figure_code_note"]
+__all__ = ["FIELDS", "PROVENANCE_NAME", "utc_now", "git_state", "short_version", "runtime_provenance",
+           "read_provenance", "child_main"]
 
-#: the command-line flag that lets figures and verdicts compare runs of different code.
-MIXED_CODE_FLAG = "--allow-mixed-code"
-
-
-class MixedCodeError(ValueError):
-    """Arms to be compared ran on different commits or denormal modes, or lack provenance."""
-
-
-def provenance_of(record) -> Optional[dict]:
-    """The ``provenance`` dict of a run summary (a parsed JSON dict, or any object with a
-    ``provenance`` attribute such as a ``RunLog``), None if it has none (schema /1)."""
-    value = record.get("provenance") if isinstance(record, dict) else getattr(record, "provenance", None)
-    return value if isinstance(value, dict) and value else None
+PROVENANCE_NAME = "provenance.json"
+FIELDS = ("commit", "dirty", "torch", "lightning", "cpu", "isa", "denormals", "threads",
+          "backend", "started_at", "finished_at")
+_X86 = ("x86_64", "amd64", "i386", "i686")
 
 
-def code_mode(provenance: Optional[dict]) -> Optional[Tuple[str, str]]:
-    """(commit, denormal mode) of a provenance dict; None if it is None. Missing fields read
-    ``"?"`` (so two runs missing the same field still count as the same)."""
-    if provenance is None:
-        return None
-    return str(provenance.get("commit", "?")), str(provenance.get("denormals", "?"))
+def utc_now() -> str:
+    """Now as ISO 8601 UTC to the second, e.g. ``2026-12-04T15:02:11Z``."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _seed_ranges(seeds) -> str:
-    seeds, parts, i = sorted(seeds), [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
+def git_state(path: Optional[Path] = None) -> Dict[str, object]:
+    """``{"commit": <40 hex> or "unknown", "dirty": bool or None}`` of the git checkout holding
+    ``path`` (default: this package). Dirty = a tracked file differs from HEAD."""
+    here = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return {"commit": "unknown", "dirty": None}
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=here,
+                              capture_output=True, timeout=30)
+        return {"commit": head.stdout.strip(), "dirty": diff.returncode != 0}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
 
 
-def mixed_code_problems(label: str, arms: Mapping[str, Mapping[int, Optional[dict]]]) -> List[str]:
-    """Why the runs of ``arms`` (arm → seed → provenance or None) are not one code and mode.
-
-    Returns an empty list if every run has provenance with one (commit, denormals) pair; else
-    one line per problem, naming ``label`` (the figure or comparison), the arms, their commits
-    (12 hex digits) and modes with the seeds of each, or the arms and seeds without provenance.
-    """
-    return missing_provenance(arms) + mixed_modes(label, arms)
+def short_version(state: Dict[str, object]) -> str:
+    """``code_version`` of a summary from :func:`git_state`: 7 hex digits, ``-dirty`` if so."""
+    commit = str(state.get("commit", "unknown"))
+    short = commit[:7] if commit != "unknown" else commit
+    return short + ("-dirty" if state.get("dirty") else "")
 
 
-def missing_provenance(arms: Mapping[str, Mapping[int, Optional[dict]]]) -> List[str]:
-    """One line per arm with runs without provenance (arm → seed → provenance or None)."""
-    return [f"{arm}: provenance missing (schema lightning_sig.run_summary/1?) for seeds "
-            f"{_seed_ranges(seeds)}" for arm, by_seed in arms.items()
-            if (seeds := [s for s, p in by_seed.items() if p is None])]
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
-def mixed_modes(label: str, arms: Mapping[str, Mapping[int, Optional[dict]]]) -> List[str]:
-    """One line (or none) naming the arms' commits and modes if the runs with provenance have
-    more than one (commit, denormals) pair."""
-    problems = []
-    modes: Dict[str, Dict[Tuple[str, str], List[int]]] = {}
-    for arm, by_seed in arms.items():
-        for seed, prov in by_seed.items():
-            if prov is not None:
-                modes.setdefault(arm, {}).setdefault(code_mode(prov), []).append(seed)
-    distinct = {mode for by_mode in modes.values() for mode in by_mode}
-    if len(distinct) > 1:
-        problems.append(f"{label}: mixed code: " + "; ".join(
-            f"{arm} " + ", ".join(f"commit {c[:12]} {d} (seeds {_seed_ranges(s)})"
-                                  for (c, d), s in sorted(by_mode.items()))
-            for arm, by_mode in modes.items()))
-    return problems
+def _process_flushes_denormals() -> bool:
+    import torch
+
+    tiny = torch.tensor([2.0 ** -140], dtype=torch.float32)  # a float32 denormal
+    return bool((tiny * 1.0).item() == 0.0)
 
 
-def check_same_code(label: str, arms: Mapping[str, Mapping[int, Optional[dict]]],
-                    allow_mixed: bool = False) -> List[str]:
-    """The warning lines to print about ``arms`` (see :func:`mixed_code_problems`).
+def runtime_provenance(backend: str, lightning_version: str) -> Dict[str, object]:
+    """The training process's part of the provenance (module docstring), for ``backend``
+    (``"fused"`` or ``"torch"``, the module's resolved one)."""
+    import torch
 
-    Returns [] when the runs share one commit and denormal mode; with ``allow_mixed`` the
-    problems, each prefixed "WARNING (--allow-mixed-code):".
-
-    Raises:
-        MixedCodeError: problems and not ``allow_mixed``; the message names them and the flag.
-    """
-    problems = mixed_code_problems(label, arms)
-    if problems and not allow_mixed:
-        raise MixedCodeError("refusing to compare runs of different code or without provenance:\n"
-                             + "\n".join(problems) + f"\n(pass {MIXED_CODE_FLAG} to compare "
-                             "them anyway; the output then says so)")
-    return [f"WARNING ({MIXED_CODE_FLAG}): {p}" for p in problems]
+    fused_ftz = backend == "fused" and platform.machine().lower() in _X86
+    return {"torch": torch.__version__, "lightning": lightning_version, "cpu": _cpu_model(),
+            "isa": torch.backends.cpu.get_cpu_capability(),
+            "denormals": "ftz" if fused_ftz or _process_flushes_denormals() else "ieee",
+            "threads": torch.get_num_threads(), "backend": backend, "finished_at": utc_now()}
 
 
-#: the note a figure carries when none of its runs records provenance (schema /1, event files).
-UNKNOWN_NOTE = "code provenance unknown (runs without provenance)"
+def read_provenance(directory: Path) -> Dict[str, object]:
+    """``provenance.json`` of a run or group directory, or {} if it has none."""
+    path = Path(directory) / PROVENANCE_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
-def figure_code_note(figure: str, runs, allow_mixed: bool = False) -> Optional[str]:
-    """The note to write on a figure about the code of its runs (``RunLog`` objects), or None.
+def child_main(log_dir: str) -> None:
+    """A sweep task's process: the LightningCLI run (``python train.py`` with this process's
+    arguments), then ``provenance.json`` into ``log_dir`` if ``fit`` returned normally."""
+    import pytorch_lightning
 
-    None: every run records provenance with one (commit, denormals) pair. :data:`UNKNOWN_NOTE`:
-    no run records provenance (schema /1 summaries, TensorBoard sweeps), so nothing can be
-    checked (our choice: drawn, with this note and a warning by the caller, as the figures of
-    the 10-seed pilot). Otherwise (different pairs, or only some runs with provenance) the
-    figure is refused, or with ``allow_mixed`` drawn with a "MIXED CODE" note naming the pairs.
+    from lightning_sig.lightning.cli import main
 
-    Raises:
-        MixedCodeError: mixed code and not ``allow_mixed`` (names arms, commits and modes).
-    """
-    arms: Dict[str, Dict[int, Optional[dict]]] = {}
-    for run in runs:
-        arms.setdefault(run.arm, {})[run.seed] = provenance_of(run)
-    known = [p for by_seed in arms.values() for p in by_seed.values() if p is not None]
-    if not known:
-        return UNKNOWN_NOTE if arms else None
-    check_same_code(figure, arms, allow_mixed)  # raises unless allow_mixed
-    modes = sorted({code_mode(p) for p in known})
-    if len(modes) == 1 and len(known) == sum(len(b) for b in arms.values()):
-        return None
-    missing = " and runs without provenance" if len(known) < sum(len(b) for b in arms.values()) else ""
-    return (f"MIXED CODE ({MIXED_CODE_FLAG}): " + ", ".join(f"{c[:12]} {d}" for c, d in modes)
-            + missing)
-
+    cli = main()
+    backend = getattr(cli.model, "backend", None) or "torch"
+    record = runtime_provenance(backend, pytorch_lightning.__version__)
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    (Path(log_dir) / PROVENANCE_NAME).write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -11,11 +11,14 @@ The sweep's side (a summary = a finished run; summaries written after each run) 
 Layout: ``<summaries>/<figure>/<arm>/seed_<s>.json`` (plus the sweep's ``<figure>/sweep.json``
 manifest). One file holds (schema :data:`SCHEMA`):
 
-* ``figure``, ``arm``, ``seed``, ``code_version`` (``git describe --always --dirty`` of the
-  package's checkout when the sweep started the run (the marker's), for markers without it when
-  the summary was written; else the installed package version), ``config`` (the run's LightningCLI
-  ``config.yaml``, parsed), ``hparams`` (``hparams.yaml``), ``marker`` (the sweep's DONE record
-  without machine paths: epochs, overrides, wall_time_s, threads, jobs, finished_at, members);
+* ``figure``, ``arm``, ``seed``, ``code_version`` (7 hex digits of the commit the sweep started
+  the run on, ``-dirty`` if tracked files differed; older markers: ``git describe``),
+  ``provenance`` (schema /2: commit, dirty, torch, lightning, cpu, isa, denormals, threads,
+  backend, started_at, finished_at; :mod:`lightning_sig.experiments.provenance`), ``config``
+  (the run's LightningCLI ``config.yaml``, parsed, its absolute paths made machine-free:
+  :func:`portable_paths`), ``hparams`` (``hparams.yaml``), ``marker`` (the sweep's DONE record
+  without machine paths: epochs, overrides, wall_time_s, threads, jobs, finished_at, members,
+  resumed_from);
 * ``start_wall_time`` (s since the Unix epoch: the first event) and ``n_epochs``;
 * ``series``: tag → ``{"step": [...], "value": [...]}``, one entry per epoch, for ``val/acc``,
   ``val/loss``, ``train/loss``, ``grad_epoch/<layer>/*`` and ``grad_data_epoch/<layer>/*``
@@ -45,23 +48,26 @@ import yaml
 
 from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, RunLog,
                                                    SweepDataWarning, _SIZE_GUIDANCE, _warn)
-from lightning_sig.experiments.provenance import provenance_of
+from lightning_sig.experiments.provenance import FIELDS as PROVENANCE_FIELDS, read_provenance
+from lightning_sig.experiments.provenance_check import provenance_of
 from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
                                                   seed_dir_name)
 
-__all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "launch_code_version", "select_tags", "build_summary",
+__all__ = ["SCHEMA", "SCHEMAS", "DEFAULT_LAYERS", "portable_paths", "code_version", "launch_code_version", "select_tags", "build_summary",
            "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
            "load_summaries", "is_summary_dir", "SweepDataWarning"]
 
-SCHEMA = "lightning_sig.run_summary/1"
-#: schemas :func:`read_summary` accepts (/2 adds ``provenance``, :mod:`.provenance`).
-READ_SCHEMAS = (SCHEMA, "lightning_sig.run_summary/2")
+SCHEMA = "lightning_sig.run_summary/2"
+#: schemas :func:`read_summary` reads: /1 (no provenance; the 10-seed study in
+#: reproduction/full/) and /2
+SCHEMAS = ("lightning_sig.run_summary/1", SCHEMA)
 DEFAULT_LAYERS = ("global",)
 PER_EPOCH_TAGS = (ACC_TAG, "val/loss", "train/loss")
 LAYER_PREFIXES = ("grad_epoch", "grad_data_epoch")
 ACT_PREFIX = "act/"
 _MARKER_KEYS = ("epochs", "overrides", "returncode", "wall_time_s", "threads", "jobs",
-                "finished_at", "members", "group_wall_time_s", "code_version")
+                "finished_at", "members", "group_wall_time_s", "code_version", "resumed_from")
+_SWEEP_PROVENANCE = ("commit", "dirty", "started_at", "finished_at")
 
 
 @functools.lru_cache(maxsize=None)
@@ -137,6 +143,13 @@ def _per_epoch(events, epoch_map: List[Tuple[int, int]], n_epochs: int) -> Tuple
     return out_steps, out_values
 
 
+def _latest_per_step(events) -> list:
+    """One event per step, the last written: a run resumed from an end-of-epoch checkpoint
+    logs again the steps its killed predecessor had logged after that checkpoint (TensorBoard
+    purges the later steps when the resumed run goes back; an equal step is left to us)."""
+    return list({e.step: e for e in sorted(events, key=lambda e: e.wall_time)}.values())
+
+
 def _read_yaml(path: Path) -> Optional[dict]:
     if not path.is_file():
         return None
@@ -175,20 +188,49 @@ def build_summary(directory: Path, figure: str, arm: str, seed: int,
     start = accumulator.FirstEventTimestamp()
     series = {}
     for tag in select_tags(sorted(present), layers):
-        events = accumulator.Scalars(tag)
+        events = _latest_per_step(accumulator.Scalars(tag))
         steps, values = _per_epoch(events, epoch_map, n_epochs)
         series[tag] = {"step": steps, "value": values}
         if tag == ACC_TAG:
             ordered = sorted(events, key=lambda e: (e.step, e.wall_time))
             series[tag]["wall_time"] = [round(e.wall_time - start, 3) for e in ordered]
-    config = _read_yaml(directory / "config.yaml")
-    if config is None and marker.get("group_dir"):  # a member of a --members group
-        config = _read_yaml(Path(marker["group_dir"]) / "config.yaml")
+    task_dir = Path(marker["group_dir"]) if marker.get("group_dir") else directory  # a member's group
+    out = directory.resolve().parents[2]  # <out>/<figure>/<arm>/seed_<s>
+    config = _read_yaml(directory / "config.yaml") or _read_yaml(task_dir / "config.yaml")
     return {"schema": SCHEMA, "figure": figure, "arm": arm, "seed": int(seed),
-            "code_version": marker.get("code_version") or code_version(), "config": config,
-            "hparams": _read_yaml(directory / "hparams.yaml") or {},
-            "marker": {k: marker[k] for k in _MARKER_KEYS if k in marker},
+            "code_version": marker.get("code_version") or code_version(),
+            "provenance": _provenance(marker, task_dir),
+            "config": portable_paths(config, out),
+            "hparams": portable_paths(_read_yaml(directory / "hparams.yaml") or {}, out),
+            "marker": portable_paths({k: marker[k] for k in _MARKER_KEYS if k in marker}, out),
             "start_wall_time": start, "n_epochs": n_epochs, "series": series}
+
+
+def _provenance(marker: dict, task_dir: Path) -> dict:
+    """The summary's ``provenance`` (:data:`~lightning_sig.experiments.provenance.FIELDS`): the
+    sweep's part from the marker, the process's from ``provenance.json`` (its ``finished_at``,
+    the end of ``fit``, wins); fields neither holds are ``"unknown"``."""
+    found = {k: marker[k] for k in _SWEEP_PROVENANCE if k in marker}
+    found.update(read_provenance(task_dir))
+    return {k: found.get(k, "unknown") for k in PROVENANCE_FIELDS}
+
+
+def portable_paths(value, out: Path):
+    """``value`` (a parsed config) with every absolute path made machine-free: the sweep folder
+    ``out`` becomes ``<out>``, any other absolute path ``<abs>/<its last part>`` (a summary
+    names no path of the machine that trained)."""
+    if isinstance(value, dict):
+        return {k: portable_paths(v, out) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(v, out) for v in value]
+    if not isinstance(value, str):
+        return value
+    root = str(out)
+    if value == root or value.startswith(root + os.sep):
+        return "<out>" + value[len(root):]
+    if os.path.isabs(value):
+        return "<abs>/" + Path(value).name
+    return value
 
 
 def summary_path(summaries: Path, figure: str, arm: str, seed: int) -> Path:
@@ -210,16 +252,16 @@ def read_summary(path: Path) -> dict:
     """The summary in ``path``.
 
     Raises:
-        ValueError: not JSON, or not a summary of a schema in :data:`READ_SCHEMAS` (names the
+        ValueError: not JSON, or not a summary of a schema in :data:`SCHEMAS` (names the
             file).
     """
     try:
         record = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not a JSON run summary: {err}") from None
-    if not isinstance(record, dict) or record.get("schema") not in READ_SCHEMAS:
+    if not isinstance(record, dict) or record.get("schema") not in SCHEMAS:
         found = record.get("schema") if isinstance(record, dict) else type(record).__name__
-        raise ValueError(f"{path} is not a run summary of schema {' or '.join(READ_SCHEMAS)} "
+        raise ValueError(f"{path} is not a run summary of schema {' or '.join(SCHEMAS)} "
                          f"(found {found!r})")
     return record
 

@@ -8,12 +8,12 @@ A run that exited 0 gets a ``DONE`` marker holding its wall time; finished runs 
 an interrupted sweep resumes where it stopped; an unfinished run's directory is deleted and the
 run restarted from scratch (runs are short; resuming mid-run from a checkpoint is not attempted).
 
-``--members K`` (default 1: one process per seed, as above) trains up to K consecutive seeds of
+``--members K`` (default 1: one process per seed, as above) trains up to K unfinished seeds of
 an arm in ONE process (the module's ``num_members``; member s is a separate run with seed s up
 to float rounding). Each member still writes its TensorBoard files into ``seed_<s>/`` and gets
 its ``DONE`` and ``hparams.yaml`` there; the group's own Lightning run (checkpoints, config.yaml,
-train.log) goes to ``members_<a>-<b>/``, which the figures ignore. A group is skipped when all
-its members are done, else trained again whole (:mod:`lightning_sig.experiments.sweep_members`). It pays
+train.log) goes to ``members_<a>-<b>/``, which the figures ignore. Groups are formed from the
+unfinished runs only (:mod:`lightning_sig.experiments.sweep_members`). It pays
 off for these tiny networks when a single run leaves the device underused: measured on this
 2-core CPU at the ``Trainer.fit`` level with the fused kernels, 10 members 4.2-5.1x and 25
 members 4.6-5.3x the throughput of sequential torch runs (benchmarks/RESULTS.md); GPU not
@@ -49,11 +49,9 @@ from typing import Callable, List, Optional, Sequence
 from lightning_sig.experiments import launch_submitit, launchers
 from lightning_sig.experiments import summary_sweep as run_summary
 from lightning_sig.experiments.lock import SweepLockedError
-from lightning_sig.experiments.summary import launch_code_version
-from lightning_sig.experiments.sweep_members import run_group, run_process, task_label, task_log
+from lightning_sig.experiments.sweep_members import run_group, run_task_process, task_label, task_log
 from lightning_sig.experiments.sweep_plan import (DEFAULT_CONFIG_DIR, LOG_NAME, RunSpec,
                                       check_member_overrides, check_overrides,
-                                      has_hpc_checkpoint,
                                       list_figures, parse_seeds, plan_groups, plan_runs,
                                       read_marker, run_dir, split_overrides, train_command,
                                       update_manifest, write_marker)
@@ -195,28 +193,20 @@ def run_one(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str], thr
             jobs: int = 1) -> dict:
     """Train one run in a subprocess; write its DONE marker if it exits 0.
 
-    An existing unfinished directory of the run is deleted first (a clean restart), unless it
-    holds Lightning's ``hpc_ckpt`` (a SLURM requeue: Lightning resumes from it). The child
-    gets ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``. Returns the marker record (with
-    ``returncode``; ``wall_time_s`` in seconds of the whole process, startup included).
+    An unfinished directory of the run is resumed from its last end-of-epoch checkpoint when it
+    trained the same seed and overrides (:func:`~lightning_sig.experiments.sweep_resume.resume_checkpoint`),
+    kept as it is when it holds Lightning's ``hpc_ckpt`` (a SLURM requeue: Lightning resumes
+    from it), else deleted first (a clean restart). The child gets ``OMP_NUM_THREADS =
+    MKL_NUM_THREADS = threads``. Returns the marker record (with ``returncode``;
+    ``wall_time_s`` in seconds of this process, start-up included).
     """
     directory = run_dir(out, spec.figure, spec.arm, spec.seed)
     if read_marker(directory) is not None:
         raise RuntimeError(f"refusing to restart finished run {directory}")
-    requeued = has_hpc_checkpoint(directory)
-    if directory.exists() and not requeued:
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    command = train_command(spec, out, epochs, overrides)
-    version = launch_code_version()  # what the process imports: the checkout now
-    returncode, wall = run_process(command, directory / LOG_NAME, threads, append=requeued)
-    record = {"figure": spec.figure, "arm": spec.arm, "seed": spec.seed,
-              "config": str(Path(spec.config).resolve()), "epochs": epochs,
-              "overrides": list(overrides), "command": command, "returncode": returncode,
-              "wall_time_s": wall, "threads": threads, "jobs": jobs,
-              "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
-              "code_version": version}
-    if returncode == 0:
+    record = run_task_process([spec], directory, [directory],
+                              train_command(spec, out, epochs, overrides), epochs, overrides,
+                              threads, jobs)
+    if record["returncode"] == 0:
         write_marker(directory, record)
     return record
 
@@ -252,31 +242,30 @@ def run_task(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequen
     return record
 
 
-def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], rerun: int, jobs: int,
+def _header(out: Path, n_runs: int, todo: Sequence[Sequence[RunSpec]], jobs: int,
             threads: int, epochs: int, members: int) -> str:
     n_todo = sum(len(g) for g in todo)
     how = (f"with {jobs} job(s)" if jobs else f"as {len(todo)} array task(s)")  # 0: submitit
     return (f"sweep {out}: {n_runs} runs, {n_runs - n_todo} already finished, {n_todo} to run "
             f"{how} x {threads} thread(s), {epochs} epoch(s) each"
-            + (f", in {len(todo)} process(es) of <= {members} seeds" if members > 1 else "")
-            + (f" ({rerun} finished run(s) again with their group)" if rerun else ""))
+            + (f", in {len(todo)} process(es) of <= {members} seeds" if members > 1 else ""))
 
 
 def plan_todo(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str],
               members: int, jobs: int, threads: int,
               echo: Callable[[str], None], summaries: Optional[Path] = None) -> List[tuple]:
-    """The unfinished tasks (groups of ``members``) of ``specs`` (a run with a summary in
-    ``summaries`` counts as finished); updates the figures' manifests and prints the sweep's
-    header line. Raises ValueError as :func:`check_finished`."""
+    """The tasks to run: the unfinished runs (cells) of ``specs``, cut into groups of at most
+    ``members`` seeds of one arm (a run with a DONE marker in ``out`` or a summary in
+    ``summaries`` is finished and never rerun, whatever ``members`` is); updates the figures'
+    manifests and prints the sweep's header line. Raises ValueError as :func:`check_finished`."""
     finished = set(check_finished(specs, out, epochs, overrides))
     if summaries is not None:
         finished |= run_summary.prepare_summaries(specs, out, summaries, epochs, overrides)
-    todo = [g for g in plan_groups(specs, members) if not all(s in finished for s in g)]
+    todo = plan_groups([s for s in specs if s not in finished], members)
     for figure in dict.fromkeys(s.figure for s in specs):
         mine = [s for s in specs if s.figure == figure]
         update_manifest(out, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
-    echo(_header(out, len(specs), todo, sum(s in finished for g in todo for s in g), jobs,
-                 threads, epochs, members))
+    echo(_header(out, len(specs), todo, jobs, threads, epochs, members))
     return todo
 
 
@@ -286,8 +275,7 @@ def run_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
               members: int = 1, summaries: Optional[Path] = None) -> List[RunSpec]:
     """Run the unfinished ``specs`` with ``jobs`` processes at once; returns the failed runs.
 
-    ``members`` K > 1: up to K seeds of an arm per process (:func:`plan_groups`); a group runs
-    again whole unless all its members are finished. Prints one line per finished process:
+    ``members`` K > 1: up to K unfinished seeds of an arm per process (:func:`plan_todo`). Prints one line per finished process:
     runs done / total, its wall time, and the ETA (mean wall time of this session's processes
     × remaining processes / jobs).
 

@@ -20,12 +20,13 @@ Choices made here (design assumptions, not from the paper):
   wall time (one process trained them all, so the runtime table shows the group's time per run:
   compare arms within sweeps of one ``--members``), plus ``members`` (the group's seeds),
   ``group_wall_time_s``, ``group_dir`` and ``log`` (the group's train.log).
-* Resume: a group is finished only when every member has ``DONE``; otherwise its member
-  directories and its group directory are deleted and the whole group trained again.
+* Resume: the sweep groups only unfinished seeds (a finished run is never rerun); a killed
+  group resumes from its last end-of-epoch checkpoint when the same seeds are planned again
+  (:mod:`lightning_sig.experiments.sweep_resume`), else its directories are deleted and it is
+  trained again from the start.
 """
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import subprocess
@@ -35,13 +36,14 @@ from typing import Sequence, Tuple
 
 import yaml
 
-from lightning_sig.experiments.summary import launch_code_version
+from lightning_sig.experiments.provenance import git_state, short_version, utc_now
+from lightning_sig.experiments.sweep_resume import read_started_at, resume_checkpoint, write_task
 from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
 from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
                                       group_dir_name, has_hpc_checkpoint, read_marker, run_dir,
                                       write_marker)
 
-__all__ = ["run_process", "run_group", "member_hparams", "file_members", "task_label",
+__all__ = ["run_process", "run_group", "run_task_process", "member_hparams", "file_members", "task_label",
            "task_log"]
 
 
@@ -83,12 +85,12 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """Train the >= 2 seeds of ``group`` (one figure and arm) in one process; file each member
     as a finished run (:func:`file_members`) if it exits 0.
 
-    Existing member and group directories are deleted first (a clean restart), unless the
-    group directory holds an ``hpc_ckpt`` (a SLURM requeue that Lightning resumes). Returns the
-    group's record: ``returncode``, ``wall_time_s`` (s, whole process), ``members``, ...
+    The group directory is resumed, kept or cleaned as :func:`run_task_process` says (a clean
+    restart also deletes the members' unfinished directories). Returns the group's record:
+    ``returncode``, ``wall_time_s`` (s, this process), ``members``, ...
 
     Raises:
-        RuntimeError: every member is finished already (nothing to restart).
+        RuntimeError: a member is finished already (the sweep groups unfinished runs only).
         ValueError: fewer than 2 seeds (one seed is a plain run: ``sweep.run_one``).
     """
     if len(group) < 2:
@@ -96,29 +98,55 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
                          f"lightning_sig.sweep.run_one")
     out = Path(out)
     dirs = [run_dir(out, s.figure, s.arm, s.seed) for s in group]
-    if all(read_marker(d) is not None for d in dirs):
-        raise RuntimeError(f"refusing to restart finished member group {group_dir(out, group)}")
+    if any(read_marker(d) is not None for d in dirs):
+        raise RuntimeError(f"refusing to restart member group {group_dir(out, group)}: it "
+                           f"holds finished runs")
     target = group_dir(out, group)
-    requeued = has_hpc_checkpoint(target)  # Lightning resumes it: keep the group's folders
-    for directory in (*dirs, target):
-        if directory.exists() and not requeued:
-            shutil.rmtree(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    command = group_command(group, out, epochs, overrides)
-    version = launch_code_version()  # what the process imports: the checkout now
-    returncode, wall = run_process(command, target / LOG_NAME, threads, append=requeued)
-    seeds = [s.seed for s in group]
-    record = {"figure": group[0].figure, "arm": group[0].arm, "seed": seeds[0],
-              "config": str(Path(group[0].config).resolve()), "epochs": epochs,
-              "overrides": list(overrides), "command": command, "returncode": returncode,
-              "wall_time_s": wall, "threads": threads, "jobs": jobs,
-              "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
-              "code_version": version,
-              "members": seeds, "group_wall_time_s": wall, "group_dir": str(target.resolve()),
-              "log": str((target / LOG_NAME).resolve())}
-    if returncode == 0:
+    record = run_task_process(group, target, [*dirs, target],
+                              group_command(group, out, epochs, overrides), epochs, overrides,
+                              threads, jobs)
+    record.update(members=[s.seed for s in group], group_wall_time_s=record["wall_time_s"],
+                  group_dir=str(target.resolve()), log=str((target / LOG_NAME).resolve()))
+    if record["returncode"] == 0:
         file_members(group, out, record)
     return record
+
+
+def run_task_process(group: Sequence[RunSpec], log_dir: Path, owned: Sequence[Path],
+                     command: Sequence[str], epochs: int, overrides: Sequence[str],
+                     threads: int, jobs: int) -> dict:
+    """Run one task's process (a run or a member group) in its Lightning ``log_dir``.
+
+    ``log_dir`` holding Lightning's ``hpc_ckpt`` (a SLURM requeue) is kept and Lightning
+    resumes it; one whose ``task.json`` records the same seeds and overrides and that holds an
+    end-of-epoch checkpoint is resumed from it (``--ckpt_path``; the members' directories kept,
+    their event files continued); otherwise every folder of ``owned`` is deleted first (a
+    clean restart). Returns the marker record: ``returncode``, ``wall_time_s`` (s, this
+    process only), ``resumed_from`` (the checkpoint's file name or None), and the provenance
+    the sweep knows (``commit``, ``dirty``, ``started_at`` of the task's first start).
+    """
+    seeds = [s.seed for s in group]
+    requeued = has_hpc_checkpoint(log_dir)
+    resume = None if requeued else resume_checkpoint(log_dir, seeds, overrides, epochs)
+    started = read_started_at(log_dir) if (requeued or resume is not None) else None
+    if not (requeued or resume is not None):
+        for directory in owned:
+            if directory.exists():
+                shutil.rmtree(directory)
+    started = started or utc_now()
+    write_task(log_dir, seeds, overrides, started)
+    if resume is not None:
+        command = [*command, "--ckpt_path", str(resume)]
+    state = git_state()  # what the process imports: the checkout now
+    returncode, wall = run_process(command, log_dir / LOG_NAME, threads,
+                                   append=requeued or resume is not None)
+    first = group[0]
+    return {"figure": first.figure, "arm": first.arm, "seed": first.seed,
+            "config": str(Path(first.config).resolve()), "epochs": epochs,
+            "overrides": list(overrides), "command": list(command), "returncode": returncode,
+            "wall_time_s": wall, "threads": threads, "jobs": jobs, "finished_at": utc_now(),
+            "code_version": short_version(state), **state, "started_at": started,
+            "resumed_from": None if resume is None else resume.name}
 
 
 def task_label(group: Sequence[RunSpec]) -> str:

@@ -49,7 +49,8 @@ RESERVED_OVERRIDES = ("--config", "--seed_everything", "--trainer.max_epochs",
                       "--trainer.logger", "--trainer.default_root_dir")
 #: Module/DataModule options that ``--members K > 1`` sets itself (see :func:`group_command`).
 MEMBER_KEYS = ("num_members", "member_seeds", "member_log_dir")
-_CHILD = "from lightning_sig.lightning.cli import main; main()"  # = python train.py, from any directory
+#: = python train.py from any directory, then provenance.json into the log dir (argv[1])
+_CHILD = "import sys; from lightning_sig.experiments.provenance import child_main; child_main(sys.argv.pop(1))"
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def train_command(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str
 def _command(spec: RunSpec, out: Path, epochs: int, version: str,
              overrides: Sequence[str]) -> List[str]:
     log_dir = Path(out).resolve() / spec.figure / spec.arm / version
-    return [sys.executable, "-c", _CHILD, "fit", "--config", str(Path(spec.config).resolve()),
+    return [sys.executable, "-c", _CHILD, str(log_dir), "fit",
+            "--config", str(Path(spec.config).resolve()),
             "--seed_everything", str(spec.seed), "--trainer.max_epochs", str(epochs),
             "--trainer.default_root_dir", str(log_dir),
             "--trainer.logger.init_args.save_dir", str(Path(out).resolve()),
@@ -219,8 +221,16 @@ def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Tuple[RunSpec, .
 
 
 def group_dir_name(seeds: Sequence[int]) -> str:
-    """``members_<first>-<last>``: the TensorBoardLogger version of a member group's process."""
-    return f"members_{seeds[0]}-{seeds[-1]}"
+    """The TensorBoardLogger version of a member group's process: ``members_<a>-<b>`` for the
+    consecutive seeds a..b, else its runs of consecutive seeds joined by ``+``
+    (``members_3+7+12-14``: the group of the unfinished seeds 3, 7, 12, 13, 14)."""
+    runs: List[List[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return "members_" + "+".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def group_dir(out: Path, group: Sequence[RunSpec]) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 
 from lightning_sig.experiments import paired_stats as ps
 from lightning_sig.experiments import summary
-from lightning_sig.experiments.provenance import provenance_of
+from lightning_sig.experiments.provenance_check import provenance_of
 
 __all__ = ["ALPHA", "CHANCE", "LAST_EPOCH", "ACC", "Arm", "load_arm", "Part", "Hypothesis",
            "diff_part", "log_ratio_part", "takeoff_part", "tost_part", "one_sided_part",
@@ -87,15 +87,18 @@ class Arm:
 
 
 def load_arm(folder: Path, spec: str) -> Arm:
-    """The arm ``<figure>/<arm>`` of a summaries folder (empty if it has no summaries).
+    """The arm ``[<sub>/]<figure>/<arm>`` of a summaries folder (empty if it has no summaries):
+    ``<folder>/<sub>/<figure>/<arm>/seed_<s>.json``; ``sub`` is ``beyond`` for the arms beyond
+    the paper (``reproduction/study/beyond/``).
 
     Raises:
-        ValueError: ``spec`` is not ``<figure>/<arm>``, or a file is not a run summary.
+        ValueError: ``spec`` has no ``<figure>/<arm>``, or a file is not a run summary.
     """
-    figure, _, arm = spec.partition("/")
+    *sub, figure, arm = spec.split("/") if spec.count("/") else ("", "")
     if not figure or not arm:
-        raise ValueError(f"arm {spec!r} is not '<figure>/<arm>'")
-    paths = summary.find_summaries(folder).get(figure, {}).get(arm, {})
+        raise ValueError(f"arm {spec!r} is not '[<sub>/]<figure>/<arm>'")
+    root = Path(folder).joinpath(*sub)
+    paths = summary.find_summaries(root).get(figure, {}).get(arm, {}) if root.is_dir() else {}
     return Arm(spec, {seed: summary.read_summary(p) for seed, p in paths.items()})
 
 

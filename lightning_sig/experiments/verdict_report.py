@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from lightning_sig.experiments import summary
-from lightning_sig.experiments.provenance import (MIXED_CODE_FLAG, MixedCodeError, code_mode,
+from lightning_sig.experiments.provenance_check import (MIXED_CODE_FLAG, MixedCodeError, code_mode,
                                                   missing_provenance, mixed_modes)
 from lightning_sig.experiments.verdict_parts import Arm, Part, apply_holm, load_arm, verdict
 from lightning_sig.experiments.verdicts import (ALL_ARMS, GROUPS, MIN_PAIRS, Claim,
@@ -132,7 +132,7 @@ def _header(folder: Path, arms: Arms, warnings: List[str], min_pairs: Optional[i
     modes: Dict[str, set] = {}
     for spec in ALL_ARMS:
         for prov in arms.get(spec).provenances().values():
-            modes.setdefault(spec.split("/")[0], set()).add(
+            modes.setdefault(spec.rsplit("/", 1)[0], set()).add(
                 "no provenance" if prov is None else "{} {}".format(*code_mode(prov)))
     lines = [f"# Pre-registered verdicts (reproduction/PREREGISTRATION.md) from {folder}",
              "", f"{now} UTC, code {summary.code_version()}. Runs' code: " + "; ".join(

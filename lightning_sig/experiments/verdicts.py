@@ -30,10 +30,11 @@ F2A, F2B = "fig2_many_layers/scaled", "fig2_many_layers/unscaled"
 F3A, F3B = "fig3_combined/tanh_reg_scaled", "fig3_combined/tanh"
 F3R, F3RR = "fig3_combined/relu", "fig3_combined/relu_reg"
 F4A, F4B = "fig4_logistic/sigmoid_reg_scaled", "fig4_logistic/sigmoid"
-A4, A8 = "fig2_alpha/alpha4", "fig2_alpha/alpha8"
-S_REG, S_SCALED = "fig4_remedies/sigmoid_reg", "fig4_remedies/sigmoid_scaled"
-RELU_HE, TANH_GRS = "fig3_usual_init/relu_he", "fig3_usual_init/tanh_glorot_reg_scaled"
-RELU_HE_REG, TANH_G = "fig3_usual_init/relu_he_reg", "fig3_usual_init/tanh_glorot"
+# the arms beyond the paper (PREREGISTRATION.md Sec. 10): <summaries>/beyond/<figure>/<arm>/
+A4, A8 = "beyond/fig2_alpha/alpha4", "beyond/fig2_alpha/alpha8"
+S_REG, S_SCALED = "beyond/fig4_remedies/sigmoid_reg", "beyond/fig4_remedies/sigmoid_scaled"
+RELU_HE, TANH_GRS = "beyond/fig3_usual_init/relu_he", "beyond/fig3_usual_init/tanh_glorot_reg_scaled"
+RELU_HE_REG, TANH_G = "beyond/fig3_usual_init/relu_he_reg", "beyond/fig3_usual_init/tanh_glorot"
 ALL_ARMS = (F1A, F1B, F2A, F2B, F3A, F3B, F3R, F3RR, F4A, F4B, A4, A8, S_REG, S_SCALED,
             RELU_HE, RELU_HE_REG, TANH_G, TANH_GRS)
 
@@ -59,7 +60,7 @@ class Claim:
 
 
 def _name(spec: str) -> str:
-    return spec.split("/", 1)[1]
+    return spec.rsplit("/", 1)[1]
 
 
 def _cond(text: str, compute: Callable[[], Tuple[bool, str]]) -> Condition:

@@ -23,10 +23,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from typing_extensions import override
 
+from lightning_sig.seeds import derived_seed
 from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
-__all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
+__all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "epoch_order", "EpochSeededSampler", "MemberBatchSampler",
            "MemberCollate"]
 
 
@@ -68,6 +69,17 @@ class InMemoryImageDataset(Dataset):
         return x[0], y[0]
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """(n,) int64: the training order of ``epoch`` for ``seed``, a permutation of ``range(n)``.
+
+    ``torch.randperm(n)`` of a generator seeded with ``derived_seed(seed, "data_order", epoch)``
+    (:mod:`lightning_sig.seeds`): independent across seeds and epochs, the same for a separate
+    run, a member of a group and every DDP rank of the same seed.
+    """
+    generator = torch.Generator().manual_seed(derived_seed(seed, "data_order", epoch))
+    return torch.randperm(n, generator=generator)
+
+
 class EpochSeededSampler(DistributedSampler):
     """A random permutation of ``range(n)`` that is a pure function of ``(seed, epoch)``, sharded.
 
@@ -79,15 +91,26 @@ class EpochSeededSampler(DistributedSampler):
     repeating its start), and the W per-rank batches of a step together are the batch of size
     W·B that one process would draw: the same global batches for any number of devices.
 
+    The permutation is :func:`epoch_order` (a seed derived from (seed, "data_order", epoch)),
+    not DistributedSampler's ``seed + epoch``, whose orders repeat across seeds shifted by one
+    epoch.
+
     Args:
         n: dataset size.
-        seed: base seed; epoch e uses ``torch.Generator().manual_seed(seed + e)``.
+        seed: the run's seed, an integer >= 0.
         num_replicas, rank: world size W and this process's global rank (default 1, 0).
     """
 
     def __init__(self, n: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.n = n
+
+    @override
+    def __iter__(self) -> Iterator[int]:
+        indices = epoch_order(self.n, self.seed, self.epoch).tolist()
+        padding = self.total_size - len(indices)  # as DistributedSampler: repeat the start
+        indices += (indices * -(-padding // max(len(indices), 1)))[:padding]
+        return iter(indices[self.rank:self.total_size:self.num_replicas])
 
 
 class _MemberOrders:
@@ -100,11 +123,9 @@ class _MemberOrders:
         self.epoch = epoch
 
     def orders(self) -> Tensor:
-        """(S, n) int64: row s is ``list(EpochSeededSampler(n, seeds[s]))`` at this epoch (the
-        same ``randperm`` of a generator seeded with seed + epoch; tests/test_members.py checks
-        it), drawn as tensors instead of Python lists."""
-        return torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(
-            seed + self.epoch)) for seed in self.seeds])
+        """(S, n) int64: row s is ``epoch_order(n, seeds[s], epoch)``, the order a separate run
+        with seed ``seeds[s]`` sees (tests/test_members.py checks it)."""
+        return torch.stack([epoch_order(self.n, seed, self.epoch) for seed in self.seeds])
 
 
 class MemberBatchSampler(Sampler[Tensor]):
@@ -174,8 +195,8 @@ class CIFAR10DataModuleMixin:
         num_workers: DataLoader worker processes; default 0 (indexing is cheap).
         download: download the official archive (with its MD5) if the batches are missing.
         split_seed: seed of the generator for the ``val_split`` hold-out.
-        shuffle_seed: base seed of the training order (epoch e is the permutation seeded with
-            ``shuffle_seed + e``); None (default) takes the seed of ``seed_everything``
+        shuffle_seed: seed of the training order (epoch e is :func:`epoch_order` of
+            ``shuffle_seed`` and e); None (default) takes the seed of ``seed_everything``
             (``torch.initial_seed()``), so runs with the same seed see the same order, and a
             resumed run sees the order the uninterrupted run would have seen.
         pin_memory: pin host memory for faster GPU transfers.

@@ -32,8 +32,7 @@ from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_m
 from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.optim import adam
-from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
-    init_parameters
+from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
 
@@ -68,7 +67,10 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             weights and biases (Sec. 2.2); default 0.
         lr: Adam's learning rate; default 1e-3 (Sec. 3).
         init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
-            ``"normal"`` or ``"default"`` (PyTorch's); see :func:`~lightning_sig.nn.convnets.init_parameters`.
+            ``"normal"``, ``"default"`` (PyTorch's), ``"he_normal"`` or ``"glorot_uniform"``;
+            see :func:`~lightning_sig.nn.convnets.init_parameters`. The parameters are drawn
+            from the stream of (seed, "init") (:func:`~lightning_sig.nn.convnets.build_initialised_net`),
+            seed = ``torch.initial_seed()`` (the ``seed_everything`` value) or the member's seed.
         init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
             this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
@@ -132,9 +134,9 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         check_member_log_dir(member_log_dir)
         self.save_hyperparameters()
         self.hparams["member_seeds"] = member_seeds  # resolved; LightningCLI records the given None
-        if member_seeds is None:
-            self.net = SigmoidConvNet(self.spec, activation, alpha, learnable_alpha)
-            init_parameters(self.net, init, init_scale, zero_bias)
+        if member_seeds is None:  # the seed_everything value; its "init" stream (lightning_sig.seeds)
+            self.net = build_initialised_net(self.spec, activation, alpha, learnable_alpha, init,
+                                             init_scale, zero_bias, torch.initial_seed())
         else:
             self.net = MemberConvNet(build_member_nets(
                 self.spec, activation, alpha, learnable_alpha, init, init_scale, zero_bias,
