@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig.experiments import figures, summary, summary_sweep, sweep, sweep_members
+from lightning_sig.experiments import figure_cli as figures
+from lightning_sig.experiments import summary, summary_sweep, sweep, sweep_members
 from lightning_sig.experiments.provenance import FIELDS
 from lightning_sig.experiments.figure_data import aggregate, load_figure
 from lightning_sig.experiments.sweep_plan import plan_runs, run_dir

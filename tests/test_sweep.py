@@ -184,7 +184,7 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
             "2", "--trainer.limit_val_batches", "1", "--summaries", str(tmp_path / "sums")]
     assert sweep.main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
-    from lightning_sig.experiments import figures as figures
+    from lightning_sig.experiments import figure_cli as figures
     assert figures.main([str(out)]) == 0
     err = capsys.readouterr().err
     with open(out / "figures" / "fig1_large_params.csv") as f:

@@ -114,7 +114,7 @@ def test_members_sweep_equals_separate_runs_and_feeds_the_figures(fake_cifar, tm
     rows = {d: aggregate(r, "val/acc")["regularized"] for d, r in runs.items()}
     assert rows[grouped][0]["n_seeds"] == 2
     assert rows[grouped][0]["mean"] == pytest.approx(rows[separate][0]["mean"], rel=1e-5)
-    from lightning_sig.experiments import figures as figures
+    from lightning_sig.experiments import figure_cli as figures
     assert figures.main([str(grouped)]) == 0
     assert "| fig1_large_params | regularized | tanh | 1.000 | 0.010 | 2 |" in \
         (grouped / "figures" / "runtime.md").read_text()

@@ -1,8 +1,9 @@
 """Print what a TensorBoard run directory holds, read with TensorBoard's own EventAccumulator.
 
-``python -m lightning_sig.inspect_run runs/fig3_combined/tanh_reg_scaled/version_0`` lists the
-scalar tags (grouped by their first two path components), the histogram tags, and the last
-values of the main tags: a quick check, without a browser, that a run logged what it should.
+``python -m lightning_sig.inspect_run runs/fig3_combined/tanh_reg_scaled/version_0`` (or
+``lightning-sig inspect ...``) lists the scalar tags (grouped by their first two path
+components), the histogram tags, and the last values of the main tags: a quick check, without a
+browser, that a run logged what it should.
 """
 from __future__ import annotations
 
