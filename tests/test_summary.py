@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from lightning_sig.experiments import figure_cli as figures
-from lightning_sig.experiments import summary, summary_sweep, sweep, sweep_members
+from lightning_sig.experiments import summary, sweep_local, sweep_plan, sweep_process, sweep_task
 from lightning_sig.experiments.provenance import FIELDS
 from lightning_sig.experiments.figure_data import aggregate, load_figure
-from lightning_sig.experiments.sweep_plan import plan_runs, run_dir
+from lightning_sig.experiments.sweep_layout import run_dir
+from lightning_sig.experiments.sweep_plan import plan_runs
 
 from tests import summary_fakes as fakes
 
@@ -54,13 +55,13 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
     (train/loss = mean of the epoch's 3 steps; per-layer tags other than global left out); a
     second sweep into an EMPTY --out with the same summaries runs nothing; a new seed runs only
     its own runs; another epoch budget is refused before anything runs."""
-    monkeypatch.setattr(sweep, "train_command", _fake_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_command)
     # the checkout when the run started (the sweep's marker), not when the summary is written
     commit = "abc1234" + "5" * 33
-    monkeypatch.setattr(sweep_members, "git_state", lambda: {"commit": commit, "dirty": True})
+    monkeypatch.setattr(sweep_process, "git_state", lambda: {"commit": commit, "dirty": True})
     sums, lines = tmp_path / "summaries", []
     specs = plan_runs(["figA"], [0], configs)
-    assert sweep.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
+    assert sweep_local.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
                            echo=lines.append) == []
     for arm in ("a", "b"):
         path = summary.summary_path(sums, "figA", arm, 0)
@@ -90,20 +91,20 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
         assert series["val/acc"]["step"] == [2, 5] and series["grad_epoch/global/abs_q50"]["step"] == [3, 6]
     assert json.loads((sums / "figA" / "sweep.json").read_text())["seeds"] == [0]
 
-    monkeypatch.setattr(sweep, "train_command", _failing_command)  # nothing may run now
+    monkeypatch.setattr(sweep_task, "train_command", _failing_command)  # nothing may run now
     lines.clear()
-    assert sweep.run_sweep(specs, tmp_path / "clean", EPOCHS, [], summaries=sums,
+    assert sweep_local.run_sweep(specs, tmp_path / "clean", EPOCHS, [], summaries=sums,
                            echo=lines.append) == []
     assert "2 runs, 2 already finished, 0 to run" in lines[0]
-    monkeypatch.setattr(sweep, "train_command", _fake_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_command)
     lines.clear()
-    sweep.run_sweep(plan_runs(["figA"], [0, 1], configs), tmp_path / "clean", EPOCHS, [],
+    sweep_local.run_sweep(plan_runs(["figA"], [0, 1], configs), tmp_path / "clean", EPOCHS, [],
                     jobs=2, summaries=sums, echo=lines.append)
     assert "4 runs, 2 already finished, 2 to run" in lines[0]
     assert sorted(summary.find_summaries(sums)["figA"]["b"]) == [0, 1]
     assert not run_dir(tmp_path / "clean", "figA", "a", 0).exists()  # never re-trained
     with pytest.raises(ValueError, match=r"figA/a/seed_0 has a summary .*epochs=2.*asks epochs=3"):
-        sweep.run_sweep(specs, tmp_path / "other", 3, [], summaries=sums, echo=lines.append)
+        sweep_local.run_sweep(specs, tmp_path / "other", 3, [], summaries=sums, echo=lines.append)
     assert not (tmp_path / "other").exists()
 
 
@@ -209,7 +210,7 @@ def test_summary_made_elsewhere_matches_despite_machine_overrides(tmp_path):
               "marker": {"epochs": 2, "overrides": made}, "series": {}}
     summary.write_summary(tmp_path / "s", record)
     here = ["--data.data_dir", "../shared/cifar10", "--trainer.limit_train_batches", "5"]
-    assert summary_sweep.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
-    assert summary_sweep.summarized(spec, tmp_path / "s", 2, here) == spec
+    assert sweep_plan.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
+    assert sweep_plan.summarized(spec, tmp_path / "s", 2, here) == spec
     with pytest.raises(ValueError, match=r"overrides=.*limit_train_batches', '5'.*asks.*'7'"):
-        summary_sweep.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])
+        sweep_plan.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])

@@ -50,7 +50,7 @@ from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, Ru
                                                    SweepDataWarning, _SIZE_GUIDANCE, _warn)
 from lightning_sig.experiments.provenance import FIELDS as PROVENANCE_FIELDS, read_provenance
 from lightning_sig.experiments.provenance_check import provenance_of
-from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
+from lightning_sig.experiments.sweep_layout import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
                                                   seed_dir_name)
 
 __all__ = ["SCHEMA", "SCHEMAS", "DEFAULT_LAYERS", "portable_paths", "code_version", "launch_code_version", "select_tags", "build_summary",
