@@ -35,7 +35,8 @@ def load_run(logdir: str) -> EventAccumulator:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lightning_sig.inspect_run",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("logdir", help="a run directory holding events.out.tfevents.* files")
     parser.add_argument("--tags", nargs="*", default=DEFAULT_TAGS, help="tags to print values of")
     parser.add_argument("--last", type=int, default=3, help="how many last values to print")
