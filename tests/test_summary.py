@@ -1,7 +1,8 @@
-"""Run summaries (lightning_sig/experiments/summary.py): built from a tiny synthetic sweep (event
-files with known values, tests/summary_fakes.py), they hold exactly those values, read back into
-the RunLogs the event reader gives, make a sweep on a clean checkout skip the summarized runs,
-and the figure command draws from committed-format summaries alone (tests/data/summaries)."""
+"""Run summaries (lightning_sig/experiments/summary.py, summary_build.py): built from a tiny
+synthetic sweep (event files with known values, tests/summary_fakes.py), they hold exactly those
+values, read back into the RunLogs the event reader gives, make a sweep on a clean checkout skip
+the summarized runs, and the figure command draws from committed-format summaries alone
+(tests/data/summaries)."""
 import csv
 import json
 import re
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from lightning_sig.experiments import figure_cli as figures
-from lightning_sig.experiments import summary, sweep_local, sweep_plan, sweep_process, sweep_task
+from lightning_sig.experiments import (summary, summary_build, sweep_local, sweep_plan,
+                                       sweep_process, sweep_task)
 from lightning_sig.experiments.provenance import FIELDS
 from lightning_sig.experiments.figure_data import aggregate, load_figure
 from lightning_sig.experiments.sweep_layout import run_dir
@@ -120,7 +122,7 @@ def test_summaries_read_back_as_the_event_files_runlogs(tmp_path):
         fakes.write_run(directory, seed, 3, {"activation": "tanh", "alpha": 2.0, "l2_strength": 0.01})
         (directory / "DONE").write_text(json.dumps({"epochs": 3, "wall_time_s": 4.5 + seed,
                                                     "command": ["python", "/abs/path"]}))
-        summary.write_summary(sums, summary.build_summary(directory, "figA", "a", seed))
+        summary.write_summary(sums, summary_build.build_summary(directory, "figA", "a", seed))
     tags = sorted(fakes.epoch_values(0, 0))
     events = {r.seed: r for r in load_figure(out, "figA", tags + ["train/loss"])}
     summed = {r.seed: r for r in summary.load_summaries(sums, "figA")}
@@ -175,7 +177,7 @@ def test_bad_summaries_and_unfinished_runs(tmp_path):
         summary.read_summary(tmp_path / "y.json")
     fakes.write_run(tmp_path / "run", 0, 1, {})
     with pytest.raises(ValueError, match="no DONE marker"):
-        summary.build_summary(tmp_path / "run", "f", "a", 0)
+        summary_build.build_summary(tmp_path / "run", "f", "a", 0)
     with pytest.raises(ValueError, match=r"'figZ' has no summaries.*found: fig1_large_params"):
         summary.load_summaries(DATA, "figZ")
     assert summary.is_summary_dir(DATA) and not summary.is_summary_dir(tmp_path)
@@ -192,7 +194,7 @@ def test_member_run_summary_takes_the_group_config(tmp_path):
     (member / "config.yaml").unlink()
     (member / "DONE").write_text(json.dumps({"epochs": 1, "wall_time_s": 8.0, "members": [0, 1],
                                              "group_dir": str(group), "log": "/x/train.log"}))
-    record = summary.build_summary(member, "figA", "a", 1)
+    record = summary_build.build_summary(member, "figA", "a", 1)
     assert record["config"] == {"model": {"init_args": {"num_members": 2}}}
     assert record["marker"] == {"epochs": 1, "wall_time_s": 8.0, "members": [0, 1]}
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence
 
-from lightning_sig.experiments.summary import (DEFAULT_LAYERS, build_summary, summary_path,
-                                               write_summary)
+from lightning_sig.experiments.summary import summary_path, write_summary
+from lightning_sig.experiments.summary_build import DEFAULT_LAYERS, build_summary
 from lightning_sig.experiments.sweep_layout import RunSpec, read_marker, run_dir, update_manifest
 from lightning_sig.experiments.sweep_plan import Plan
 
@@ -27,7 +27,7 @@ def summarize_runs(specs: Sequence[RunSpec], out: Path, summaries: Path,
 
     Raises:
         ValueError: a finished run holds no scalar events
-            (:func:`~lightning_sig.experiments.summary.build_summary`).
+            (:func:`~lightning_sig.experiments.summary_build.build_summary`).
     """
     written = []
     for spec in specs:
