@@ -1,8 +1,8 @@
-"""The figure command (lightning_sig/figures.py, figure_data.py, figure_table.py) on synthetic
-TensorBoard event files written here with torch's SummaryWriter in the sweep's layout and tag
-schema: the plotted numbers (mean and quartiles over seeds per epoch) equal hand-computed
-values, missing runs/epochs/tags give warnings instead of errors, and the runtime table's
-ratios and baseline rule match hand-computed ones."""
+"""The figure command (lightning_sig/figures.py; experiments/figure_cli.py, figures_draw.py,
+figure_data.py, figure_table.py) on synthetic TensorBoard event files written here with torch's
+SummaryWriter in the sweep's layout and tag schema: the plotted numbers (mean and quartiles over
+seeds per epoch) equal hand-computed values, missing runs/epochs/tags give warnings instead of
+errors, and the runtime table's ratios and baseline rule match hand-computed ones."""
 import csv
 import json
 
@@ -14,7 +14,8 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from torch.utils.tensorboard import SummaryWriter
 
-from lightning_sig.experiments import figures as figures
+from lightning_sig.experiments import figure_cli as figures
+from lightning_sig.experiments import figures_draw
 from lightning_sig.experiments.figure_data import RunLog, SweepDataWarning, load_figure
 from lightning_sig.experiments.figure_table import arm_settings, baselines, runtime_rows
 
@@ -268,7 +269,7 @@ def test_figure_layout_integer_epochs_legends_outside_and_seed_count():
                    "q75": 0.11 * e} for e in range(1, 8)] for arm in ("plain", "remedy")}
     aggregated = {"val/acc": rows, "grad_epoch/global/abs_q25": rows,
                   "grad_epoch/global/abs_q50": rows}
-    fig, top, bottom = figures.draw_figure("figA", aggregated, ["plain", "remedy"], {},
+    fig, top, bottom = figures_draw.draw_figure("figA", aggregated, ["plain", "remedy"], {},
                                            ["grad_epoch/global/abs_q25", "grad_epoch/global/abs_q50"])
     try:
         fig.canvas.draw()
@@ -320,7 +321,7 @@ def test_gradient_lines_are_medians_over_seeds_inside_their_band(tmp_path):
     runs = load_summaries(tmp_path / "s", "figM")
     tag = "grad_epoch/global/abs_q50"
     aggregated = {t: aggregate(runs, t) for t in ("val/acc", tag)}
-    fig, top, bottom = figures.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag])
+    fig, top, bottom = figures_draw.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag])
     try:
         remedy_line = bottom.get_lines()[1]
         assert list(remedy_line.get_ydata()) == pytest.approx([2.5e-7] * 2, rel=1e-6)
@@ -339,13 +340,13 @@ def test_per_seed_lines(tmp_path):
     tag = "grad_epoch/global/abs_q50"
     aggregated = {t: aggregate(runs, t) for t in ("val/acc", tag)}
     seeds = {t: per_seed(runs, t) for t in ("val/acc", tag)}
-    fig, top, bottom = figures.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag],
+    fig, top, bottom = figures_draw.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag],
                                            seeds)
     try:  # 2 arms × 4 seeds thin lines + 2 aggregate lines per panel
         for ax in (top, bottom):
             widths = sorted(line.get_linewidth() for line in ax.get_lines())
-            assert widths == [figures.SEED_LINEWIDTH] * 8 + [1.4, 1.4]
-        thin = [l for l in bottom.get_lines() if l.get_linewidth() == figures.SEED_LINEWIDTH]
+            assert widths == [figures_draw.SEED_LINEWIDTH] * 8 + [1.4, 1.4]
+        thin = [l for l in bottom.get_lines() if l.get_linewidth() == figures_draw.SEED_LINEWIDTH]
         assert sorted(l.get_ydata()[0] for l in thin)[-1] == pytest.approx(1e-2)
     finally:
         import matplotlib.pyplot as plt
@@ -364,7 +365,7 @@ def test_mixed_code_is_refused_unless_allowed_and_then_written_on_the_figure(tmp
     runs = load_summaries(tmp_path / "s", "figM")
     note = figure_code_note("figM", runs, allow_mixed=True)
     assert note == "MIXED CODE (--allow-mixed-code): aaaaaaaaaaaa ftz, aaaaaaaaaaaa ieee"
-    fig, _, _ = figures.draw_figure("figM", {}, ["plain", "remedy"], {}, [], code_note=note)
+    fig, _, _ = figures_draw.draw_figure("figM", {}, ["plain", "remedy"], {}, [], code_note=note)
     try:
         assert [t.get_text() for t in fig.texts] == [note]
     finally:

@@ -2,7 +2,7 @@
 
 The paper's Figures 1-4 (Ven & Lederer, arXiv 2106.02260, Sec. 3) plot, per arm, the mean over
 seeds of a per-epoch quantity with a shaded interquartile band. This module finds the runs of a
-sweep (layout: :mod:`lightning_sig.experiments.sweep_plan`), reads their scalars with TensorBoard's own
+sweep (layout: :mod:`lightning_sig.experiments.sweep_layout`), reads their scalars with TensorBoard's own
 ``EventAccumulator`` and computes, per arm, tag and epoch: the number of seeds, their mean and
 their 25 % / 75 % quantiles (numpy's "linear" rule). Missing runs, unfinished runs, missing tags
 and missing epochs give a :class:`SweepDataWarning`, never an error.
@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from lightning_sig.experiments.sweep_plan import MANIFEST_NAME, SEED_DIR_PATTERN, read_marker
+from lightning_sig.experiments.sweep_layout import MANIFEST_NAME, SEED_DIR_PATTERN, read_marker
 
 __all__ = ["SweepDataWarning", "Point", "RunLog", "ACC_TAG", "grad_tag", "find_figures",
            "read_run", "load_figure", "aggregate", "per_seed"]

@@ -11,6 +11,7 @@ from lightning_sig.experiments import paired_stats as ps
 from lightning_sig.experiments.verdict_parts import (ACC, CHANCE, GRAD, Arm, apply_holm,
                                                      diff_part, log_ratio_part)
 from lightning_sig.experiments import verdicts as v
+from lightning_sig.experiments.verdict_tables import Arms, fmt_effect, fmt_p, test_lines
 
 __all__ = ["EPOCHS", "PAIRS", "pair_lines", "takeoff_lines", "quartile_lines",
            "exploratory_lines", "EXPLORATORY_RESAMPLES"]
@@ -67,12 +68,10 @@ def pair_lines(a: Arm, b: Arm, epochs=EPOCHS) -> List[str]:
 
 
 def v_fmt(part) -> str:
-    from lightning_sig.experiments.verdict_report import fmt_effect
     return fmt_effect(part)
 
 
 def _p(p: float) -> str:
-    from lightning_sig.experiments.verdict_report import fmt_p
     return fmt_p(p)
 
 
@@ -107,7 +106,6 @@ def quartile_lines(arms: List[Arm], epochs=EPOCHS) -> List[str]:
 
 def late_seed_lines(folder) -> List[str]:
     """The primary tests on seeds 10–24 only (the seeds the pilot did not have)."""
-    from lightning_sig.experiments.verdict_report import Arms, test_lines
     arms = Arms(folder, min_seed=10)
     claims = v.primary_claims(arms.get, min_pairs=2)
     apply_holm([t for c in claims for t in c.tests])
@@ -116,7 +114,7 @@ def late_seed_lines(folder) -> List[str]:
 
 
 def exploratory_lines(arms) -> List[str]:
-    """Every exploratory table for the arms present (``arms``: verdict_report.Arms)."""
+    """Every exploratory table for the arms present (``arms``: verdict_tables.Arms)."""
     lines: List[str] = []
     for a, b in PAIRS:
         if arms.get(a) and arms.get(b):

@@ -24,7 +24,9 @@ from typing import Dict, List, Optional, Sequence
 from lightning_sig.experiments import summary
 from lightning_sig.experiments.provenance_check import (MIXED_CODE_FLAG, MixedCodeError, code_mode,
                                                   missing_provenance, mixed_modes)
-from lightning_sig.experiments.verdict_parts import Arm, Part, apply_holm, load_arm, verdict
+from lightning_sig.experiments.verdict_exploratory import PAIRS, exploratory_lines
+from lightning_sig.experiments.verdict_parts import apply_holm, verdict
+from lightning_sig.experiments.verdict_tables import Arms, test_lines
 from lightning_sig.experiments.verdicts import (ALL_ARMS, GROUPS, MIN_PAIRS, Claim,
                                                 descriptive_claims, primary_claims,
                                                 secondary_claims)
@@ -34,20 +36,6 @@ __all__ = ["Arms", "check_code", "evaluate", "report", "main"]
 SECONDARY_WORDS = {"reproduced": "supported", "mixed": "partly supported",
                    "not reproduced": "not supported",
                    "not reproduced (contradicted)": "not supported (contradicted)"}
-
-
-class Arms:
-    """Lazy cache of the arms of a summaries folder; ``min_seed`` keeps seeds ≥ it only."""
-
-    def __init__(self, folder: Path, min_seed: int = 0):
-        self.folder, self.min_seed, self._cache = Path(folder), min_seed, {}
-
-    def get(self, spec: str) -> Arm:
-        if spec not in self._cache:
-            arm = load_arm(self.folder, spec)
-            self._cache[spec] = Arm(spec, {s: r for s, r in arm.records.items()
-                                           if s >= self.min_seed})
-        return self._cache[spec]
 
 
 def check_code(arms: Arms, groups: Sequence[Sequence[str]], allow_mixed: bool) -> List[str]:
@@ -84,37 +72,6 @@ def evaluate(arms: Arms, min_pairs: Optional[int] = None) -> Dict[str, List[Clai
             if family == "secondary":
                 claim.outcome = SECONDARY_WORDS.get(claim.outcome, claim.outcome)
     return out
-
-
-def fmt_p(p: float) -> str:
-    return "–" if p != p else f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
-
-
-def fmt_effect(part: Part) -> str:
-    if part.unit == "ratio":
-        return f"{part.effect:.3g} [{part.low:.3g}, {part.high:.3g}]"
-    digits = 2 if part.unit == "epochs" else 3
-    return f"{part.effect:+.{digits}f} [{part.low:+.{digits}f}, {part.high:+.{digits}f}]"
-
-
-def test_lines(claims: Sequence[Claim], holm: bool = True) -> List[str]:
-    lines = ["| test | claim | comparison | n | effect [BCa 95 % CI] | A>B / A<B / = | p | "
-             "test p (IUT) | Holm p | passes |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for claim in claims:
-        for test in claim.tests:
-            if not test.parts:
-                lines.append(f"| {test.pid} | {claim.cid} | {test.note} | | | | | 1 | "
-                             f"{fmt_p(test.p_holm)} | no |")
-            for k, part in enumerate(test.parts):
-                tail = (f"{fmt_p(test.p)} | {fmt_p(test.p_holm) if holm else '–'} | "
-                        f"{'yes' if test.passed else 'no'}{' (' + test.note + ')' if test.note else ''}"
-                        if k == 0 else '″ | ″ | ″')
-                note = f"; {part.note}" if part.note else ""
-                dropped = f"; seeds dropped: {list(part.dropped)}" if part.dropped else ""
-                lines.append(f"| {test.pid} | {claim.cid} | {part.label}{note}{dropped} | {part.n} | "
-                             f"{fmt_effect(part)} | {'/'.join(map(str, part.counts))} | "
-                             f"{fmt_p(part.p)} | {tail} |")
-    return lines
 
 
 def claim_lines(claims: Sequence[Claim]) -> List[str]:
@@ -158,8 +115,7 @@ def report(folder: Path, allow_mixed: bool = False, min_pairs: Optional[int] = N
     if not summary.is_summary_dir(folder):
         raise ValueError(f"{folder} holds no run summaries (<figure>/<arm>/seed_<s>.json)")
     arms = Arms(folder)
-    from lightning_sig.experiments import verdict_exploratory as ex
-    warnings = check_code(arms, list(GROUPS) + (list(ex.PAIRS) if exploratory else []),
+    warnings = check_code(arms, list(GROUPS) + (list(PAIRS) if exploratory else []),
                           allow_mixed)
     claims = evaluate(arms, min_pairs)
     n_primary = sum(len(c.tests) for c in claims["primary"])
@@ -170,7 +126,7 @@ def report(folder: Path, allow_mixed: bool = False, min_pairs: Optional[int] = N
     out += ["", "## Secondary family (new arms; own Holm)", ""]
     out += claim_lines(claims["secondary"]) + [""] + test_lines(claims["secondary"])
     if exploratory:
-        out += ["", "## Exploratory (raw p-values; no verdicts)"] + ex.exploratory_lines(arms)
+        out += ["", "## Exploratory (raw p-values; no verdicts)"] + exploratory_lines(arms)
     return "\n".join(out) + "\n"
 
 
