@@ -35,6 +35,7 @@ from lightning_sig.nn.optim import adam
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
+from lightning_sig.thread_choice import thread_report
 
 __all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
            "CombinedNetMixin", "l2_penalty"]
@@ -183,7 +184,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         if self.backend is None:
             self.backend, why = resolve_backend(self.hparams.get("backend", "auto"), self.net,
                                                 device, bool(self.hparams.get("compile_net")))
-            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why})")
+            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why}); "
+                           f"{thread_report()}")
         return self.backend
 
     def _use_fused(self, x: Tensor) -> bool:
