@@ -19,9 +19,11 @@ __all__ = ["CHECKED_AGAINST", "PrivateAPIMoved", "FX_NAME_ATTRIBUTE", "flatten_d
            "is_tensorboard_logger", "trainer_writes_logs_now", "lightning_logs_now", "trainer_log_step",
            "attached_trainer", "fit_batch_progress"]
 
-#: The releases every accessor below was read against.
+#: The releases every accessor below was read against: the newest, and the floors of
+#: pyproject.toml that .ci/floors runs the suite on (docs/floors.md).
 CHECKED_AGAINST = ("torch 2.14.1", "pytorch_lightning 2.6.6", "lightning 2.6.6",
-                   "tensorboard 2.21.0")
+                   "tensorboard 2.21.0", "torch 2.2.0", "pytorch_lightning 2.6.0",
+                   "lightning 2.6.0", "tensorboard 2.14.0")
 
 #: Set by Lightning on a LightningModule around every hook (~45 times a training step).
 FX_NAME_ATTRIBUTE = "_current_fx_name"
