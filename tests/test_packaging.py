@@ -60,6 +60,15 @@ def test_wheel_contains_every_config(wheel):
     assert "lightning_sig/configs/__init__.py" in names
 
 
+def test_wheel_declares_the_console_script(wheel):
+    """pip makes ``lightning-sig`` (lightning_sig/commands.py) from the wheel's entry points."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        lines = archive.read(name).decode().split("\n")
+    assert "[console_scripts]" in lines
+    assert "lightning-sig = lightning_sig.commands:main" in lines
+
+
 def test_installed_sweep_resolves_configs_from_package_data(wheel, tmp_path):
     site = tmp_path / "site"
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",

@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
-from lightning_sig.experiments import summary, sweep, sweep_members
-from lightning_sig.experiments.sweep_plan import group_dir, plan_runs, run_dir
+from lightning_sig.experiments import summary, sweep_cli, sweep_process
+from lightning_sig.experiments.sweep_layout import group_dir
+from lightning_sig.experiments.sweep_plan import plan_runs, plan_sweep
 from lightning_sig.experiments.sweep_resume import resume_checkpoint, write_task
 
 ARMS = ("a", "b")
@@ -38,18 +39,18 @@ def test_10_of_25_summarised_members_25_plans_exactly_the_other_15(configs, tmp_
     _summaries_for(sums, range(10), 30)
     argv = ["figA", "--seeds", "0-24", "--epochs", "30", "--members", "25", "--config-dir",
             str(configs), "--out", str(out), "--summaries", str(sums), "--dry-run"]
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["20 of 50 runs done, 30 to run in 2 process(es)",
                          "figA/a: 10 done, 15 to do", "figA/b: 10 done, 15 to do"]
     assert len(lines) == 5 and all("--model.init_args.member_seeds '[10, 11, 12" in line
                                    and "24]'" in line for line in lines[3:])
     specs = plan_runs(["figA"], range(25), configs)
-    todo = sweep.plan_todo(specs, out, 30, [], 25, 1, 1, lambda line: None, sums)
+    todo = plan_sweep(specs, out, 30, [], 25, sums).groups
     assert [(g[0].arm, [s.seed for s in g]) for g in todo] == [(a, list(range(10, 25)))
                                                                for a in ARMS]
     _summaries_for(sums, range(10, 25), 30)
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     assert capsys.readouterr().out.splitlines()[0] == "50 of 50 runs done, 0 to run in 0 process(es)"
 
 
@@ -87,11 +88,11 @@ def test_killed_group_resumes_bitwise_and_summaries_hold_provenance(fake_cifar, 
               "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
               "--trainer.log_every_n_steps", "1"]
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    assert sweep.main(common + ["--out", str(whole), "--summaries", str(whole / "s")]) == 0
-    monkeypatch.setattr(sweep_members, "run_process", _killed_after_two_epochs(sweep_members.run_process))
-    assert sweep.main(common + ["--out", str(resumed), "--summaries", str(resumed / "s")]) == 1
+    assert sweep_cli.main(common + ["--out", str(whole), "--summaries", str(whole / "s")]) == 0
+    monkeypatch.setattr(sweep_process, "run_process", _killed_after_two_epochs(sweep_process.run_process))
+    assert sweep_cli.main(common + ["--out", str(resumed), "--summaries", str(resumed / "s")]) == 1
     monkeypatch.undo()
-    assert sweep.main(common + ["--out", str(resumed), "--summaries", str(resumed / "s")]) == 0
+    assert sweep_cli.main(common + ["--out", str(resumed), "--summaries", str(resumed / "s")]) == 0
     group = plan_runs(["fig1_large_params"], [0, 1], arms=["regularized"])
     ckpts = [torch.load(group_dir(o, group) / "checkpoints" / "epoch=2-step=6.ckpt",
                         weights_only=False) for o in (whole, resumed)]

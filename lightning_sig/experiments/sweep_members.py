@@ -8,9 +8,11 @@ Measured on this 2-core CPU at the ``Trainer.fit`` level with the fused kernels
 (benchmarks/RESULTS.md): 10 members 4.2-5.1x, 25 members 4.6-5.3x the throughput of
 sequential torch runs; GPU not measured.
 
-This module runs one group process (argv: :func:`~lightning_sig.experiments.sweep_plan.group_command`) and
-then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
-TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
+This module runs one group process (argv:
+:func:`~lightning_sig.experiments.sweep_commands.group_command`; the process itself:
+:mod:`lightning_sig.experiments.sweep_process`) and then completes each member's
+``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its TensorBoard files) so that it
+reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
 Choices made here (design assumptions, not from the paper):
 
 * ``hparams.yaml`` of member s = the group's (written by Lightning into the group directory) with
@@ -22,42 +24,23 @@ Choices made here (design assumptions, not from the paper):
   ``group_wall_time_s``, ``group_dir`` and ``log`` (the group's train.log).
 * Resume: the sweep groups only unfinished seeds (a finished run is never rerun); a killed
   group resumes from its last end-of-epoch checkpoint when the same seeds are planned again
-  (:mod:`lightning_sig.experiments.sweep_resume`), else its directories are deleted and it is
+  (:mod:`lightning_sig.experiments.sweep_process`), else its directories are deleted and it is
   trained again from the start.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import yaml
 
-from lightning_sig.experiments.provenance import git_state, short_version, utc_now
-from lightning_sig.experiments.sweep_resume import read_started_at, resume_checkpoint, write_task
+from lightning_sig.experiments.sweep_commands import group_command
+from lightning_sig.experiments.sweep_layout import (LOG_NAME, RunSpec, group_dir, read_marker,
+                                                    run_dir, write_marker)
+from lightning_sig.experiments.sweep_process import run_task_process
 from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
-from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
-                                      group_dir_name, has_hpc_checkpoint, read_marker, run_dir,
-                                      write_marker)
 
-__all__ = ["run_process", "run_group", "run_task_process", "member_hparams", "file_members", "task_label",
-           "task_log"]
-
-
-def run_process(command: Sequence[str], log_path: Path, threads: int,
-                append: bool = False) -> Tuple[int, float]:
-    """Run ``command`` with stdout+stderr into ``log_path`` (appended to with ``append``) and
-    ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``; returns ``(returncode, wall time in s,
-    start-up included)``."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    start = time.perf_counter()
-    with open(log_path, "a" if append else "w") as log:
-        returncode = subprocess.run(list(command), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL).returncode
-    return returncode, time.perf_counter() - start
+__all__ = ["run_group", "member_hparams", "file_members"]
 
 
 def member_hparams(group_hparams: dict) -> dict:
@@ -85,17 +68,19 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """Train the >= 2 seeds of ``group`` (one figure and arm) in one process; file each member
     as a finished run (:func:`file_members`) if it exits 0.
 
-    The group directory is resumed, kept or cleaned as :func:`run_task_process` says (a clean
+    The group directory is resumed, kept or cleaned as
+    :func:`~lightning_sig.experiments.sweep_process.run_task_process` says (a clean
     restart also deletes the members' unfinished directories). Returns the group's record:
     ``returncode``, ``wall_time_s`` (s, this process), ``members``, ...
 
     Raises:
         RuntimeError: a member is finished already (the sweep groups unfinished runs only).
-        ValueError: fewer than 2 seeds (one seed is a plain run: ``sweep.run_one``).
+        ValueError: fewer than 2 seeds (one seed is a plain run:
+            :func:`lightning_sig.experiments.sweep_task.run_one`).
     """
     if len(group) < 2:
         raise ValueError(f"run_group needs >= 2 seeds, got {len(group)}; run one seed with "
-                         f"lightning_sig.sweep.run_one")
+                         f"lightning_sig.experiments.sweep_task.run_one")
     out = Path(out)
     dirs = [run_dir(out, s.figure, s.arm, s.seed) for s in group]
     if any(read_marker(d) is not None for d in dirs):
@@ -110,54 +95,3 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     if record["returncode"] == 0:
         file_members(group, out, record)
     return record
-
-
-def run_task_process(group: Sequence[RunSpec], log_dir: Path, owned: Sequence[Path],
-                     command: Sequence[str], epochs: int, overrides: Sequence[str],
-                     threads: int, jobs: int) -> dict:
-    """Run one task's process (a run or a member group) in its Lightning ``log_dir``.
-
-    ``log_dir`` holding Lightning's ``hpc_ckpt`` (a SLURM requeue) is kept and Lightning
-    resumes it; one whose ``task.json`` records the same seeds and overrides and that holds an
-    end-of-epoch checkpoint is resumed from it (``--ckpt_path``; the members' directories kept,
-    their event files continued); otherwise every folder of ``owned`` is deleted first (a
-    clean restart). Returns the marker record: ``returncode``, ``wall_time_s`` (s, this
-    process only), ``resumed_from`` (the checkpoint's file name or None), and the provenance
-    the sweep knows (``commit``, ``dirty``, ``started_at`` of the task's first start).
-    """
-    seeds = [s.seed for s in group]
-    requeued = has_hpc_checkpoint(log_dir)
-    resume = None if requeued else resume_checkpoint(log_dir, seeds, overrides, epochs)
-    started = read_started_at(log_dir) if (requeued or resume is not None) else None
-    if not (requeued or resume is not None):
-        for directory in owned:
-            if directory.exists():
-                shutil.rmtree(directory)
-    started = started or utc_now()
-    write_task(log_dir, seeds, overrides, started)
-    if resume is not None:
-        command = [*command, "--ckpt_path", str(resume)]
-    state = git_state()  # what the process imports: the checkout now
-    returncode, wall = run_process(command, log_dir / LOG_NAME, threads,
-                                   append=requeued or resume is not None)
-    first = group[0]
-    return {"figure": first.figure, "arm": first.arm, "seed": first.seed,
-            "config": str(Path(first.config).resolve()), "epochs": epochs,
-            "overrides": list(overrides), "command": list(command), "returncode": returncode,
-            "wall_time_s": wall, "threads": threads, "jobs": jobs, "finished_at": utc_now(),
-            "code_version": short_version(state), **state, "started_at": started,
-            "resumed_from": None if resume is None else resume.name}
-
-
-def task_label(group: Sequence[RunSpec]) -> str:
-    """Progress label: ``<figure>/<arm>/seed_<s>`` for one seed, else ``.../members_<a>-<b>``."""
-    if len(group) == 1:
-        return group[0].label
-    return f"{group[0].figure}/{group[0].arm}/{group_dir_name([s.seed for s in group])}"
-
-
-def task_log(group: Sequence[RunSpec], out: Path) -> Path:
-    """The train.log of a task: in the run directory (one seed) or the group directory."""
-    if len(group) == 1:
-        return run_dir(out, group[0].figure, group[0].arm, group[0].seed) / LOG_NAME
-    return group_dir(out, group) / LOG_NAME
