@@ -31,7 +31,7 @@ from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, Membe
 from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
 from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
-from lightning_sig.nn.optim import adam
+from lightning_sig.nn.optim import adam, portable_adam_state
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
@@ -272,6 +272,15 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         self._resolve_backend(trainer.strategy.root_device if trainer is not None else None)
         if self.member_seeds is not None:
             self._setup_members()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: Dict) -> None:
+        """Adam states saved as fused by a newer torch load on one without fused kernels for
+        the device (:func:`~lightning_sig.nn.optim.portable_adam_state`)."""
+        trainer = attached_trainer(self)
+        device = trainer.strategy.root_device.type if trainer is not None else "cpu"
+        for state in checkpoint.get("optimizer_states", []):
+            portable_adam_state(state, device)
 
     @override
     def teardown(self, stage: str) -> None:
