@@ -31,10 +31,11 @@ from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, Membe
 from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
 from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
-from lightning_sig.nn.optim import adam
+from lightning_sig.nn.optim import adam, portable_adam_state
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
+from lightning_sig.thread_choice import thread_report
 
 __all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
            "CombinedNetMixin", "l2_penalty"]
@@ -183,7 +184,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         if self.backend is None:
             self.backend, why = resolve_backend(self.hparams.get("backend", "auto"), self.net,
                                                 device, bool(self.hparams.get("compile_net")))
-            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why})")
+            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why}); "
+                           f"{thread_report()}")
         return self.backend
 
     def _use_fused(self, x: Tensor) -> bool:
@@ -270,6 +272,15 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         self._resolve_backend(trainer.strategy.root_device if trainer is not None else None)
         if self.member_seeds is not None:
             self._setup_members()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: Dict) -> None:
+        """Adam states saved as fused by a newer torch load on one without fused kernels for
+        the device (:func:`~lightning_sig.nn.optim.portable_adam_state`)."""
+        trainer = attached_trainer(self)
+        device = trainer.strategy.root_device.type if trainer is not None else "cpu"
+        for state in checkpoint.get("optimizer_states", []):
+            portable_adam_state(state, device)
 
     @override
     def teardown(self, stage: str) -> None:
