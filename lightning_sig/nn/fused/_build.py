@@ -30,17 +30,28 @@ __all__ = ["load_kernels", "kernels_available", "build_seconds", "build_error",
 ANNOUNCE_AFTER_S = 2.0
 
 _SOURCES = ("conv3x3.cpp",)
-_NAME = "lightning_sig_fused"
+_NAME = "lightning_sig_fused"  # + a hash of the sources' folder, see _extension_name
 _lock = threading.Lock()
 _state = {"module": None, "error": None, "seconds": None, "tried": False}
+
+
+def _extension_name(folder: str) -> str:
+    """``lightning_sig_fused_<8 hex>``: one build folder in torch's cache per source folder.
+
+    torch caches an extension by name; two checkouts (worktrees, CI and a local clone, an
+    installed copy and a repository) under one name rebuilt it each time the other loaded it
+    (the build files name the sources' absolute paths), ~40 s per switch. A source change in one
+    checkout still rebuilds that checkout's copy (torch compares the sources' contents)."""
+    import hashlib
+    return f"{_NAME}_{hashlib.sha1(os.path.realpath(folder).encode()).hexdigest()[:8]}"
 
 
 def _build():
     from torch.utils.cpp_extension import load
     here = os.path.dirname(os.path.abspath(__file__))
     flags = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"]  # see conv3x3.cpp
-    return load(_NAME, [os.path.join(here, s) for s in _SOURCES], extra_cflags=flags,
-                extra_ldflags=["-fopenmp"], verbose=False)
+    return load(_extension_name(here), [os.path.join(here, s) for s in _SOURCES],
+                extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
 
 
 def load_kernels(required: bool = False):
