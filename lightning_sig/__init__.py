@@ -39,6 +39,8 @@ _EXPORTS: Dict[str, str] = {
     "SaturationMonitor": _LIGHTNING,
     "enable_speedups": "lightning_sig.speedups",
     "disable_speedups": "lightning_sig.speedups",
+    "choose_threads": "lightning_sig.thread_choice",
+    "restore_threads": "lightning_sig.thread_choice",
 }
 __all__ = sorted(_EXPORTS)
 

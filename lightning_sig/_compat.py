@@ -17,11 +17,13 @@ __all__ = ["CHECKED_AGAINST", "PrivateAPIMoved", "FX_NAME_ATTRIBUTE", "flatten_d
            "unflatten_dense_tensors", "foreach_sub", "foreach_mul", "fused_adam_devices", "tensorboard_record_writer",
            "event_file_writer", "logger_prefix", "tensorboard_logger_types",
            "is_tensorboard_logger", "trainer_writes_logs_now", "lightning_logs_now", "trainer_log_step",
-           "attached_trainer"]
+           "attached_trainer", "fit_batch_progress"]
 
-#: The releases every accessor below was read against.
+#: The releases every accessor below was read against: the newest, and the floors of
+#: pyproject.toml that .ci/floors runs the suite on (docs/floors.md).
 CHECKED_AGAINST = ("torch 2.14.1", "pytorch_lightning 2.6.6", "lightning 2.6.6",
-                   "tensorboard 2.21.0")
+                   "tensorboard 2.21.0", "torch 2.2.0", "pytorch_lightning 2.6.0",
+                   "lightning 2.6.0", "tensorboard 2.14.0")
 
 #: Set by Lightning on a LightningModule around every hook (~45 times a training step).
 FX_NAME_ATTRIBUTE = "_current_fx_name"
@@ -160,6 +162,18 @@ def trainer_log_step(trainer: Any) -> int:
         return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
     except AttributeError as error:
         raise _moved("Trainer.fit_loop.epoch_loop._batches_that_stepped", error) from None
+
+
+def fit_batch_progress(trainer: Any) -> Tuple[int, int, bool]:
+    """``trainer.fit_loop.epoch_loop.batch_progress``: ``(current.processed, current.ready,
+    is_last_batch)``, the training batches of the current epoch processed and fetched, and
+    whether the last one fetched is the epoch's last (restored from a checkpoint on resume)."""
+    try:
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        return int(progress.current.processed), int(progress.current.ready), \
+            bool(progress.is_last_batch)
+    except AttributeError as error:
+        raise _moved("Trainer.fit_loop.epoch_loop.batch_progress", error) from None
 
 
 def attached_trainer(module: Any) -> Any:

@@ -8,11 +8,13 @@ of run summaries (``reproduction/full``):
   epoch mean, for the total gradient (``grad_epoch/global/*``) and, where the arm has r > 0,
   the data-loss gradient (``grad_data_epoch/global/*``; for r = 0 the two are the same);
 * ``--log-ratio STAT`` (two arms): per epoch and gradient source, the ratio of the two arms'
-  geometric means over seeds of STAT, 10^(mean log10 A − mean log10 B), with the percentile
-  bootstrap 95 % CI of arm_stats (seeds resampled within each arm; left out, with a note,
-  where a seed's value is 0);
-* ``--acc-diff`` (two arms): the mean val/acc difference A − B with its bootstrap CI (as
-  arm_stats, also across figures).
+  geometric means over the seeds both have, 10^mean(log10 A_s − log10 B_s), with its paired
+  BCa bootstrap 95 % CI and sign-flip p (``lightning_sig.experiments.paired_stats``; values
+  below 1e-38 floored there, with a note);
+* ``--acc-diff`` (two arms): the mean paired val/acc difference A − B with its paired BCa CI
+  and sign-flip p (as arm_stats, also across figures).
+
+Exploratory numbers; the pre-registered verdicts are ``reproduction/verdicts.py``.
 
 Usage (from the repository root; nothing is written)::
 
@@ -23,15 +25,15 @@ Usage (from the repository root; nothing is written)::
 from __future__ import annotations
 
 import argparse
-import math
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from lightning_sig.experiments import paired_stats as ps
 from lightning_sig.experiments import summary
-from lightning_sig.experiments.arm_stats import CHANCE_THRESHOLD, bootstrap_difference, \
+from lightning_sig.experiments.arm_stats import CHANCE_THRESHOLD, paired_difference, \
     values_by_epoch
 
 SOURCES = (("total g", "grad_epoch/global/"), ("data-loss g − r·θ", "grad_data_epoch/global/"))
@@ -96,15 +98,16 @@ def gradient_lines(arms: Dict[str, List], stats: Sequence[str], epochs: Sequence
     return lines
 
 
-def _values(runs: Sequence, tag: str, epoch: int) -> List[float]:
+def _values(runs: Sequence, tag: str, epoch: int) -> Dict[int, float]:
+    """seed → value of ``tag`` at ``epoch``."""
     arm = runs[0].arm if runs else ""
-    return list(values_by_epoch(runs, arm, tag).get(epoch, {}).values())
+    return dict(values_by_epoch(runs, arm, tag).get(epoch, {}))
 
 
 def log_ratio_lines(arms: Dict[str, List], stat: str, epochs: Sequence[int]) -> List[str]:
     (name_a, a), (name_b, b) = arms.items()
-    lines = [f"| gradient | epoch | {stat}: geometric-mean ratio {name_a} / {name_b} | "
-             "bootstrap 95 % CI |", "|---|---|---|---|"]
+    lines = [f"| gradient | epoch | pairs | {stat}: geometric-mean ratio {name_a} / {name_b} | "
+             "paired BCa 95 % CI | sign-flip p |", "|---|---|---|---|---|---|"]
     for source, prefix in SOURCES:
         tag_a = prefix + stat if _has(a, prefix + stat) else "grad_epoch/global/" + stat
         tag_b = prefix + stat if _has(b, prefix + stat) else "grad_epoch/global/" + stat
@@ -112,29 +115,27 @@ def log_ratio_lines(arms: Dict[str, List], stat: str, epochs: Sequence[int]) -> 
             continue
         for epoch in epochs:
             va, vb = _values(a, tag_a, epoch), _values(b, tag_b, epoch)
-            if not va or not vb:
+            if len(set(va) & set(vb)) < 2:
                 continue
-            zeros = sum(v <= 0 for v in va + vb)
-            if zeros:  # a geometric mean with a zero is meaningless
-                lines.append(f"| {source} | {epoch} | – ({zeros} seed value(s) are 0) | – |")
-                continue
-            diff, low, high = bootstrap_difference([math.log10(v) for v in va],
-                                                   [math.log10(v) for v in vb])
-            lines.append(f"| {source} | {epoch} | {10 ** diff:.3g} | "
-                         f"[{10 ** low:.3g}, {10 ** high:.3g}] |")
+            pairs = ps.pair_by_seed(va, vb)
+            (fa, na), (fb, nb) = ps.floor_positive(pairs.a), ps.floor_positive(pairs.b)
+            ci = ps.bootstrap_log_ratio(fa, fb)
+            p = ps.sign_flip_test(np.log10(fa) - np.log10(fb)).pvalue
+            note = f" ({na + nb} value(s) floored at 1e-38)" if na + nb else ""
+            lines.append(f"| {source} | {epoch} | {len(pairs.seeds)} | {ci.estimate:.3g}{note} | "
+                         f"[{ci.low:.3g}, {ci.high:.3g}] | {p:.3g} |")
     return lines
 
 
 def acc_diff_lines(arms: Dict[str, List], epochs: Sequence[int]) -> List[str]:
     (name_a, a), (name_b, b) = arms.items()
-    lines = [f"| epoch | seeds | mean val/acc {name_a} − {name_b} | bootstrap 95 % CI |",
-             "|---|---|---|---|"]
+    lines = [f"| epoch | pairs | mean paired val/acc {name_a} − {name_b} | paired BCa 95 % CI | "
+             "sign-flip p |", "|---|---|---|---|---|"]
     for epoch in epochs:
         va, vb = _values(a, "val/acc", epoch), _values(b, "val/acc", epoch)
-        if va and vb:
-            diff, low, high = bootstrap_difference(va, vb)
-            lines.append(f"| {epoch} | {len(va)}, {len(vb)} | {diff:+.4f} | "
-                         f"[{low:+.4f}, {high:+.4f}] |")
+        if len(set(va) & set(vb)) >= 2:
+            n, diff, low, high, p, _ = paired_difference(va, vb)
+            lines.append(f"| {epoch} | {n} | {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {p:.3g} |")
     return lines
 
 

@@ -1,67 +1,50 @@
 #!/usr/bin/env bash
-# Every number of REPRODUCTION.md's verdicts, from the run summaries alone (no event files).
-# Usage, from the repository root:  reproduction/verdict_numbers.sh [SUMMARIES] > /tmp/numbers.md
-# SUMMARIES defaults to reproduction/full; ALT (the assumption runs) to reproduction/alternatives.
-# Runs in a few seconds; prints Markdown tables. An arm or figure without summaries yet prints a
-# note instead of its tables.
-set -u
+# The pre-registered verdicts (reproduction/PREREGISTRATION.md) and the exploratory numbers,
+# from the run summaries alone (no event files), as Markdown on stdout.
+#
+# Usage, from anywhere in a checkout installed with `pip install -e .` (README):
+#   reproduction/verdict_numbers.sh [SUMMARIES] [--allow-mixed-code] [--min-pairs N] > verdicts.md
+# SUMMARIES defaults to reproduction/study (relative to the repository root, or absolute).
+# The 10-seed pilot: reproduction/verdict_numbers.sh reproduction/full --allow-mixed-code --min-pairs 10
+# (its summaries have no provenance, and 10 < the pre-registered 20 pairs; the output says so).
+# ALT (default reproduction/alternatives) holds the assumption runs, compared seed by seed.
+# PYTHON (default python) is the interpreter.
+#
+# Fails (non-zero exit, message on stderr) on any error: the package not importable from this
+# checkout, no summaries, unreadable summaries, arms of one comparison run on different commits
+# or denormal modes or without provenance (unless --allow-mixed-code; exit 3).
+set -euo pipefail
 cd "$(dirname "$0")/.."
-S="${1:-reproduction/full}"  # relative to the repository root, or absolute
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's package, not an install
+PY="${PYTHON:-python}"
+S="reproduction/study"
+if [[ $# -gt 0 && "$1" != --* ]]; then S="$1"; shift; fi
+
+if ! where="$("$PY" -c 'import lightning_sig, scipy, os; print(os.path.dirname(os.path.dirname(os.path.realpath(lightning_sig.__file__))))' 2>&1)"; then
+    echo "verdict_numbers.sh: cannot import lightning_sig and scipy with '$PY':" >&2
+    echo "$where" | tail -n 1 >&2
+    echo "Install this checkout first (README): python -m pip install -e ." >&2
+    exit 2
+fi
+if [[ "$where" != "$(pwd -P)" ]]; then
+    echo "verdict_numbers.sh: '$PY' imports lightning_sig from $where, not from this checkout" \
+         "($(pwd -P)); run 'python -m pip install -e .' here or use another PYTHON" >&2
+    exit 2
+fi
+if [[ ! -d "$S" ]]; then
+    echo "verdict_numbers.sh: no summaries folder '$S'" >&2
+    exit 2
+fi
+
 NICE="nice -n 19"
+$NICE "$PY" -m lightning_sig.experiments.verdict_report "$S" "$@"
 
-run() {  # echo the command, then its tables (or why there are none)
-    echo; echo '```'; echo "$*"; echo '```'; echo
-    $NICE "$@" 2>&1 | grep -v '^Traceback\|^  File\|^    ' || true
-}
-acc() { run python -m lightning_sig.experiments.arm_stats "$S" "$@"; }
-seeds() { run python reproduction/seed_stats.py "$S" "$@"; }
-
-echo "# Verdict numbers from $S ($(date -u +%F\ %T) UTC, $(git describe --always --dirty))"
-
-echo; echo "## Figure 1 (Sec. 3.1)"
-acc fig1_large_params --arms regularized unregularized --epochs 1 5 8 10 12 20 30
-seeds --arms fig1_large_params/regularized fig1_large_params/unregularized \
-    --epochs 1 2 5 8 10 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
-
-echo; echo "## Figure 2 (Sec. 3.2)"
-acc fig2_many_layers --arms scaled unscaled --epochs 1 2 3 5 10 20 30
-seeds --arms fig2_many_layers/scaled fig2_many_layers/unscaled \
-    --epochs 1 2 5 10 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
-
-echo; echo "## Figure 3 (Sec. 3.3), tanh arms"
-acc fig3_combined --arms tanh_reg_scaled tanh --epochs 1 5 10 15 20 30
-seeds --arms fig3_combined/tanh_reg_scaled fig3_combined/tanh \
-    --epochs 1 5 10 15 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
-
-echo; echo "## Figure 3 (Sec. 3.3), relu arms"
-acc fig3_combined --arms tanh_reg_scaled relu --epochs 1 5 10 15 20 30
-acc fig3_combined --arms tanh_reg_scaled relu_reg --epochs 1 5 10 15 20 30
-acc fig3_combined --arms relu_reg relu --epochs 1 5 10 15 20 30
-seeds --arms fig3_combined/relu_reg fig3_combined/relu \
-    --epochs 1 5 10 15 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
-
-echo; echo "## Figure 4 (Appendix C)"
-acc fig4_logistic --arms sigmoid_reg_scaled sigmoid --epochs 1 5 10 15 20 30
-seeds --arms fig4_logistic/sigmoid_reg_scaled fig4_logistic/sigmoid \
-    --epochs 1 5 10 15 20 30 --stats abs_q50 abs_q100 vanishing_frac --log-ratio abs_q50
-echo; echo "Figure 4 against Figure 3 (\"virtually the same results as before\"):"
-seeds --arms fig4_logistic/sigmoid_reg_scaled fig3_combined/tanh_reg_scaled \
-    --epochs 1 5 10 15 20 30 --stats --acc-diff
-seeds --arms fig4_logistic/sigmoid fig3_combined/tanh --epochs 1 5 10 15 20 30 --stats --acc-diff
-
-echo; echo "## Table 4 analog (wall time per arm from the summaries' DONE records)"
-T="$(mktemp -d)"
-echo; echo '```'; echo "python -m lightning_sig.figures $S --out TMPDIR && cat TMPDIR/runtime.md"; echo '```'; echo
-$NICE python -m lightning_sig.figures "$S" --out "$T" > /dev/null 2>&1 && cat "$T/runtime.md"
-rm -rf "$T"
-
-echo; echo "## Assumption runs (3 seeds x 30 epochs, against the same seeds of the main study)"
-A="${ALT:-reproduction/alternatives}"  # assumption runs; override with ALT=...
-run python reproduction/alt_numbers.py "$A/keras_l2" "$S" fig1_large_params/regularized \
-    --epochs 1 5 8 10 12 20 30
-run python reproduction/alt_numbers.py "$A/keras_adam_eps" "$S" fig1_large_params/unregularized \
-    --epochs 1 5 8 10 12 20 30
-
-echo; echo "## Study time (process wall time per member group, from the summaries' markers)"
-run python reproduction/study_time.py "$S" --since 2026-12-01T23:00 --project 4500 --procs 2
+A="${ALT:-reproduction/alternatives}"
+if [[ -d "$A/keras_l2" && -d "$A/keras_adam_eps" ]]; then
+    echo; echo "## Assumption runs (exploratory; against the same seeds of $S)"
+    for spec in "keras_l2 fig1_large_params/regularized" "keras_adam_eps fig1_large_params/unregularized"; do
+        set -- $spec
+        echo; echo '```'; echo "python reproduction/alt_numbers.py $A/$1 $S $2 --epochs 1 5 8 10 12 20 30"
+        echo '```'; echo
+        $NICE "$PY" reproduction/alt_numbers.py "$A/$1" "$S" "$2" --epochs 1 5 8 10 12 20 30
+    done
+fi

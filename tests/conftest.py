@@ -15,3 +15,10 @@ def fake_cifar(tmp_path: Path) -> Path:
     """A data_dir holding cifar-10-batches-py/ with 5 × 20 training and 20 test images."""
     write_batches(str(tmp_path / "cifar"), n_per_batch=20, seed=0)
     return tmp_path / "cifar"
+
+
+@pytest.fixture()
+def fused_kernels_built() -> None:
+    """Fails the test when the fused kernels cannot be built (see tests/kernel_gate.py)."""
+    from tests.kernel_gate import require_kernels
+    require_kernels()

@@ -1,12 +1,16 @@
 """Synthetic finished runs for the run-summary tests: TensorBoard event files written with
 TensorBoard's own EventFileWriter (no training), with values known in closed form.
 
+:func:`json_summary` / :func:`write_json_summary` build summary JSON files directly (for the
+verdict and figure tests: any series, provenance of schema /2).
+
 Each run: ``epochs`` epochs of 3 logged training steps (steps 3e..3e+2), Lightning-style
 ``epoch`` scalar at each, per-step ``train/loss``, and at the epoch's last step ``val/acc``,
 ``val/loss``, ``grad_epoch/<layer>/abs_q50`` for layers ``global`` and ``net.0``,
 ``grad_data_epoch/global/abs_q50`` and ``act/global/saturated_frac``; plus ``config.yaml`` and
 ``hparams.yaml``. Run as a script (argv: run_dir seed epochs) it is a stand-in training child.
 """
+import json
 import sys
 from pathlib import Path
 
@@ -52,8 +56,40 @@ def write_run(directory: Path, seed: int, epochs: int, hparams: dict) -> None:
         scalar("epoch", float(epoch), last, t0 + last + 0.5)
     writer.close()
     (directory / "hparams.yaml").write_text(yaml.safe_dump(hparams))
-    (directory / "config.yaml").write_text(yaml.safe_dump({"seed_everything": seed,
-                                                          "model": {"init_args": hparams}}))
+    (directory / "config.yaml").write_text(yaml.safe_dump({  # with absolute paths, as Lightning's
+        "seed_everything": seed, "model": {"init_args": hparams},
+        "trainer": {"default_root_dir": str(directory.resolve())},
+        "data": {"data_dir": "/abs/data/cifar10"}}))
+
+
+def json_summary(figure, arm, seed, acc, schema=2, commit="a" * 40, denormals="ftz", l2=0.0,
+                 **series):
+    """A run summary dict (schema /2 with ``provenance``, or /1 without) of ``len(acc)``
+    epochs; ``series`` maps short names (g50, g50data, vf, vfdata, gmax, nonfinite, loss) to
+    per-epoch lists (defaults: harmless constants)."""
+    n = len(acc)
+    tags = {"g50": "grad_epoch/global/abs_q50", "g50data": "grad_data_epoch/global/abs_q50",
+            "vf": "grad_epoch/global/vanishing_frac", "vfdata": "grad_data_epoch/global/vanishing_frac",
+            "gmax": "grad_epoch/global/abs_q100", "nonfinite": "grad_epoch/global/nonfinite_count",
+            "loss": "train/loss"}
+    values = {"g50": [1e-3] * n, "vf": [0.0] * n, "gmax": [1.0] * n, "nonfinite": [0] * n,
+              "loss": [2.0] * n, **series}
+    out = {"schema": f"lightning_sig.run_summary/{schema}", "figure": figure, "arm": arm,
+           "seed": seed, "code_version": "abc1234", "config": {}, "hparams": {"l2_strength": l2},
+           "marker": {"epochs": n, "wall_time_s": 100.0 + 10 * l2}, "start_wall_time": 0.0,
+           "n_epochs": n, "series": {"val/acc": {"step": list(range(n)), "value": list(acc)}}}
+    out["series"].update({tags[k]: {"step": list(range(n)), "value": list(v)}
+                          for k, v in values.items()})
+    if schema == 2:
+        out["provenance"] = {"commit": commit, "dirty": False, "denormals": denormals,
+                             "threads": 1, "backend": "fused"}
+    return out
+
+
+def write_json_summary(folder: Path, rec: dict) -> None:
+    path = folder / rec["figure"] / rec["arm"] / f"seed_{rec['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
-"""The seed statistics of the verdicts: hand-computed quantiles, chance counts, bootstrap."""
+"""The seed statistics of the tables: hand-computed quantiles, chance counts, paired differences."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from lightning_sig.experiments.arm_stats import bootstrap_difference, epoch_table, left_chance, \
-    values_by_epoch
+from lightning_sig.experiments.arm_stats import _markdown, epoch_table, left_chance, \
+    paired_difference, values_by_epoch
 from lightning_sig.experiments.figure_data import Point, RunLog
 
 
@@ -34,13 +33,18 @@ def test_left_chance_counts_seeds_above_the_threshold_by_the_epoch():
     assert left_chance(values, 3) == (2, 3)  # and seed 2 at 0.20; seed 1 never above 0.15
 
 
-def test_bootstrap_difference_mean_and_percentile_interval():
-    diff, low, high = bootstrap_difference([0.3, 0.2, 0.4], [0.1, 0.1], resamples=20_000)
-    assert diff == pytest.approx(0.2)
-    # resampled means of a lie in [0.2, 0.4], b is constant: the CI lies in [0.1, 0.3]
-    assert 0.1 - 1e-12 <= low < diff < high <= 0.3 + 1e-12  # float64 means of 3 values: ~1e-16
-    rng = np.random.default_rng(0)
-    a = rng.choice([0.3, 0.2, 0.4], (20_000, 3)).mean(1) - rng.choice([0.1, 0.1], (20_000, 2)).mean(1)
-    assert (low, high) == tuple(np.percentile(a, [2.5, 97.5]))
-    with pytest.raises(ValueError, match="need values in both arms"):
-        bootstrap_difference([], [0.1])
+def test_paired_difference_pairs_by_seed():
+    # a − b per seed 0..3: 0.1, 0.2, 0.3, 0.4 on top of a large shared seed effect; seed 4 only in a
+    base = {0: 0.0, 1: 0.5, 2: -0.4, 3: 0.9}
+    a = {s: base[s] + 0.1 * (s + 1) for s in base} | {4: 0.7}
+    n, diff, low, high, p, dropped = paired_difference(a, base)
+    assert (n, dropped) == (4, (4,))
+    assert diff == pytest.approx(0.25)
+    assert 0.1 <= low < diff < high <= 0.4  # inside the range of the paired differences
+    assert p == pytest.approx(2 / 16)  # exact sign-flip: all 4 differences positive
+    lines = _markdown([_run("a", s, [a[s]]) for s in a] + [_run("b", s, [base[s]]) for s in base],
+                      ["a", "b"], [1])
+    assert lines[-1].startswith("| 1 | 4 (seeds [4] unpaired) | +0.2500 | [") and lines[-1].endswith(
+        "| 0.125 |")
+    with pytest.raises(ValueError, match="at least 2 common seeds"):
+        paired_difference({0: 0.1}, {0: 0.2})

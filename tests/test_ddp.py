@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from lightning_sig.seeds import derived_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "ddp_run.py"
@@ -93,8 +94,10 @@ def test_ranks_see_disjoint_shards_of_the_single_process_batches(runs):
     assert r0["global_step"] == r1["global_step"] == single["global_step"] == EPOCHS * STEPS_PER_EPOCH
     for step, ((e0, b0), (e1, b1), (es, bs)) in enumerate(zip(r0["steps"], r1["steps"], single["steps"])):
         epoch, k = divmod(step, STEPS_PER_EPOCH)
-        # closed form: epoch e is randperm(N) seeded with seed + e (seed_everything(0) → seed 0)
-        perm = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(SEED + epoch)).tolist()
+        # closed form: epoch e is randperm(N) seeded with derived_seed(seed, "data_order", e)
+        # (seed_everything(SEED) → seed SEED)
+        generator = torch.Generator().manual_seed(derived_seed(SEED, "data_order", epoch))
+        perm = torch.randperm(N_TRAIN, generator=generator).tolist()
         chunk = perm[2 * BATCH * k: 2 * BATCH * (k + 1)]
         assert e0 == e1 == es == epoch
         assert bs == chunk  # one process, batch 2B

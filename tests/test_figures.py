@@ -1,8 +1,8 @@
-"""The figure command (lightning_sig/figures.py, figure_data.py, figure_table.py) on synthetic
-TensorBoard event files written here with torch's SummaryWriter in the sweep's layout and tag
-schema: the plotted numbers (mean and quartiles over seeds per epoch) equal hand-computed
-values, missing runs/epochs/tags give warnings instead of errors, and the runtime table's
-ratios and baseline rule match hand-computed ones."""
+"""The figure command (lightning_sig/figures.py; experiments/figure_cli.py, figures_draw.py,
+figure_data.py, figure_table.py) on synthetic TensorBoard event files written here with torch's
+SummaryWriter in the sweep's layout and tag schema: the plotted numbers (mean and quartiles over
+seeds per epoch) equal hand-computed values, missing runs/epochs/tags give warnings instead of
+errors, and the runtime table's ratios and baseline rule match hand-computed ones."""
 import csv
 import json
 
@@ -14,7 +14,8 @@ import yaml
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from torch.utils.tensorboard import SummaryWriter
 
-from lightning_sig.experiments import figures as figures
+from lightning_sig.experiments import figure_cli as figures
+from lightning_sig.experiments import figures_draw
 from lightning_sig.experiments.figure_data import RunLog, SweepDataWarning, load_figure
 from lightning_sig.experiments.figure_table import arm_settings, baselines, runtime_rows
 
@@ -264,11 +265,11 @@ def test_depth_profile_rows_in_forward_order(tmp_path):
 def test_figure_layout_integer_epochs_legends_outside_and_seed_count():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = {arm: [{"epoch": e, "n_seeds": 3, "mean": 0.1 * e, "q25": 0.09 * e, "q75": 0.11 * e}
-                  for e in range(1, 8)] for arm in ("plain", "remedy")}
+    rows = {arm: [{"epoch": e, "n_seeds": 3, "mean": 0.1 * e, "median": 0.1 * e, "q25": 0.09 * e,
+                   "q75": 0.11 * e} for e in range(1, 8)] for arm in ("plain", "remedy")}
     aggregated = {"val/acc": rows, "grad_epoch/global/abs_q25": rows,
                   "grad_epoch/global/abs_q50": rows}
-    fig, top, bottom = figures.draw_figure("figA", aggregated, ["plain", "remedy"], {},
+    fig, top, bottom = figures_draw.draw_figure("figA", aggregated, ["plain", "remedy"], {},
                                            ["grad_epoch/global/abs_q25", "grad_epoch/global/abs_q50"])
     try:
         fig.canvas.draw()
@@ -291,3 +292,85 @@ def test_figure_layout_integer_epochs_legends_outside_and_seed_count():
         assert len(bottom.collections) == 2  # bands for the median statistic only, one per arm
     finally:
         plt.close(fig)
+
+
+def _median_fixture(folder, commits=("a" * 40,) * 4, denormals=("ftz",) * 4):
+    """figM, arm "remedy", 4 seeds as summaries: median |g| 1e-7 in three seeds and 1e-2 in the
+    one that took off (its accuracy 0.4); arm "plain" 4 seeds at 1e-7."""
+    from tests.summary_fakes import json_summary, write_json_summary
+    for s in range(4):
+        took_off = s == 3
+        write_json_summary(folder, json_summary(
+            "figM", "remedy", s, [0.4 if took_off else 0.1] * 2, commit=commits[s],
+            denormals=denormals[s], g50=[1e-2 if took_off else 1e-7 * (1 + s)] * 2))
+        write_json_summary(folder, json_summary("figM", "plain", s, [0.1] * 2, g50=[1e-7] * 2))
+
+
+def test_gradient_lines_are_medians_over_seeds_inside_their_band(tmp_path):
+    _median_fixture(tmp_path / "s")
+    out = figures.make_figures(tmp_path / "s", tmp_path / "figs", grad_stats=["abs_q50"])
+    rows = _by_key(read_csv(out / "figM.csv"))
+    g = rows[("remedy", "grad_epoch/global/abs_q50", 1)]
+    # seeds 1e-7, 2e-7, 3e-7, 1e-2: median 2.5e-7; "linear" q25 = 1.75e-7, q75 = 3e-7 + 0.25 · (1e-2 − 3e-7)
+    assert float(g["median"]) == pytest.approx(2.5e-7, rel=1e-6)
+    assert float(g["q25"]) == pytest.approx(1.75e-7, rel=1e-6)
+    assert float(g["q75"]) == pytest.approx(3e-7 + 0.25 * (1e-2 - 3e-7), rel=1e-6)
+    assert float(g["mean"]) == pytest.approx((6e-7 + 1e-2) / 4, rel=1e-6)  # above q75: not drawn
+    from lightning_sig.experiments.summary import load_summaries
+    from lightning_sig.experiments.figure_data import aggregate
+    runs = load_summaries(tmp_path / "s", "figM")
+    tag = "grad_epoch/global/abs_q50"
+    aggregated = {t: aggregate(runs, t) for t in ("val/acc", tag)}
+    fig, top, bottom = figures_draw.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag])
+    try:
+        remedy_line = bottom.get_lines()[1]
+        assert list(remedy_line.get_ydata()) == pytest.approx([2.5e-7] * 2, rel=1e-6)
+        assert list(top.get_lines()[1].get_ydata()) == pytest.approx([0.175] * 2)  # accuracy: mean
+        assert "top: mean, bottom: median over seeds" in top.get_title()
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+
+def test_per_seed_lines(tmp_path):
+    _median_fixture(tmp_path / "s")
+    from lightning_sig.experiments.summary import load_summaries
+    from lightning_sig.experiments.figure_data import aggregate, per_seed
+    runs = load_summaries(tmp_path / "s", "figM")
+    tag = "grad_epoch/global/abs_q50"
+    aggregated = {t: aggregate(runs, t) for t in ("val/acc", tag)}
+    seeds = {t: per_seed(runs, t) for t in ("val/acc", tag)}
+    fig, top, bottom = figures_draw.draw_figure("figM", aggregated, ["plain", "remedy"], {}, [tag],
+                                           seeds)
+    try:  # 2 arms × 4 seeds thin lines + 2 aggregate lines per panel
+        for ax in (top, bottom):
+            widths = sorted(line.get_linewidth() for line in ax.get_lines())
+            assert widths == [figures_draw.SEED_LINEWIDTH] * 8 + [1.4, 1.4]
+        thin = [l for l in bottom.get_lines() if l.get_linewidth() == figures_draw.SEED_LINEWIDTH]
+        assert sorted(l.get_ydata()[0] for l in thin)[-1] == pytest.approx(1e-2)
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    assert figures.main([str(tmp_path / "s"), "--out", str(tmp_path / "f"), "--per-seed"]) == 0
+
+
+def test_mixed_code_is_refused_unless_allowed_and_then_written_on_the_figure(tmp_path, capsys):
+    _median_fixture(tmp_path / "s", denormals=("ftz", "ftz", "ieee", "ftz"))
+    assert figures.main([str(tmp_path / "s"), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "figM: mixed code: plain commit aaaaaaaaaaaa ftz (seeds 0-3); remedy commit " \
+        "aaaaaaaaaaaa ftz (seeds 0-1,3), commit aaaaaaaaaaaa ieee (seeds 2)" in err
+    from lightning_sig.experiments.provenance_check import figure_code_note
+    from lightning_sig.experiments.summary import load_summaries
+    runs = load_summaries(tmp_path / "s", "figM")
+    note = figure_code_note("figM", runs, allow_mixed=True)
+    assert note == "MIXED CODE (--allow-mixed-code): aaaaaaaaaaaa ftz, aaaaaaaaaaaa ieee"
+    fig, _, _ = figures_draw.draw_figure("figM", {}, ["plain", "remedy"], {}, [], code_note=note)
+    try:
+        assert [t.get_text() for t in fig.texts] == [note]
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+    assert figures.main([str(tmp_path / "s"), "--out", str(tmp_path / "f"),
+                         "--allow-mixed-code"]) == 0
+    assert figure_code_note("figM", [r for r in runs if r.seed != 2]) is None

@@ -21,10 +21,12 @@ import torch.nn.functional as F
 from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
 from lightning_sig.nn.activations import ACTIVATIONS
 from lightning_sig.nn.fused import ConvActFunction, Conv3x3Function, fused_forward, \
-    fused_forward_penalized, kernels_available, unsupported_reason
+    fused_forward_penalized, unsupported_reason
 from lightning_sig.nn.members import member_l2_penalty, member_losses
+from tests.kernel_gate import kernel_marks
 
-pytestmark = [pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built"),
+# skipped without the kernels, except under CI, where a failed build fails them (kernel_gate.py)
+pytestmark = [*kernel_marks(),
               pytest.mark.numerics]  # .ci/run reruns these under each ATEN_CPU_CAPABILITY
 EPS32 = torch.finfo(torch.float32).eps
 

@@ -6,10 +6,8 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_sig import CIFAR10DataModule, CombinedNet, ManyLayersNet
-from lightning_sig.nn.fused import kernels_available
 from tests.conftest import REAL_CIFAR10
-
-needs_kernels = pytest.mark.skipif(not kernels_available(), reason="fused kernels cannot be built")
+from tests.kernel_gate import needs_kernels  # skips without the kernels, fails under CI
 
 
 @pytest.fixture()

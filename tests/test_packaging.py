@@ -21,6 +21,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT / "configs").as_posix()
                  for p in (ROOT / "configs").glob("*/*.yaml"))  # <figure>/<arm>.yaml
+BEYOND = sorted(p.relative_to(ROOT / "configs").as_posix()
+                for p in (ROOT / "configs").glob("beyond/*/*.yaml"))  # beyond/<figure>/<arm>.yaml
 BUILD_INPUTS = ("pyproject.toml", "README.md", "lightning_sig", "configs")
 
 
@@ -47,14 +49,24 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_repository_has_the_ten_paper_configs():
+def test_repository_has_the_ten_paper_configs_and_eight_beyond():
     assert len(CONFIGS) == 10, CONFIGS  # Figures 1–4: 2 + 2 + 4 + 2 arms
+    assert len(BEYOND) == 8, BEYOND  # α 4, 8; σ + r, σ + α; relu He ± r, tanh Glorot, + r + α
 
 
 def test_wheel_contains_every_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"lightning_sig/configs/{c}" for c in CONFIGS} <= names
+    assert {f"lightning_sig/configs/{c}" for c in CONFIGS + BEYOND} <= names
     assert "lightning_sig/configs/__init__.py" in names
+
+
+def test_wheel_declares_the_console_script(wheel):
+    """pip makes ``lightning-sig`` (lightning_sig/commands.py) from the wheel's entry points."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        lines = archive.read(name).decode().split("\n")
+    assert "[console_scripts]" in lines
+    assert "lightning-sig = lightning_sig.commands:main" in lines
 
 
 def test_installed_sweep_resolves_configs_from_package_data(wheel, tmp_path):

@@ -5,7 +5,9 @@ N(0, 0.5²) init; 100 synthetic images, batch 20 → 5 steps per epoch; the conf
 GradientQuantileCallback logging every step):
   A: an uninterrupted 2-epoch run;  B and B2: two identical 1-epoch runs;  C: B resumed with
   ``--ckpt_path`` for a second epoch into B's TensorBoard version
-  (``--trainer.logger.init_args.version 0``).
+  (``--trainer.logger.init_args.version 0``);  S: a run stopped mid-epoch by
+  ``--trainer.max_steps 7`` and continued to ``--trainer.max_steps 10`` (issue 18's report; every
+  other kind of checkpoint: tests/test_resume_anywhere.py).
 """
 from __future__ import annotations
 
@@ -62,6 +64,10 @@ def runs(tmp_path_factory, request):
     out["b_ckpt_bytes"] = out["b_ckpt"].read_bytes()
     out["c"] = _fit(ns, root / "data", root / "b", 2, "--ckpt_path", str(out["b_ckpt"]),
                     "--trainer.logger.init_args.version", "0")
+    stopped = _fit(ns, root / "data", root / "s", -1, "--trainer.max_steps", "7")
+    out["s_ckpt"] = Path(stopped.trainer.log_dir) / "checkpoints" / "epoch=1-step=7.ckpt"
+    out["s"] = _fit(ns, root / "data", root / "s", -1, "--trainer.max_steps", "10",
+                    "--ckpt_path", str(out["s_ckpt"]), "--trainer.logger.init_args.version", "0")
     return out
 
 
@@ -96,6 +102,14 @@ def test_resumed_run_equals_uninterrupted(runs):
     assert a.trainer.callback_metrics.keys() == c.trainer.callback_metrics.keys()
     for key, value in a.trainer.callback_metrics.items():
         assert torch.equal(value, c.trainer.callback_metrics[key]), key
+
+
+def test_run_stopped_mid_epoch_by_max_steps_continues_bitwise(runs):
+    a, s = runs["a"], runs["s"]
+    assert s.trainer.global_step == a.trainer.global_step == 2 * STEPS_PER_EPOCH
+    _assert_same_parameters(a.model, s.model)  # batches 2-4 of epoch 1, not 0-2 of epoch 2
+    a_loss = _events(Path(a.trainer.log_dir))["train/loss"]
+    assert _events(Path(s.trainer.log_dir))["train/loss"] == a_loss  # same steps, same values
 
 
 def test_resumed_tensorboard_log_continues_step_axis(runs):

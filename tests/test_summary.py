@@ -1,9 +1,11 @@
-"""Run summaries (lightning_sig/experiments/summary.py): built from a tiny synthetic sweep (event
-files with known values, tests/summary_fakes.py), they hold exactly those values, read back into
-the RunLogs the event reader gives, make a sweep on a clean checkout skip the summarized runs,
-and the figure command draws from committed-format summaries alone (tests/data/summaries)."""
+"""Run summaries (lightning_sig/experiments/summary.py, summary_build.py): built from a tiny
+synthetic sweep (event files with known values, tests/summary_fakes.py), they hold exactly those
+values, read back into the RunLogs the event reader gives, make a sweep on a clean checkout skip
+the summarized runs, and the figure command draws from committed-format summaries alone
+(tests/data/summaries)."""
 import csv
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,9 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig.experiments import figures, summary, summary_sweep, sweep
+from lightning_sig.experiments import figure_cli as figures
+from lightning_sig.experiments import (summary, summary_build, sweep_local, sweep_plan,
+                                       sweep_process, sweep_task)
+from lightning_sig.experiments.provenance import FIELDS
 from lightning_sig.experiments.figure_data import aggregate, load_figure
-from lightning_sig.experiments.sweep_plan import plan_runs, run_dir
+from lightning_sig.experiments.sweep_layout import run_dir
+from lightning_sig.experiments.sweep_plan import plan_runs
 
 from tests import summary_fakes as fakes
 
@@ -51,12 +57,13 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
     (train/loss = mean of the epoch's 3 steps; per-layer tags other than global left out); a
     second sweep into an EMPTY --out with the same summaries runs nothing; a new seed runs only
     its own runs; another epoch budget is refused before anything runs."""
-    monkeypatch.setattr(sweep, "train_command", _fake_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_command)
     # the checkout when the run started (the sweep's marker), not when the summary is written
-    monkeypatch.setattr(sweep, "launch_code_version", lambda: "abc1234-at-launch")
+    commit = "abc1234" + "5" * 33
+    monkeypatch.setattr(sweep_process, "git_state", lambda: {"commit": commit, "dirty": True})
     sums, lines = tmp_path / "summaries", []
     specs = plan_runs(["figA"], [0], configs)
-    assert sweep.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
+    assert sweep_local.run_sweep(specs, tmp_path / "out1", EPOCHS, [], jobs=2, summaries=sums,
                            echo=lines.append) == []
     for arm in ("a", "b"):
         path = summary.summary_path(sums, "figA", arm, 0)
@@ -64,8 +71,16 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
         record = summary.read_summary(path)
         assert (record["figure"], record["arm"], record["seed"], record["n_epochs"]) == ("figA", arm, 0, 2)
         assert record["marker"]["epochs"] == EPOCHS and record["marker"]["wall_time_s"] > 0
-        assert "command" not in record["marker"] and record["code_version"] == "abc1234-at-launch"
-        assert record["marker"]["code_version"] == "abc1234-at-launch" != summary.code_version()
+        assert "command" not in record["marker"] and record["code_version"] == "abc1234-dirty"
+        assert record["marker"]["code_version"] == "abc1234-dirty" != summary.code_version()
+        prov = record["provenance"]
+        assert record["schema"] == "lightning_sig.run_summary/2" and sorted(prov) == sorted(FIELDS)
+        assert (prov["commit"], prov["dirty"]) == (commit, True)
+        assert prov["torch"] == prov["denormals"] == "unknown"  # the fake child writes no provenance.json
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", prov["started_at"])
+        assert prov["started_at"] <= prov["finished_at"]
+        assert record["config"]["trainer"]["default_root_dir"] == f"<out>/figA/{arm}/seed_0"
+        assert record["config"]["data"]["data_dir"] == "<abs>/cifar10"  # no path of this machine
         assert record["hparams"]["l2_strength"] == (0.01 if arm == "b" else 0.0)
         assert record["config"]["model"]["init_args"] == record["hparams"]
         series = record["series"]
@@ -78,20 +93,20 @@ def test_sweep_writes_summaries_and_clean_checkout_resumes(configs, tmp_path, mo
         assert series["val/acc"]["step"] == [2, 5] and series["grad_epoch/global/abs_q50"]["step"] == [3, 6]
     assert json.loads((sums / "figA" / "sweep.json").read_text())["seeds"] == [0]
 
-    monkeypatch.setattr(sweep, "train_command", _failing_command)  # nothing may run now
+    monkeypatch.setattr(sweep_task, "train_command", _failing_command)  # nothing may run now
     lines.clear()
-    assert sweep.run_sweep(specs, tmp_path / "clean", EPOCHS, [], summaries=sums,
+    assert sweep_local.run_sweep(specs, tmp_path / "clean", EPOCHS, [], summaries=sums,
                            echo=lines.append) == []
     assert "2 runs, 2 already finished, 0 to run" in lines[0]
-    monkeypatch.setattr(sweep, "train_command", _fake_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_command)
     lines.clear()
-    sweep.run_sweep(plan_runs(["figA"], [0, 1], configs), tmp_path / "clean", EPOCHS, [],
+    sweep_local.run_sweep(plan_runs(["figA"], [0, 1], configs), tmp_path / "clean", EPOCHS, [],
                     jobs=2, summaries=sums, echo=lines.append)
     assert "4 runs, 2 already finished, 2 to run" in lines[0]
     assert sorted(summary.find_summaries(sums)["figA"]["b"]) == [0, 1]
     assert not run_dir(tmp_path / "clean", "figA", "a", 0).exists()  # never re-trained
     with pytest.raises(ValueError, match=r"figA/a/seed_0 has a summary .*epochs=2.*asks epochs=3"):
-        sweep.run_sweep(specs, tmp_path / "other", 3, [], summaries=sums, echo=lines.append)
+        sweep_local.run_sweep(specs, tmp_path / "other", 3, [], summaries=sums, echo=lines.append)
     assert not (tmp_path / "other").exists()
 
 
@@ -107,7 +122,7 @@ def test_summaries_read_back_as_the_event_files_runlogs(tmp_path):
         fakes.write_run(directory, seed, 3, {"activation": "tanh", "alpha": 2.0, "l2_strength": 0.01})
         (directory / "DONE").write_text(json.dumps({"epochs": 3, "wall_time_s": 4.5 + seed,
                                                     "command": ["python", "/abs/path"]}))
-        summary.write_summary(sums, summary.build_summary(directory, "figA", "a", seed))
+        summary.write_summary(sums, summary_build.build_summary(directory, "figA", "a", seed))
     tags = sorted(fakes.epoch_values(0, 0))
     events = {r.seed: r for r in load_figure(out, "figA", tags + ["train/loss"])}
     summed = {r.seed: r for r in summary.load_summaries(sums, "figA")}
@@ -162,7 +177,7 @@ def test_bad_summaries_and_unfinished_runs(tmp_path):
         summary.read_summary(tmp_path / "y.json")
     fakes.write_run(tmp_path / "run", 0, 1, {})
     with pytest.raises(ValueError, match="no DONE marker"):
-        summary.build_summary(tmp_path / "run", "f", "a", 0)
+        summary_build.build_summary(tmp_path / "run", "f", "a", 0)
     with pytest.raises(ValueError, match=r"'figZ' has no summaries.*found: fig1_large_params"):
         summary.load_summaries(DATA, "figZ")
     assert summary.is_summary_dir(DATA) and not summary.is_summary_dir(tmp_path)
@@ -179,7 +194,7 @@ def test_member_run_summary_takes_the_group_config(tmp_path):
     (member / "config.yaml").unlink()
     (member / "DONE").write_text(json.dumps({"epochs": 1, "wall_time_s": 8.0, "members": [0, 1],
                                              "group_dir": str(group), "log": "/x/train.log"}))
-    record = summary.build_summary(member, "figA", "a", 1)
+    record = summary_build.build_summary(member, "figA", "a", 1)
     assert record["config"] == {"model": {"init_args": {"num_members": 2}}}
     assert record["marker"] == {"epochs": 1, "wall_time_s": 8.0, "members": [0, 1]}
 
@@ -197,7 +212,7 @@ def test_summary_made_elsewhere_matches_despite_machine_overrides(tmp_path):
               "marker": {"epochs": 2, "overrides": made}, "series": {}}
     summary.write_summary(tmp_path / "s", record)
     here = ["--data.data_dir", "../shared/cifar10", "--trainer.limit_train_batches", "5"]
-    assert summary_sweep.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
-    assert summary_sweep.summarized(spec, tmp_path / "s", 2, here) == spec
+    assert sweep_plan.portable_overrides(made) == ["--trainer.limit_train_batches", "5"]
+    assert sweep_plan.summarized(spec, tmp_path / "s", 2, here) == spec
     with pytest.raises(ValueError, match=r"overrides=.*limit_train_batches', '5'.*asks.*'7'"):
-        summary_sweep.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])
+        sweep_plan.summarized(spec, tmp_path / "s", 2, ["--trainer.limit_train_batches", "7"])

@@ -1,8 +1,8 @@
-"""The sweep command (lightning_sig/sweep.py, sweep_plan.py): argument checks, run naming, the
-resume rule (finished runs skipped and never deleted, unfinished ones restarted cleanly), failure
-handling, and one real end-to-end sweep on synthetic CIFAR-10 followed by the figure command,
-whose CSV must hold the mean over seeds of what the event files hold (and the same numbers when
-drawn from the sweep's run summaries)."""
+"""The sweep command (lightning_sig/sweep.py; experiments/sweep_cli.py, sweep_plan.py,
+sweep_local.py): argument checks, run naming, the resume rule (finished runs skipped and never
+deleted, unfinished ones restarted cleanly), failure handling, and one real end-to-end sweep on
+synthetic CIFAR-10 followed by the figure command, whose CSV must hold the mean over seeds of
+what the event files hold (and the same numbers when drawn from the sweep's run summaries)."""
 import csv
 import json
 import sys
@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightning_sig.experiments import sweep as sweep
-from lightning_sig.experiments.sweep_plan import (DONE_NAME, RunSpec, list_figures, parse_seeds, plan_runs,
-                                      read_marker, run_dir, split_overrides, train_command)
+from lightning_sig.experiments import sweep_cli, sweep_local, sweep_task
+from lightning_sig.experiments.sweep_cli import parse_seeds, split_overrides
+from lightning_sig.experiments.sweep_commands import train_command
+from lightning_sig.experiments.sweep_layout import DONE_NAME, RunSpec, read_marker, run_dir
+from lightning_sig.experiments.sweep_plan import list_figures, plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,18 +84,18 @@ def test_split_overrides_passes_dotted_options_and_tail():
 def test_bad_arguments_rejected_before_running(configs, argv, match, tmp_path, capsys):
     argv = ["--config-dir", str(configs), "--out", str(tmp_path / "o"), *argv]
     with pytest.raises(ValueError, match=match):
-        sweep.parse_arguments(argv)
-    assert sweep.main(argv) == 2
+        sweep_cli.parse_arguments(argv)
+    assert sweep_cli.main(argv) == 2
     assert match.split()[0] in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
 def test_defaults_jobs_threads_and_all(configs, monkeypatch):
-    monkeypatch.setattr(sweep, "usable_cpus", lambda: 4)
-    args, specs, overrides = sweep.parse_arguments(["all", "--config-dir", str(configs)])
+    monkeypatch.setattr(sweep_cli, "usable_cpus", lambda: 4)
+    args, specs, overrides = sweep_cli.parse_arguments(["all", "--config-dir", str(configs)])
     assert (args.jobs, args.threads, args.epochs) == (4, 1, 30)
     assert len(specs) == 3 * 25 and overrides == []
-    args, _, _ = sweep.parse_arguments(["figA", "--jobs", "2", "--config-dir", str(configs)])
+    args, _, _ = sweep_cli.parse_arguments(["figA", "--jobs", "2", "--config-dir", str(configs)])
     assert (args.jobs, args.threads) == (2, 2)
 
 
@@ -101,13 +103,13 @@ def test_train_command_puts_logs_in_run_dir(tmp_path):
     spec = RunSpec("fig1_large_params", "regularized",
                    ROOT / "configs/fig1_large_params/regularized.yaml", 7)
     cmd = train_command(spec, tmp_path, 3, ["--data.data_dir", "d"])
-    assert cmd[0] == sys.executable and cmd[3] == "fit"
-    pairs = dict(zip(cmd[4::2], cmd[5::2]))
+    assert cmd[0] == sys.executable and cmd[4] == "fit"  # cmd[3]: the log dir, for provenance.json
+    pairs = dict(zip(cmd[5::2], cmd[6::2]))
     assert pairs["--seed_everything"] == "7" and pairs["--trainer.max_epochs"] == "3"
     log_dir = Path(pairs["--trainer.logger.init_args.save_dir"]) / \
         pairs["--trainer.logger.init_args.name"] / pairs["--trainer.logger.init_args.version"]
     assert log_dir == run_dir(tmp_path.resolve(), spec.figure, spec.arm, 7) \
-        == tmp_path.resolve() / "fig1_large_params/regularized/seed_7"
+        == tmp_path.resolve() / "fig1_large_params/regularized/seed_7" == Path(cmd[3])
     assert cmd[-2:] == ["--data.data_dir", "d"]
 
 
@@ -120,7 +122,7 @@ def _fake_train_command(spec, out, epochs, overrides=()):
 
 def test_resume_skips_finished_restarts_unfinished_and_reports_failures(configs, tmp_path,
                                                                         monkeypatch):
-    monkeypatch.setattr(sweep, "train_command", _fake_train_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_train_command)
     out = tmp_path / "out"
     specs = plan_runs(["figA"], [0, 1, 13], configs)
     finished = run_dir(out, "figA", "a", 0)
@@ -131,7 +133,7 @@ def test_resume_skips_finished_restarts_unfinished_and_reports_failures(configs,
     stale.mkdir(parents=True)
     (stale / "events.stale").write_text("half a run")
     lines = []
-    failed = sweep.run_sweep(specs, out, 2, [], jobs=2, threads=1, echo=lines.append)
+    failed = sweep_local.run_sweep(specs, out, 2, [], jobs=2, threads=1, echo=lines.append)
     assert sorted(s.label for s in failed) == ["figA/a/seed_13", "figA/b/seed_13"]
     assert (finished / "events.keep").read_text() == "old" and not (finished / "trained").exists()
     assert not (stale / "events.stale").exists() and (stale / "trained").exists()
@@ -146,19 +148,19 @@ def test_resume_skips_finished_restarts_unfinished_and_reports_failures(configs,
     manifest = json.loads((out / "figA" / "sweep.json").read_text())
     assert manifest == {"arms": ["a", "b"], "seeds": [0, 1, 13], "epochs": 2}
     lines.clear()  # second pass: only the two failed runs run again
-    sweep.run_sweep(specs, out, 2, [], jobs=1, threads=1, echo=lines.append)
+    sweep_local.run_sweep(specs, out, 2, [], jobs=1, threads=1, echo=lines.append)
     assert "4 already finished, 2 to run" in lines[0]
 
 
 def test_finished_run_with_other_budget_is_an_error(configs, tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "train_command", _fake_train_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_train_command)
     out = tmp_path / "out"
     specs = plan_runs(["figB"], [0], configs)
-    sweep.run_sweep(specs, out, 2, [], echo=lambda s: None)
+    sweep_local.run_sweep(specs, out, 2, [], echo=lambda s: None)
     with pytest.raises(ValueError, match=r"figB/c/seed_0 .*epochs=2.*asks epochs=5"):
-        sweep.run_sweep(specs, out, 5, [], echo=lambda s: None)
+        sweep_local.run_sweep(specs, out, 5, [], echo=lambda s: None)
     with pytest.raises(RuntimeError, match="refusing"):
-        sweep.run_one(specs[0], out, 2, [], threads=1)
+        sweep_task.run_one(specs[0], out, 2, [], threads=1)
     assert read_marker(run_dir(out, "figB", "c", 0))["epochs"] == 2
 
 
@@ -182,9 +184,9 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
     argv = ["fig1_large_params", "--seeds", "0", "1", "--epochs", "2", "--out", str(out),
             "--jobs", "2", "--data.data_dir", str(fake_cifar), "--trainer.limit_train_batches",
             "2", "--trainer.limit_val_batches", "1", "--summaries", str(tmp_path / "sums")]
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
-    from lightning_sig.experiments import figures as figures
+    from lightning_sig.experiments import figure_cli as figures
     assert figures.main([str(out)]) == 0
     err = capsys.readouterr().err
     with open(out / "figures" / "fig1_large_params.csv") as f:
@@ -204,7 +206,7 @@ def test_end_to_end_sweep_then_figures(fake_cifar, tmp_path, capsys):
                 assert float(row["q25"]) == pytest.approx(np.quantile(values, 0.25), rel=1e-12)
     table = (out / "figures" / "runtime.md").read_text()
     assert "| fig1_large_params | regularized | tanh |" in table and "(vs unregularized)" in table
-    assert sweep.main(argv) == 0  # resume: everything is finished, nothing runs
+    assert sweep_cli.main(argv) == 0  # resume: everything is finished, nothing runs
     assert "4 runs, 4 already finished, 0 to run" in capsys.readouterr().out
     # the run summaries (--summaries) draw the same numbers without the event files
     assert figures.main([str(tmp_path / "sums"), "--out", str(tmp_path / "from_sums")]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lightning_sig.experiments import sweep
+from lightning_sig.experiments import sweep_cli, sweep_local
 from lightning_sig.experiments.lock import HOLDER_NAME, SweepLock, SweepLockedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,13 +32,13 @@ def _holder(out: Path) -> subprocess.Popen:
 
 
 def test_second_sweep_is_refused_naming_the_holder(configs, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: pytest.fail("ran under a held lock"))
+    monkeypatch.setattr(sweep_local, "run", lambda *a, **k: pytest.fail("ran under a held lock"))
     out = tmp_path / "out"
     holder = _holder(out)
     try:
         before = sorted(p.name for p in out.iterdir())
         argv = ["figA", "--seeds", "0", "--config-dir", str(configs), "--out", str(out)]
-        assert sweep.main(argv) == 2
+        assert sweep_cli.main(argv) == 2
         err = capsys.readouterr().err
         assert f"{out} is in use by another sweep: pid {holder.pid} on host " \
                f"{socket.gethostname()}, started 20" in err and "use another --out" in err

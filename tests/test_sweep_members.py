@@ -1,6 +1,7 @@
-"""``python -m lightning_sig.sweep --members K`` (sweep_members.py, sweep_plan.py): the group
-commands, that member directories read like separate runs (same tags, same values to float
-tolerance, same hparams, DONE markers, figures), the group resume rule and argument checks."""
+"""``python -m lightning_sig.sweep --members K`` (sweep_members.py, sweep_plan.py,
+sweep_commands.py): the group commands, that member directories read like separate runs (same
+tags, same values to float tolerance, same hparams, DONE markers, figures), the group resume
+rule and argument checks."""
 import sys
 import warnings
 from pathlib import Path
@@ -9,11 +10,11 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig.experiments import sweep as sweep
-from lightning_sig.experiments import sweep_members as sweep_members
+from lightning_sig.experiments import sweep_cli, sweep_local, sweep_members
 from lightning_sig.experiments.figure_data import SweepDataWarning, aggregate, find_figures, load_figure
-from lightning_sig.experiments.sweep_plan import (DONE_NAME, _CHILD, group_command, group_dir, plan_groups,
-                                      plan_runs, read_marker, run_dir, train_command)
+from lightning_sig.experiments.sweep_commands import _CHILD, group_command, train_command
+from lightning_sig.experiments.sweep_layout import DONE_NAME, group_dir, read_marker, run_dir
+from lightning_sig.experiments.sweep_plan import plan_groups, plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,8 +33,9 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
     groups = plan_groups(specs, 2)
     assert [[s.seed for s in g] for g in groups] == [[0, 1], [2, 3], [4]]
     out, cfg = tmp_path / "o", str((configs / "figA" / "a.yaml").resolve())
-    head = [sys.executable, "-c", _CHILD, "fit", "--config", cfg]
     for group, first, version in ((groups[0], "0", "members_0-1"), (groups[1], "2", "members_2-3")):
+        log_dir = str(out.resolve() / "figA" / "a" / version)
+        head = [sys.executable, "-c", _CHILD, log_dir, "fit", "--config", cfg]
         assert group_command(group, out, 3, ["--data.data_dir", "d"]) == head + [
             "--seed_everything", first, "--trainer.max_epochs", "3",
             "--trainer.default_root_dir", str(out.resolve() / "figA" / "a" / version),
@@ -51,10 +53,11 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
     assert template.format(seed=1) == str(run_dir(braces.resolve(), "figA", "a", 1))
     argv = ["figA", "--seeds", "0-4", "--members", "2", "--config-dir", str(configs), "--out",
             str(out), "--dry-run"]
-    assert sweep.main(argv) == 0
+    assert sweep_cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "0 of 10 runs done"
-    lines = lines[1:]
+    assert lines[:3] == ["0 of 10 runs done, 10 to run in 6 process(es)",
+                         "figA/a: 0 done, 5 to do", "figA/b: 0 done, 5 to do"]
+    lines = lines[3:]
     assert len(lines) == 6 and all(line.startswith("todo ") for line in lines)
     assert sum("members_0-1" in line for line in lines) == 2  # arms a and b
 
@@ -79,8 +82,8 @@ def test_members_sweep_equals_separate_runs_and_feeds_the_figures(fake_cifar, tm
               "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1",
               "--model.init_args.init", "normal", "--model.init_args.init_scale", "0.5"]
     grouped, separate = tmp_path / "grouped", tmp_path / "separate"
-    assert sweep.main(common + ["--out", str(grouped), "--members", "2", "--jobs", "1"]) == 0
-    assert sweep.main(common + ["--out", str(separate), "--jobs", "2"]) == 0
+    assert sweep_cli.main(common + ["--out", str(grouped), "--members", "2", "--jobs", "1"]) == 0
+    assert sweep_cli.main(common + ["--out", str(separate), "--jobs", "2"]) == 0
     assert "[2/2] fig1_large_params/regularized/members_0-1 ok" in capsys.readouterr().out
     arm = run_dir(grouped, "fig1_large_params", "regularized", 0).parent
     assert (arm / "members_0-1" / "config.yaml").is_file()
@@ -112,7 +115,7 @@ def test_members_sweep_equals_separate_runs_and_feeds_the_figures(fake_cifar, tm
     rows = {d: aggregate(r, "val/acc")["regularized"] for d, r in runs.items()}
     assert rows[grouped][0]["n_seeds"] == 2
     assert rows[grouped][0]["mean"] == pytest.approx(rows[separate][0]["mean"], rel=1e-5)
-    from lightning_sig.experiments import figures as figures
+    from lightning_sig.experiments import figure_cli as figures
     assert figures.main([str(grouped)]) == 0
     assert "| fig1_large_params | regularized | tanh | 1.000 | 0.010 | 2 |" in \
         (grouped / "figures" / "runtime.md").read_text()
@@ -135,39 +138,44 @@ def _fake_group_command(group, out, epochs, overrides=()):
     return [sys.executable, "-c", code]
 
 
-def test_resume_reruns_only_incomplete_groups(configs, tmp_path, monkeypatch):
+def test_resume_runs_only_unfinished_seeds_whatever_the_groups(configs, tmp_path, monkeypatch):
+    """A finished run is never rerun: the unfinished seeds 0 and 3 (of groups 0-1 and 2-3) form
+    one new group members_0+3; the finished seeds 1 and 2 keep their folders untouched."""
     monkeypatch.setattr(sweep_members, "group_command", _fake_group_command)
     out = tmp_path / "out"
     specs = plan_runs(["figA"], [0, 1, 2, 3], configs, arms=["a"])
     lines = []
-    assert sweep.run_sweep(specs, out, 2, [], jobs=1, threads=1, echo=lines.append,
+    assert sweep_local.run_sweep(specs, out, 2, [], jobs=1, threads=1, echo=lines.append,
                            members=2) == []
     assert [line.split(" ok")[0] for line in lines[1:]] == [
         "[2/4] figA/a/members_0-1", "[4/4] figA/a/members_2-3"]
     member = yaml.safe_load((run_dir(out, "figA", "a", 1) / "hparams.yaml").read_text())
     assert member == {"activation": "tanh", "l2_strength": 0.01, "num_members": 1,
                       "member_seeds": None, "member_log_dir": "{log_dir}/seed_{seed}"}
-    untouched = run_dir(out, "figA", "a", 2)
-    before = (untouched / DONE_NAME).read_text()
-    (untouched / "keep").write_text("old")
-    (run_dir(out, "figA", "a", 1) / "stale").write_text("old")
-    (run_dir(out, "figA", "a", 0) / DONE_NAME).unlink()
+    before = {s: (run_dir(out, "figA", "a", s) / DONE_NAME).read_text() for s in (1, 2)}
+    for seed in (1, 2):
+        (run_dir(out, "figA", "a", seed) / "keep").write_text("old")
+    (run_dir(out, "figA", "a", 3) / "stale").write_text("old")
+    for seed in (0, 3):
+        (run_dir(out, "figA", "a", seed) / DONE_NAME).unlink()
     (out / "calls").unlink()
     lines.clear()
-    sweep.run_sweep(specs, out, 2, [], jobs=2, threads=1, echo=lines.append, members=2)
+    sweep_local.run_sweep(specs, out, 2, [], jobs=2, threads=1, echo=lines.append, members=2)
     assert "4 runs, 2 already finished, 2 to run" in lines[0]
-    assert "(1 finished run(s) again with their group)" in lines[0]
-    assert (out / "calls").read_text() == "[0, 1]\n"  # only the incomplete group ran
-    assert not (run_dir(out, "figA", "a", 1) / "stale").exists()  # its dirs were cleared
-    assert all(read_marker(run_dir(out, "figA", "a", s))["members"] == [0, 1] for s in (0, 1))
-    assert (untouched / "keep").read_text() == "old"
-    assert (untouched / DONE_NAME).read_text() == before
+    assert "in 1 process(es) of <= 2 seeds" in lines[0]
+    assert (out / "calls").read_text() == "[0, 3]\n"  # only the unfinished seeds ran
+    assert lines[1].startswith("[4/4] figA/a/members_0+3 ok")
+    assert not (run_dir(out, "figA", "a", 3) / "stale").exists()  # their dirs were cleared
+    assert all(read_marker(run_dir(out, "figA", "a", s))["members"] == [0, 3] for s in (0, 3))
+    for seed in (1, 2):
+        assert (run_dir(out, "figA", "a", seed) / "keep").read_text() == "old"
+        assert (run_dir(out, "figA", "a", seed) / DONE_NAME).read_text() == before[seed]
 
 
 def test_failed_group_marks_no_member_done(configs, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_members, "group_command", _fake_group_command)
     specs = plan_runs(["figA"], [12, 13], configs, arms=["b"])
-    failed = sweep.run_sweep(specs, tmp_path, 1, [], echo=lambda s: None, members=2)
+    failed = sweep_local.run_sweep(specs, tmp_path, 1, [], echo=lambda s: None, members=2)
     assert [s.seed for s in failed] == [12, 13]
     assert all(read_marker(run_dir(tmp_path, "figA", "b", s)) is None for s in (12, 13))
     with pytest.raises(ValueError, match="needs >= 2 seeds, got 1"):
@@ -189,10 +197,10 @@ def test_failed_group_marks_no_member_done(configs, tmp_path, monkeypatch):
 def test_bad_members_arguments(configs, tmp_path, capsys, extra, match):
     argv = ["figA", "--config-dir", str(configs), "--out", str(tmp_path / "o"), *extra]
     with pytest.raises(ValueError, match=match):
-        sweep.parse_arguments(argv)
-    assert sweep.main(argv) == 2 and "--members" in capsys.readouterr().err
+        sweep_cli.parse_arguments(argv)
+    assert sweep_cli.main(argv) == 2 and "--members" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="--members 0 must be"):
         plan_groups([], 0)
     if "--model.init_args.num_members" in extra:  # with --members 1 it is passed on as before
-        assert sweep.parse_arguments(argv[:5] + extra[2:])[2] == extra[2:]
+        assert sweep_cli.parse_arguments(argv[:5] + extra[2:])[2] == extra[2:]

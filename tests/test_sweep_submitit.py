@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lightning_sig.experiments import launch_submitit, sweep, sweep_plan
-from lightning_sig.experiments.sweep_plan import DONE_NAME, plan_runs, read_marker, run_dir
+from lightning_sig.experiments import sweep_cli, sweep_commands, sweep_submitit, sweep_task
+from lightning_sig.experiments.sweep_layout import DONE_NAME, read_marker, run_dir
+from lightning_sig.experiments.sweep_plan import plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,11 +35,11 @@ def configs(tmp_path):
 ])
 def test_bad_submitit_arguments_are_refused_before_submitting(configs, tmp_path, capsys, extra,
                                                               match, monkeypatch):
-    monkeypatch.setattr(launch_submitit.shutil, "which", lambda name: None)  # no SLURM here
+    monkeypatch.setattr(sweep_submitit.shutil, "which", lambda name: None)  # no SLURM here
     out = tmp_path / "out"
     argv = ["figA", "--seeds", "0", "--config-dir", str(configs), "--out", str(out),
             "--launcher", "submitit", *extra]
-    assert sweep.main(argv) == 2
+    assert sweep_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 or "Valid arguments" in err
     import re
@@ -49,17 +50,17 @@ def test_bad_submitit_arguments_are_refused_before_submitting(configs, tmp_path,
 def test_submitit_options_need_the_submitit_launcher(configs, tmp_path, capsys):
     argv = ["figA", "--config-dir", str(configs), "--out", str(tmp_path / "o"),
             "--submitit.timeout_min", "60"]
-    assert sweep.main(argv) == 2
+    assert sweep_cli.main(argv) == 2
     assert "--submitit.timeout_min needs --launcher submitit" in capsys.readouterr().err
 
 
 def test_split_submitit_options():
-    rest, raw = launch_submitit.split_submitit_options(
+    rest, raw = sweep_submitit.split_submitit_options(
         ["figA", "--submitit.timeout_min", "60", "--data.x", "1", "--submitit.cluster=debug",
          "--", "--submitit.kept", "v"])
     assert rest == ["figA", "--data.x", "1", "--", "--submitit.kept", "v"]
     assert raw == {"timeout_min": "60", "cluster": "debug"}
-    assert launch_submitit.parse_submitit_options(
+    assert sweep_submitit.parse_submitit_options(
         {"cluster": "local", "timeout_min": "60", "slurm_additional_parameters": "{signal: USR1@90}"}
     ) == ("local", {"timeout_min": 60, "slurm_additional_parameters": {"signal": "USR1@90"}})
 
@@ -74,16 +75,17 @@ def _fake_train_command(spec, out, epochs, overrides=()):
 
 
 def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep, "train_command", _fake_train_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_train_command)
     out = tmp_path / "out"
     argv = ["figA", "--seeds", "0", "13", "--epochs", "2", "--config-dir", str(configs), "--out",
             str(out), "--launcher", "submitit", "--submitit.cluster", "debug"]
-    assert sweep.main(argv + ["--dry-run"]) == 0
+    assert sweep_cli.main(argv + ["--dry-run"]) == 0
     dry = capsys.readouterr().out.splitlines()
-    assert dry[0] == "0 of 4 runs done"
-    assert dry[1].startswith("would submit 1 array job of 4 task(s) to cluster 'debug'")
-    assert len(dry) == 6 and "--seed_everything 13" in dry[-1] and not out.exists()
-    assert sweep.main(argv) == 1
+    assert dry[:3] == ["0 of 4 runs done, 4 to run in 4 process(es)", "figA/a: 0 done, 2 to do",
+                       "figA/b: 0 done, 2 to do"]
+    assert dry[3].startswith("would submit 1 array job of 4 task(s) to cluster 'debug'")
+    assert len(dry) == 8 and "--seed_everything 13" in dry[-1] and not out.exists()
+    assert sweep_cli.main(argv) == 1
     captured = capsys.readouterr()
     for arm in ("a", "b"):
         assert (run_dir(out, "figA", arm, 0) / "task_pid").read_text() == str(os.getpid())
@@ -94,10 +96,10 @@ def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, cap
         assert f"; log: {log}" in captured.out and log.read_text().strip() == "boom"
     assert "[submitit] tasks: 2 done, 2 failed, 0 pending" in captured.out
     assert "2 run(s) failed" in captured.err
-    assert sweep.main(argv + ["--dry-run"]) == 0  # rerun: only the failed runs are submitted
+    assert sweep_cli.main(argv + ["--dry-run"]) == 0  # rerun: only the failed runs are submitted
     dry = capsys.readouterr().out.splitlines()
-    assert dry[0] == "2 of 4 runs done" and "of 2 task(s)" in dry[1]
-    assert sweep.main(argv) == 1
+    assert dry[0].startswith("2 of 4 runs done") and "of 2 task(s)" in dry[3]
+    assert sweep_cli.main(argv) == 1
     rerun = capsys.readouterr().out
     assert "4 runs, 2 already finished, 2 to run as 2 array task(s) x 1 thread(s)" in rerun
     assert "[submitit] tasks: 0 done, 2 failed, 0 pending" in rerun
@@ -105,14 +107,15 @@ def test_debug_executor_runs_tasks_in_process_and_resumes(configs, tmp_path, cap
 
 def _tree(out: Path) -> dict:
     """Relative path → content: scalars of event files (named by folder: their names hold host,
-    pid and time), texts with ``out`` as ``<out>``; logs, markers, lock and submitit's files
-    left out (wall times, commands)."""
+    pid and time), texts with ``out`` as ``<out>``; logs, markers, task records, provenance,
+    lock and submitit's files left out (wall times, commands, times of day)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tree = {}
     for path in sorted(out.rglob("*")):
         rel = path.relative_to(out).as_posix()
-        if rel.startswith(".") or path.name in ("train.log", DONE_NAME):
+        if rel.startswith(".") or path.name in ("train.log", DONE_NAME, "task.json",
+                                                "provenance.json"):  # times of day
             continue
         if path.name.startswith("events.out.tfevents."):
             acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
@@ -134,9 +137,9 @@ def test_local_executor_sweep_equals_local_launcher(fake_cifar, tmp_path, capsys
               "--threads", "1", "--data.data_dir", str(fake_cifar),
               "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
     local, remote = tmp_path / "local", tmp_path / "submitit"
-    assert sweep.main(common + ["--out", str(local), "--jobs", "2"]) == 0
+    assert sweep_cli.main(common + ["--out", str(local), "--jobs", "2"]) == 0
     capsys.readouterr()
-    assert sweep.main(common + ["--out", str(remote), "--launcher", "submitit",
+    assert sweep_cli.main(common + ["--out", str(remote), "--launcher", "submitit",
                                 "--submitit.cluster", "local", "--submitit.timeout_min", "10"]) == 0
     out = capsys.readouterr().out
     assert "submitted 2 task(s) to local as job" in out
@@ -148,7 +151,7 @@ def test_local_executor_sweep_equals_local_launcher(fake_cifar, tmp_path, capsys
     for spec in plan_runs(["fig1_large_params"], [0, 1]):
         m1, m2 = (read_marker(run_dir(o, spec.figure, spec.arm, spec.seed)) for o in (local, remote))
         assert m1.keys() == m2.keys() and m1["returncode"] == m2["returncode"] == 0
-    assert sweep.main(common + ["--out", str(remote), "--launcher", "submitit",
+    assert sweep_cli.main(common + ["--out", str(remote), "--launcher", "submitit",
                                 "--submitit.cluster", "local"]) == 0  # all done: nothing submitted
     assert "submitted" not in capsys.readouterr().out
 
@@ -156,7 +159,7 @@ def test_local_executor_sweep_equals_local_launcher(fake_cifar, tmp_path, capsys
 def test_slurm_requeue_keeps_a_run_with_lightnings_hpc_checkpoint(configs, tmp_path, monkeypatch):
     """A requeued task finds Lightning's hpc_ckpt in the run folder (its default_root_dir) and
     restarts the run in place; a folder without one is restarted from scratch."""
-    monkeypatch.setattr(sweep, "train_command", _fake_train_command)
+    monkeypatch.setattr(sweep_task, "train_command", _fake_train_command)
     out = tmp_path / "out"
     spec_a, spec_b = plan_runs(["figA"], [0], configs)
     requeued, plain = (run_dir(out, s.figure, s.arm, s.seed) for s in (spec_a, spec_b))
@@ -166,12 +169,12 @@ def test_slurm_requeue_keeps_a_run_with_lightnings_hpc_checkpoint(configs, tmp_p
         (directory / "train.log").write_text("first attempt\n")
     (requeued / "hpc_ckpt_1.ckpt").write_text("state")
     for spec in (spec_a, spec_b):
-        assert sweep.run_one(spec, out, 2, [], threads=1)["returncode"] == 0
+        assert sweep_task.run_one(spec, out, 2, [], threads=1)["returncode"] == 0
     assert (requeued / "events.out.tfevents.old").exists() and (requeued / "hpc_ckpt_1.ckpt").exists()
     assert (requeued / "train.log").read_text() == "first attempt\nboom\n"
     assert not (plain / "events.out.tfevents.old").exists()
     assert (plain / "train.log").read_text() == "boom\n"
-    real = sweep_plan.train_command(spec_a, out, 2)
+    real = sweep_commands.train_command(spec_a, out, 2)
     assert real[real.index("--trainer.default_root_dir") + 1] == str(requeued.resolve())
 
 
@@ -191,7 +194,7 @@ def test_a_task_that_raised_names_submitits_log(configs, tmp_path):
 
     group = tuple(plan_runs(["figA"], [5], configs))[:1]
     lines = []
-    failed = launch_submitit.wait_for([Died()], [group], tmp_path, lines.append, poll_s=0)
+    failed = sweep_submitit.wait_for([Died()], [group], tmp_path, lines.append, poll_s=0)
     assert failed == list(group)
     assert lines == [f"figA/a/seed_5 FAILED in job 77_3 (MemoryError: oom); log: "
                      f"{tmp_path / '77_3_0_log.err'}",
@@ -201,16 +204,16 @@ def test_a_task_that_raised_names_submitits_log(configs, tmp_path):
 def test_no_new_array_while_the_last_one_runs(tmp_path, monkeypatch):
     """After --no-wait the lock is free, so squeue decides: tasks listed → refused."""
     out, bin_dir = tmp_path / "out", tmp_path / "bin"
-    (out / launch_submitit.SUBMITIT_FOLDER).mkdir(parents=True)
+    (out / sweep_submitit.SUBMITIT_FOLDER).mkdir(parents=True)
     bin_dir.mkdir()
     squeue = bin_dir / "squeue"  # a stand-in listing two tasks of job 4242 only
     squeue.write_text('#!/bin/sh\n[ "$3" = 4242 ] && printf "4242_0 R\\n4242_1 PD\\n"\nexit 0\n')
     squeue.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    record = out / launch_submitit.SUBMITIT_FOLDER / launch_submitit.ARRAY_RECORD
+    record = out / sweep_submitit.SUBMITIT_FOLDER / sweep_submitit.ARRAY_RECORD
     record.write_text('{"job_id": "4242"}')
     with pytest.raises(ValueError, match=r"SLURM job 4242 of .* still has 2 task\(s\) queued or "
                                          r"running .*scancel 4242"):
-        launch_submitit.check_no_array_running(out)
+        sweep_submitit.check_no_array_running(out)
     record.write_text('{"job_id": "4243"}')  # ended: squeue lists nothing
-    launch_submitit.check_no_array_running(out)
+    sweep_submitit.check_no_array_running(out)

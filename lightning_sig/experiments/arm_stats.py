@@ -1,14 +1,17 @@
-"""Statistics over seeds behind the reproduction's verdicts: per arm and epoch the median and
-interquartile range of a tag, how many seeds left chance, and a bootstrap 95 % confidence
-interval of the difference between two arms.
+"""Statistics over seeds behind the reproduction's tables: per arm and epoch the median and
+interquartile range of a tag, how many seeds left chance, and the paired difference between two
+arms (mean over the seeds both arms have, paired BCa bootstrap 95 % CI, sign-flip p;
+:mod:`lightning_sig.experiments.paired_stats`). The pre-registered verdicts are
+:mod:`lightning_sig.experiments.verdict_report`.
 
 ``python -m lightning_sig.experiments.arm_stats reproduction/full fig1_large_params --arms
 regularized unregularized --epochs 10 20 30`` prints the Markdown tables REPRODUCTION.md quotes.
 Inputs are a sweep folder or a summaries folder (:mod:`lightning_sig.experiments.summary`).
 
 Choices the paper does not make (assumptions): "left chance" means val/acc > 0.15 (chance is
-0.10 for CIFAR-10's ten balanced classes); the CI is the percentile bootstrap of the difference of
-the two arms' mean val/acc, resampling seeds within each arm, 10,000 resamples, generator seed 0.
+0.10 for CIFAR-10's ten balanced classes). Both arms of a figure share each seed's
+initialisation and data order, so differences are paired by seed (an unpaired bootstrap, used
+here before issue 20, can both hide and invent differences).
 """
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from lightning_sig.experiments import paired_stats as ps
+
 __all__ = ["CHANCE_THRESHOLD", "values_by_epoch", "epoch_table", "left_chance",
-           "bootstrap_difference", "main"]
+           "paired_difference", "main"]
 
 #: val/acc above this counts as "left chance" (fraction; chance is 0.10).
 CHANCE_THRESHOLD = 0.15
@@ -54,24 +59,18 @@ def left_chance(values: Dict[int, Dict[int, float]], epoch: int,
     return len(left), len(seeds)
 
 
-def bootstrap_difference(a: Sequence[float], b: Sequence[float], resamples: int = 10_000,
-                         seed: int = 0) -> Tuple[float, float, float]:
-    """(mean(a) − mean(b), 2.5 % and 97.5 % percentiles of its bootstrap distribution).
-
-    Seeds are resampled with replacement within each arm (``numpy.random.default_rng(seed)``).
+def paired_difference(a: Dict[int, float], b: Dict[int, float]) -> Tuple[int, float, float, float,
+                                                                    float, Tuple[int, ...]]:
+    """(n pairs, mean of a_s − b_s, BCa 95 % CI low, high, two-sided sign-flip p, seeds dropped)
+    over the seeds both arms have (``a``, ``b``: seed → value).
 
     Raises:
-        ValueError: an arm without values, or ``resamples`` < 1.
+        ValueError: fewer than 2 common seeds.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.size == 0 or b.size == 0 or resamples < 1:
-        raise ValueError(f"need values in both arms and resamples >= 1, got {a.size}, {b.size}, "
-                         f"{resamples}")
-    rng = np.random.default_rng(seed)
-    diffs = (rng.choice(a, (resamples, a.size)).mean(1)
-             - rng.choice(b, (resamples, b.size)).mean(1))  # (resamples,)
-    low, high = np.percentile(diffs, [2.5, 97.5])
-    return float(a.mean() - b.mean()), float(low), float(high)
+    pairs = ps.pair_by_seed(a, b)
+    ci = ps.bootstrap_mean_difference(pairs.a, pairs.b)
+    p = ps.sign_flip_test(pairs.a - pairs.b).pvalue
+    return len(pairs.seeds), ci.estimate, ci.low, ci.high, p, pairs.only_a + pairs.only_b
 
 
 def _markdown(runs: Sequence, arms: Sequence[str], epochs: Sequence[int]) -> List[str]:
@@ -85,14 +84,15 @@ def _markdown(runs: Sequence, arms: Sequence[str], epochs: Sequence[int]) -> Lis
                 lines.append(f"| {arm} | {epoch} | {n} | {median:.4f} | {q25:.4f}–{q75:.4f} | "
                              f"{left}/{total} |")
     if len(arms) == 2:
-        lines += ["", f"| epoch | mean val/acc {arms[0]} − {arms[1]} | bootstrap 95 % CI |",
-                  "|---|---|---|"]
+        lines += ["", f"| epoch | pairs | mean paired val/acc {arms[0]} − {arms[1]} | paired BCa "
+                  "95 % CI | sign-flip p |", "|---|---|---|---|---|"]
         for epoch in epochs:
-            a = list(tables[arms[0]].get(epoch, {}).values())
-            b = list(tables[arms[1]].get(epoch, {}).values())
-            if a and b:
-                diff, low, high = bootstrap_difference(a, b)
-                lines.append(f"| {epoch} | {diff:+.4f} | [{low:+.4f}, {high:+.4f}] |")
+            a, b = tables[arms[0]].get(epoch, {}), tables[arms[1]].get(epoch, {})
+            if len(set(a) & set(b)) >= 2:
+                n, diff, low, high, p, dropped = paired_difference(a, b)
+                extra = f" (seeds {list(dropped)} unpaired)" if dropped else ""
+                lines.append(f"| {epoch} | {n}{extra} | {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | "
+                             f"{p:.3g} |")
     return lines
 
 

@@ -2,7 +2,7 @@
 
 The paper's Figures 1-4 (Ven & Lederer, arXiv 2106.02260, Sec. 3) plot, per arm, the mean over
 seeds of a per-epoch quantity with a shaded interquartile band. This module finds the runs of a
-sweep (layout: :mod:`lightning_sig.experiments.sweep_plan`), reads their scalars with TensorBoard's own
+sweep (layout: :mod:`lightning_sig.experiments.sweep_layout`), reads their scalars with TensorBoard's own
 ``EventAccumulator`` and computes, per arm, tag and epoch: the number of seeds, their mean and
 their 25 % / 75 % quantiles (numpy's "linear" rule). Missing runs, unfinished runs, missing tags
 and missing epochs give a :class:`SweepDataWarning`, never an error.
@@ -25,10 +25,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import yaml
 
-from lightning_sig.experiments.sweep_plan import MANIFEST_NAME, SEED_DIR_PATTERN, read_marker
+from lightning_sig.experiments.sweep_layout import MANIFEST_NAME, SEED_DIR_PATTERN, read_marker
 
 __all__ = ["SweepDataWarning", "Point", "RunLog", "ACC_TAG", "grad_tag", "find_figures",
-           "read_run", "load_figure", "aggregate"]
+           "read_run", "load_figure", "aggregate", "per_seed"]
 
 ACC_TAG = "val/acc"
 EPOCH_TAG = "epoch"  # logged by Lightning next to every metric: value = 0-based epoch
@@ -85,6 +85,7 @@ class RunLog:
     marker: Optional[dict] = None
     hparams: dict = field(default_factory=dict)
     start_wall_time: Optional[float] = None
+    provenance: Optional[dict] = None  # summaries of schema /2 only (experiments.provenance)
 
 
 def _warn(message: str) -> None:
@@ -206,10 +207,13 @@ def _check_run(run: RunLog, epochs: Optional[int], n_epochs: int) -> None:
 def aggregate(runs: Sequence[RunLog], tag: str) -> Dict[str, List[dict]]:
     """Per arm, per epoch statistics over seeds of ``tag``.
 
-    Returns: arm → rows ordered by epoch, each ``{"epoch", "n_seeds", "mean", "q25", "q75"}``
-    (quantiles: ``numpy.quantile`` method "linear" over the seeds that logged that epoch; non-
-    finite values are kept, so a NaN in one seed makes that epoch's statistics NaN). Arms
-    without the tag are absent.
+    Returns: arm → rows ordered by epoch, each ``{"epoch", "n_seeds", "mean", "median", "q25",
+    "q75"}`` (quantiles: ``numpy.quantile`` method "linear" over the seeds that logged that
+    epoch, so q25 ≤ median ≤ q75; non-finite values are kept, so a NaN in one seed makes that
+    epoch's statistics NaN). Arms without the tag are absent. The figures draw the mean for
+    accuracy (the paper's "averages over the runs") and the median for the log-scale gradient
+    statistics, whose mean a few seeds orders of magnitude larger pull above the band
+    (issue 20, part 6).
     """
     by_arm: Dict[str, Dict[int, List[float]]] = {}
     for run in runs:
@@ -220,8 +224,18 @@ def aggregate(runs: Sequence[RunLog], tag: str) -> Dict[str, List[dict]]:
         rows = []
         for epoch, values in sorted(by_epoch.items()):
             array = np.asarray(values, dtype=np.float64)
-            q25, q75 = np.quantile(array, [0.25, 0.75])
+            q25, median, q75 = np.quantile(array, [0.25, 0.5, 0.75])
             rows.append({"epoch": epoch, "n_seeds": array.size, "mean": float(array.mean()),
-                         "q25": float(q25), "q75": float(q75)})
+                         "median": float(median), "q25": float(q25), "q75": float(q75)})
         result[arm] = rows
     return result
+
+
+def per_seed(runs: Sequence[RunLog], tag: str) -> Dict[str, Dict[int, List[Point]]]:
+    """arm → seed → the run's points of ``tag`` (for drawing every seed as a thin line)."""
+    out: Dict[str, Dict[int, List[Point]]] = {}
+    for run in runs:
+        if run.series.get(tag):
+            out.setdefault(run.arm, {})[run.seed] = run.series[tag]
+    return out
+

@@ -61,7 +61,7 @@ class SweepLock:
     Example::
 
         with SweepLock(Path("sweeps/cifar")):
-            run_sweep(...)
+            sweep_local.run(plan_sweep(...))
     """
 
     def __init__(self, out: Path) -> None:

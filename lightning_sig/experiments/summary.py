@@ -6,16 +6,21 @@ sweep started from a clean clone on another machine continues where the last one
 (``python -m lightning_sig.sweep ... --summaries DIR`` treats a run with a summary as done) and
 ``python -m lightning_sig.figures DIR`` draws Figures 1-4 and the runtime table from them alone.
 The sweep's side (a summary = a finished run; summaries written after each run) is
-:mod:`lightning_sig.experiments.summary_sweep`.
+:mod:`lightning_sig.experiments.summary_sweep`; a summary is built from a run's event files by
+:mod:`lightning_sig.experiments.summary_build`. This module is the format: where summaries
+lie, writing and reading them, and reading them back as the figures' ``RunLog``.
 
 Layout: ``<summaries>/<figure>/<arm>/seed_<s>.json`` (plus the sweep's ``<figure>/sweep.json``
 manifest). One file holds (schema :data:`SCHEMA`):
 
-* ``figure``, ``arm``, ``seed``, ``code_version`` (``git describe --always --dirty`` of the
-  package's checkout when the sweep started the run (the marker's), for markers without it when
-  the summary was written; else the installed package version), ``config`` (the run's LightningCLI
-  ``config.yaml``, parsed), ``hparams`` (``hparams.yaml``), ``marker`` (the sweep's DONE record
-  without machine paths: epochs, overrides, wall_time_s, threads, jobs, finished_at, members);
+* ``figure``, ``arm``, ``seed``, ``code_version`` (7 hex digits of the commit the sweep started
+  the run on, ``-dirty`` if tracked files differed; older markers: ``git describe``),
+  ``provenance`` (schema /2: commit, dirty, torch, lightning, cpu, isa, denormals, threads,
+  backend, started_at, finished_at; :mod:`lightning_sig.experiments.provenance`), ``config``
+  (the run's LightningCLI ``config.yaml``, parsed, its absolute paths made machine-free:
+  :func:`portable_paths`), ``hparams`` (``hparams.yaml``), ``marker`` (the sweep's DONE record
+  without machine paths: epochs, overrides, wall_time_s, threads, jobs, finished_at, members,
+  resumed_from);
 * ``start_wall_time`` (s since the Unix epoch: the first event) and ``n_epochs``;
 * ``series``: tag → ``{"step": [...], "value": [...]}``, one entry per epoch, for ``val/acc``,
   ``val/loss``, ``train/loss``, ``grad_epoch/<layer>/*`` and ``grad_data_epoch/<layer>/*``
@@ -38,27 +43,22 @@ import math
 import os
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import yaml
 
-from lightning_sig.experiments.figure_data import (ACC_TAG, EPOCH_TAG, Point, RunLog,
-                                                   SweepDataWarning, _SIZE_GUIDANCE, _warn)
-from lightning_sig.experiments.sweep_plan import (MANIFEST_NAME, SEED_DIR_PATTERN, read_marker,
-                                                  seed_dir_name)
+from lightning_sig.experiments.figure_data import ACC_TAG, Point, RunLog, SweepDataWarning, _warn
+from lightning_sig.experiments.provenance_check import provenance_of
+from lightning_sig.experiments.sweep_layout import MANIFEST_NAME, SEED_DIR_PATTERN, seed_dir_name
 
-__all__ = ["SCHEMA", "DEFAULT_LAYERS", "code_version", "launch_code_version", "select_tags", "build_summary",
-           "summary_path", "write_summary", "read_summary", "summary_to_run", "find_summaries",
-           "load_summaries", "is_summary_dir", "SweepDataWarning"]
+__all__ = ["SCHEMA", "SCHEMAS", "code_version", "launch_code_version", "summary_path",
+           "write_summary", "read_summary", "summary_to_run", "find_summaries", "load_summaries",
+           "is_summary_dir", "SweepDataWarning"]
 
-SCHEMA = "lightning_sig.run_summary/1"
-DEFAULT_LAYERS = ("global",)
-PER_EPOCH_TAGS = (ACC_TAG, "val/loss", "train/loss")
-LAYER_PREFIXES = ("grad_epoch", "grad_data_epoch")
-ACT_PREFIX = "act/"
-_MARKER_KEYS = ("epochs", "overrides", "returncode", "wall_time_s", "threads", "jobs",
-                "finished_at", "members", "group_wall_time_s", "code_version")
+SCHEMA = "lightning_sig.run_summary/2"
+#: schemas :func:`read_summary` reads: /1 (no provenance; the 10-seed study in
+#: reproduction/full/) and /2
+SCHEMAS = ("lightning_sig.run_summary/1", SCHEMA)
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,107 +85,9 @@ def launch_code_version() -> str:
         return "unknown"
 
 
-def select_tags(tags: Sequence[str], layers: Sequence[str] = DEFAULT_LAYERS) -> List[str]:
-    """The tags of ``tags`` a summary keeps (module docstring), sorted."""
-    keep = []
-    for tag in tags:
-        parts = tag.split("/")
-        if tag in PER_EPOCH_TAGS or (parts[0] in LAYER_PREFIXES and len(parts) == 3
-                                     and parts[1] in layers):
-            keep.append(tag)
-        elif tag.startswith(ACT_PREFIX) and (len(parts) < 3 or parts[1] in layers):
-            keep.append(tag)
-    return sorted(keep)
-
-
-def _f32(value: float) -> float:
-    """The float32 nearest ``value`` as a float whose repr is the shortest float32 decimal."""
-    if not math.isfinite(value):
-        return value
-    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
-
-
 def _from_f32(value: float) -> float:
-    """Inverse of :func:`_f32`: the exact float32 value (as logged) of a stored decimal."""
+    """Inverse of :func:`lightning_sig.experiments.summary_build._f32`: the exact float32 value (as logged) of a stored decimal."""
     return float(np.float32(value)) if math.isfinite(value) else float(value)
-
-
-def _epoch_of_steps(accumulator, present) -> List[Tuple[int, int]]:
-    """Sorted (step, 0-based epoch) pairs from Lightning's ``epoch`` scalar."""
-    if EPOCH_TAG not in present:
-        return []
-    return sorted({(e.step, int(e.value)) for e in accumulator.Scalars(EPOCH_TAG)})
-
-
-def _per_epoch(events, epoch_map: List[Tuple[int, int]], n_epochs: int) -> Tuple[list, list]:
-    """(steps, values) with one entry per epoch: the events themselves if at most one per
-    epoch, else the mean per epoch of Lightning's ``epoch`` scalar (last step of each)."""
-    events = sorted(events, key=lambda e: (e.step, e.wall_time))
-    if len(events) <= max(n_epochs, 1) or not epoch_map:
-        return [e.step for e in events], [_f32(e.value) for e in events]
-    steps = [s for s, _ in epoch_map]
-    by_epoch: Dict[int, list] = {}
-    for e in events:
-        i = max(0, int(np.searchsorted(steps, e.step, side="right")) - 1)
-        by_epoch.setdefault(epoch_map[i][1], []).append(e)
-    out_steps = [by_epoch[k][-1].step for k in sorted(by_epoch)]
-    # mean in float64 of the float32 values, stored as float32 like the logged ones
-    out_values = [_f32(float(np.mean([e.value for e in by_epoch[k]]))) for k in sorted(by_epoch)]
-    return out_steps, out_values
-
-
-def _read_yaml(path: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        _warn(f"{path} is not valid YAML; left out of the summary")
-        return None
-
-
-def build_summary(directory: Path, figure: str, arm: str, seed: int,
-                  layers: Sequence[str] = DEFAULT_LAYERS) -> dict:
-    """The summary dict of the finished run in ``directory`` (``<out>/<figure>/<arm>/seed_<s>``).
-
-    Args:
-        directory: the run's TensorBoard log_dir, holding the sweep's DONE marker.
-        figure, arm, seed: the run's names (``seed`` = its ``seed_everything``).
-        layers: layers of ``grad_epoch/<layer>/*`` etc. to keep (default: ``global`` only).
-
-    Raises:
-        ValueError: the run has no DONE marker (unfinished) or no scalar events.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    directory = Path(directory)
-    marker = read_marker(directory)
-    if marker is None:
-        raise ValueError(f"{directory} has no DONE marker: only finished runs are summarized")
-    accumulator = EventAccumulator(str(directory), size_guidance=_SIZE_GUIDANCE)
-    accumulator.Reload()
-    present = set(accumulator.Tags().get("scalars", []))
-    if not present:
-        raise ValueError(f"{directory} holds no scalar events (no TensorBoard files?)")
-    epoch_map = _epoch_of_steps(accumulator, present)
-    n_epochs = len({k for _, k in epoch_map})
-    start = accumulator.FirstEventTimestamp()
-    series = {}
-    for tag in select_tags(sorted(present), layers):
-        events = accumulator.Scalars(tag)
-        steps, values = _per_epoch(events, epoch_map, n_epochs)
-        series[tag] = {"step": steps, "value": values}
-        if tag == ACC_TAG:
-            ordered = sorted(events, key=lambda e: (e.step, e.wall_time))
-            series[tag]["wall_time"] = [round(e.wall_time - start, 3) for e in ordered]
-    config = _read_yaml(directory / "config.yaml")
-    if config is None and marker.get("group_dir"):  # a member of a --members group
-        config = _read_yaml(Path(marker["group_dir"]) / "config.yaml")
-    return {"schema": SCHEMA, "figure": figure, "arm": arm, "seed": int(seed),
-            "code_version": marker.get("code_version") or code_version(), "config": config,
-            "hparams": _read_yaml(directory / "hparams.yaml") or {},
-            "marker": {k: marker[k] for k in _MARKER_KEYS if k in marker},
-            "start_wall_time": start, "n_epochs": n_epochs, "series": series}
 
 
 def summary_path(summaries: Path, figure: str, arm: str, seed: int) -> Path:
@@ -207,15 +109,17 @@ def read_summary(path: Path) -> dict:
     """The summary in ``path``.
 
     Raises:
-        ValueError: not JSON, or not a summary of schema :data:`SCHEMA` (names the file).
+        ValueError: not JSON, or not a summary of a schema in :data:`SCHEMAS` (names the
+            file).
     """
     try:
         record = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not a JSON run summary: {err}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+    if not isinstance(record, dict) or record.get("schema") not in SCHEMAS:
         found = record.get("schema") if isinstance(record, dict) else type(record).__name__
-        raise ValueError(f"{path} is not a run summary of schema {SCHEMA!r} (found {found!r})")
+        raise ValueError(f"{path} is not a run summary of schema {' or '.join(SCHEMAS)} "
+                         f"(found {found!r})")
     return record
 
 
@@ -230,7 +134,8 @@ def summary_to_run(summary: dict, path: Path) -> RunLog:
                              else math.nan, _from_f32(value))
                        for k, (step, value) in enumerate(zip(columns["step"], columns["value"]))]
     return RunLog(summary["figure"], summary["arm"], int(summary["seed"]), Path(path), series,
-                  summary.get("marker") or {}, summary.get("hparams") or {}, start)
+                  summary.get("marker") or {}, summary.get("hparams") or {}, start,
+                  provenance_of(summary))
 
 
 def find_summaries(summaries: Path) -> Dict[str, Dict[str, Dict[int, Path]]]:

@@ -1,75 +1,34 @@
-"""The sweep's use of run summaries: a run with a summary is done; each finished run gets one.
+"""The sweep's records around its tasks: the figures' manifests and the summaries of finished
+runs, before the first task (:func:`prepare`) and after each one (:func:`summarize_runs`).
 
-Why: ``python -m lightning_sig.sweep ... --summaries DIR`` must continue a study on a clean clone
-from committed summaries (:mod:`lightning_sig.experiments.summary`) alone. A summary counts as
-done when its ``--epochs`` and overrides match the sweep's, ignoring overrides that only locate
-data and devices (:data:`MACHINE_OVERRIDES`, e.g. ``--data.data_dir``): a design assumption.
+Stage 4 of ``python -m lightning_sig.sweep`` (parse → plan → launch → **summarise**). Why:
+``python -m lightning_sig.sweep ... --summaries DIR`` must continue a study on a clean clone
+from committed summaries (:mod:`lightning_sig.experiments.summary`) alone, so every finished
+run gets one. Which runs count as done by their summary is the plan's rule
+(:func:`lightning_sig.experiments.sweep_plan.summarized`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import List, Sequence
 
-from lightning_sig.experiments.summary import (DEFAULT_LAYERS, build_summary, read_summary,
-                                               summary_path, write_summary)
-from lightning_sig.experiments.sweep_plan import RunSpec, read_marker, run_dir, update_manifest
+from lightning_sig.experiments.summary import summary_path, write_summary
+from lightning_sig.experiments.summary_build import DEFAULT_LAYERS, build_summary
+from lightning_sig.experiments.sweep_layout import RunSpec, read_marker, run_dir, update_manifest
+from lightning_sig.experiments.sweep_plan import Plan
 
-__all__ = ["MACHINE_OVERRIDES", "portable_overrides", "summarized", "summarize_runs",
-           "prepare_summaries", "summary_path"]
-
-
-#: Overrides that name where data and devices are on a machine, not what is trained: ignored
-#: when a summary made elsewhere is compared with this sweep (an assumption: they do not
-#: change a run's results beyond float rounding).
-MACHINE_OVERRIDES = ("--data.data_dir", "--data.num_workers", "--data.pin_memory",
-                     "--data.download", "--trainer.accelerator", "--trainer.devices",
-                     "--trainer.num_nodes", "--trainer.strategy")
-
-
-def portable_overrides(overrides: Sequence[str]) -> List[str]:
-    """``overrides`` without the :data:`MACHINE_OVERRIDES` (``--k v`` and ``--k=v`` forms)."""
-    kept, skip = [], False
-    for i, token in enumerate(overrides):
-        if skip:
-            skip = False
-            continue
-        key = token.split("=", 1)[0]
-        if key in MACHINE_OVERRIDES:
-            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
-            skip = "=" not in token and nxt is not None and not nxt.startswith("--")
-            continue
-        kept.append(token)
-    return kept
-
-
-def summarized(specs: Sequence[RunSpec], summaries: Path, epochs: int,
-               overrides: Sequence[str]) -> List[RunSpec]:
-    """The runs of ``specs`` that have a summary in ``summaries`` (done for the sweep).
-
-    Raises:
-        ValueError: a summary was made with another epoch budget or other overrides (like
-            ``sweep.check_finished``, but :data:`MACHINE_OVERRIDES` such as ``--data.data_dir``
-            may differ), naming the run and both settings; or a file is not a summary.
-    """
-    done = []
-    for spec in specs:
-        path = summary_path(summaries, spec.figure, spec.arm, spec.seed)
-        if not path.is_file():
-            continue
-        marker = read_summary(path).get("marker", {})
-        old = (marker.get("epochs", epochs), marker.get("overrides", list(overrides)))
-        if (old[0], portable_overrides(old[1])) != (epochs, portable_overrides(overrides)):
-            raise ValueError(f"{spec.label} has a summary in {summaries} made with epochs="
-                             f"{old[0]}, overrides={old[1]}; this sweep asks epochs={epochs}, "
-                             f"overrides={list(overrides)}. Use another --summaries folder.")
-        done.append(spec)
-    return done
+__all__ = ["summarize_runs", "prepare"]
 
 
 def summarize_runs(specs: Sequence[RunSpec], out: Path, summaries: Path,
                    layers: Sequence[str] = DEFAULT_LAYERS) -> List[Path]:
     """Write the summary of every finished run of ``specs`` in ``out`` that lacks one; returns
-    the files written. A summary that exists is never rewritten."""
+    the files written. A summary that exists is never rewritten.
+
+    Raises:
+        ValueError: a finished run holds no scalar events
+            (:func:`~lightning_sig.experiments.summary_build.build_summary`).
+    """
     written = []
     for spec in specs:
         directory = run_dir(out, spec.figure, spec.arm, spec.seed)
@@ -81,18 +40,19 @@ def summarize_runs(specs: Sequence[RunSpec], out: Path, summaries: Path,
     return written
 
 
-def prepare_summaries(specs: Sequence[RunSpec], out: Path, summaries: Path, epochs: int,
-                      overrides: Sequence[str]) -> set:
-    """Before a sweep with ``--summaries``: check the existing summaries (:func:`summarized`),
-    summarize finished runs of ``out`` that lack one, merge the figures' ``sweep.json`` manifest
-    into ``summaries``; returns the set of specs that are done by their summary.
+def prepare(plan: Plan) -> None:
+    """Before a sweep's first task: merge each figure's arms and seeds into its manifest
+    ``sweep.json`` in ``plan.out`` and, with ``plan.summaries``, summarize the runs finished in
+    ``plan.out`` that lack a summary and merge the manifest there too.
 
     Raises:
-        ValueError: as :func:`summarized`, before anything is written.
+        ValueError: as :func:`summarize_runs`.
     """
-    summarized(specs, summaries, epochs, overrides)
-    summarize_runs(specs, out, summaries)
-    for figure in dict.fromkeys(s.figure for s in specs):
-        mine = [s for s in specs if s.figure == figure]
-        update_manifest(summaries, figure, [s.arm for s in mine], [s.seed for s in mine], epochs)
-    return set(summarized(specs, summaries, epochs, overrides))
+    if plan.summaries is not None:
+        summarize_runs(plan.done, plan.out, plan.summaries)
+    for figure in dict.fromkeys(s.figure for s in plan.specs):
+        mine = [s for s in plan.specs if s.figure == figure]
+        for folder in (plan.summaries, plan.out):
+            if folder is not None:
+                update_manifest(folder, figure, [s.arm for s in mine], [s.seed for s in mine],
+                                plan.epochs)

@@ -8,9 +8,11 @@ Measured on this 2-core CPU at the ``Trainer.fit`` level with the fused kernels
 (benchmarks/RESULTS.md): 10 members 4.2-5.1x, 25 members 4.6-5.3x the throughput of
 sequential torch runs; GPU not measured.
 
-This module runs one group process (argv: :func:`~lightning_sig.experiments.sweep_plan.group_command`) and
-then completes each member's ``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its
-TensorBoard files) so that it reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
+This module runs one group process (argv:
+:func:`~lightning_sig.experiments.sweep_commands.group_command`; the process itself:
+:mod:`lightning_sig.experiments.sweep_process`) and then completes each member's
+``<out>/<figure>/<arm>/seed_<s>/`` (where the member wrote its TensorBoard files) so that it
+reads like a separate run's for :mod:`lightning_sig.experiments.figure_data`.
 Choices made here (design assumptions, not from the paper):
 
 * ``hparams.yaml`` of member s = the group's (written by Lightning into the group directory) with
@@ -20,42 +22,25 @@ Choices made here (design assumptions, not from the paper):
   wall time (one process trained them all, so the runtime table shows the group's time per run:
   compare arms within sweeps of one ``--members``), plus ``members`` (the group's seeds),
   ``group_wall_time_s``, ``group_dir`` and ``log`` (the group's train.log).
-* Resume: a group is finished only when every member has ``DONE``; otherwise its member
-  directories and its group directory are deleted and the whole group trained again.
+* Resume: the sweep groups only unfinished seeds (a finished run is never rerun); a killed
+  group resumes from its last end-of-epoch checkpoint when the same seeds are planned again
+  (:mod:`lightning_sig.experiments.sweep_process`), else its directories are deleted and it is
+  trained again from the start.
 """
 from __future__ import annotations
 
-import datetime
-import os
-import shutil
-import subprocess
-import time
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import yaml
 
-from lightning_sig.experiments.summary import launch_code_version
+from lightning_sig.experiments.sweep_commands import group_command
+from lightning_sig.experiments.sweep_layout import (LOG_NAME, RunSpec, group_dir, read_marker,
+                                                    run_dir, write_marker)
+from lightning_sig.experiments.sweep_process import run_task_process
 from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
-from lightning_sig.experiments.sweep_plan import (LOG_NAME, RunSpec, group_command, group_dir,
-                                      group_dir_name, has_hpc_checkpoint, read_marker, run_dir,
-                                      write_marker)
 
-__all__ = ["run_process", "run_group", "member_hparams", "file_members", "task_label",
-           "task_log"]
-
-
-def run_process(command: Sequence[str], log_path: Path, threads: int,
-                append: bool = False) -> Tuple[int, float]:
-    """Run ``command`` with stdout+stderr into ``log_path`` (appended to with ``append``) and
-    ``OMP_NUM_THREADS = MKL_NUM_THREADS = threads``; returns ``(returncode, wall time in s,
-    start-up included)``."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    start = time.perf_counter()
-    with open(log_path, "a" if append else "w") as log:
-        returncode = subprocess.run(list(command), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL).returncode
-    return returncode, time.perf_counter() - start
+__all__ = ["run_group", "member_hparams", "file_members"]
 
 
 def member_hparams(group_hparams: dict) -> dict:
@@ -83,53 +68,30 @@ def run_group(group: Sequence[RunSpec], out: Path, epochs: int, overrides: Seque
     """Train the >= 2 seeds of ``group`` (one figure and arm) in one process; file each member
     as a finished run (:func:`file_members`) if it exits 0.
 
-    Existing member and group directories are deleted first (a clean restart), unless the
-    group directory holds an ``hpc_ckpt`` (a SLURM requeue that Lightning resumes). Returns the
-    group's record: ``returncode``, ``wall_time_s`` (s, whole process), ``members``, ...
+    The group directory is resumed, kept or cleaned as
+    :func:`~lightning_sig.experiments.sweep_process.run_task_process` says (a clean
+    restart also deletes the members' unfinished directories). Returns the group's record:
+    ``returncode``, ``wall_time_s`` (s, this process), ``members``, ...
 
     Raises:
-        RuntimeError: every member is finished already (nothing to restart).
-        ValueError: fewer than 2 seeds (one seed is a plain run: ``sweep.run_one``).
+        RuntimeError: a member is finished already (the sweep groups unfinished runs only).
+        ValueError: fewer than 2 seeds (one seed is a plain run:
+            :func:`lightning_sig.experiments.sweep_task.run_one`).
     """
     if len(group) < 2:
         raise ValueError(f"run_group needs >= 2 seeds, got {len(group)}; run one seed with "
-                         f"lightning_sig.sweep.run_one")
+                         f"lightning_sig.experiments.sweep_task.run_one")
     out = Path(out)
     dirs = [run_dir(out, s.figure, s.arm, s.seed) for s in group]
-    if all(read_marker(d) is not None for d in dirs):
-        raise RuntimeError(f"refusing to restart finished member group {group_dir(out, group)}")
+    if any(read_marker(d) is not None for d in dirs):
+        raise RuntimeError(f"refusing to restart member group {group_dir(out, group)}: it "
+                           f"holds finished runs")
     target = group_dir(out, group)
-    requeued = has_hpc_checkpoint(target)  # Lightning resumes it: keep the group's folders
-    for directory in (*dirs, target):
-        if directory.exists() and not requeued:
-            shutil.rmtree(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    command = group_command(group, out, epochs, overrides)
-    version = launch_code_version()  # what the process imports: the checkout now
-    returncode, wall = run_process(command, target / LOG_NAME, threads, append=requeued)
-    seeds = [s.seed for s in group]
-    record = {"figure": group[0].figure, "arm": group[0].arm, "seed": seeds[0],
-              "config": str(Path(group[0].config).resolve()), "epochs": epochs,
-              "overrides": list(overrides), "command": command, "returncode": returncode,
-              "wall_time_s": wall, "threads": threads, "jobs": jobs,
-              "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
-              "code_version": version,
-              "members": seeds, "group_wall_time_s": wall, "group_dir": str(target.resolve()),
-              "log": str((target / LOG_NAME).resolve())}
-    if returncode == 0:
+    record = run_task_process(group, target, [*dirs, target],
+                              group_command(group, out, epochs, overrides), epochs, overrides,
+                              threads, jobs)
+    record.update(members=[s.seed for s in group], group_wall_time_s=record["wall_time_s"],
+                  group_dir=str(target.resolve()), log=str((target / LOG_NAME).resolve()))
+    if record["returncode"] == 0:
         file_members(group, out, record)
     return record
-
-
-def task_label(group: Sequence[RunSpec]) -> str:
-    """Progress label: ``<figure>/<arm>/seed_<s>`` for one seed, else ``.../members_<a>-<b>``."""
-    if len(group) == 1:
-        return group[0].label
-    return f"{group[0].figure}/{group[0].arm}/{group_dir_name([s.seed for s in group])}"
-
-
-def task_log(group: Sequence[RunSpec], out: Path) -> Path:
-    """The train.log of a task: in the run directory (one seed) or the group directory."""
-    if len(group) == 1:
-        return run_dir(out, group[0].figure, group[0].arm, group[0].seed) / LOG_NAME
-    return group_dir(out, group) / LOG_NAME

@@ -1,80 +1,109 @@
-"""What a sweep runs: figures and arms from ``configs/``, seeds, run directories, commands, markers.
+"""The sweep's plan: a table of every run asked for with its state, and the tasks that run the
+unfinished ones.
 
-Kept apart from the scheduler in :mod:`lightning_sig.experiments.sweep` so the naming and the resume rule are
-testable without training anything, and so the figure code (:mod:`lightning_sig.experiments.figure_data`)
-reads runs with the same names it was written with.
+Stage 2 of ``python -m lightning_sig.sweep`` (parse → **plan** → launch → summarise): the CLI
+(:mod:`lightning_sig.experiments.sweep_cli`) lists the runs (:func:`plan_runs`: figures × arms
+× seeds of ``configs/``), :func:`plan_sweep` reads which are done and cuts the others into
+tasks, and a launcher (:mod:`~lightning_sig.experiments.sweep_local`,
+:mod:`~lightning_sig.experiments.sweep_submitit`) runs the :class:`Plan`'s tasks. Planning
+reads ``DONE`` markers and summaries and writes nothing.
 
-Layout of a sweep directory ``<out>``::
-
-    <out>/<figure>/sweep.json              figures' manifest: arms, seeds, epochs asked for
-    <out>/<figure>/<arm>/seed_<s>/         one LightningCLI run = TensorBoardLogger log_dir
-    <out>/<figure>/<arm>/seed_<s>/DONE     JSON written after the run exited 0 (wall time, command)
-    <out>/<figure>/<arm>/seed_<s>/train.log   the run's stdout and stderr
-    <out>/<figure>/<arm>/members_<a>-<b>/  with ``--members K > 1``: the Lightning run of the
-                                           process training seeds a..b at once (checkpoints,
-                                           config.yaml, train.log); its members write into
-                                           their own seed_<s>/ (ignored by the figure code)
-
-A figure is a folder of ``configs/`` (e.g. ``fig1_large_params``), an arm one ``*.yaml`` in it
-(e.g. ``regularized``). :func:`run_dir` is the only place that names a run's directory and
-:func:`group_dir` the only place that names a member group's (``num_members``, see
-:mod:`lightning_sig.experiments.sweep_members`).
+The unit is the run (a cell of the table): a run with a ``DONE`` marker in ``<out>`` or a
+summary in ``--summaries`` is done and is never rerun, whatever ``--members`` is; the tasks are
+the unfinished runs cut into groups of at most ``--members`` seeds of one arm
+(:func:`plan_groups`), so a group's seeds need not be consecutive (``members_3+7+12-14``).
 """
 from __future__ import annotations
 
 import importlib.resources
-import json
-import os
-import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["DEFAULT_CONFIG_DIR", "DONE_NAME", "LOG_NAME", "MANIFEST_NAME", "RESERVED_OVERRIDES",
-           "SEED_DIR_PATTERN", "RunSpec", "list_figures", "parse_seeds", "plan_runs", "run_dir",
-           "seed_dir_name", "split_overrides", "check_overrides", "train_command", "read_marker",
-           "write_marker", "update_manifest", "has_hpc_checkpoint", "MEMBER_KEYS", "plan_groups", "group_dir",
-           "group_dir_name", "group_command", "check_member_overrides"]
+from lightning_sig.experiments.summary import read_summary, summary_path
+from lightning_sig.experiments.sweep_commands import group_command
+from lightning_sig.experiments.sweep_layout import RunSpec, read_marker, run_dir
+
+__all__ = ["DEFAULT_CONFIG_DIR", "MACHINE_OVERRIDES", "DONE", "TODO", "Cell", "Plan",
+           "list_figures", "plan_runs", "plan_groups", "portable_overrides", "check_finished",
+           "summarized", "plan_sweep"]
 
 #: The paper configs: package data ``lightning_sig.configs`` (the repository's ``configs/``).
 DEFAULT_CONFIG_DIR = Path(str(importlib.resources.files("lightning_sig.configs")))
-DONE_NAME = "DONE"
-LOG_NAME = "train.log"
-MANIFEST_NAME = "sweep.json"
-SEED_DIR_TEMPLATE = "seed_{seed}"
-SEED_DIR_PATTERN = re.compile(r"^seed_(\d+)$")
-#: Keys the sweep sets itself; passing them through would break the run layout.
-RESERVED_OVERRIDES = ("--config", "--seed_everything", "--trainer.max_epochs",
-                      "--trainer.logger", "--trainer.default_root_dir")
-#: Module/DataModule options that ``--members K > 1`` sets itself (see :func:`group_command`).
-MEMBER_KEYS = ("num_members", "member_seeds", "member_log_dir")
-_CHILD = "from lightning_sig.lightning.cli import main; main()"  # = python train.py, from any directory
+#: Overrides that name where data and devices are on a machine, not what is trained: ignored
+#: when a summary made elsewhere is compared with this sweep (an assumption: they do not
+#: change a run's results beyond float rounding).
+MACHINE_OVERRIDES = ("--data.data_dir", "--data.num_workers", "--data.pin_memory",
+                     "--data.download", "--trainer.accelerator", "--trainer.devices",
+                     "--trainer.num_nodes", "--trainer.strategy")
+DONE, TODO = "done", "todo"  # the states of a cell
+Group = Tuple[RunSpec, ...]
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """One run of a sweep: ``config`` (a ``configs/<figure>/<arm>.yaml``) trained with ``seed``."""
+class Cell:
+    """One run of the plan and its state: :data:`DONE` (a ``DONE`` marker in ``<out>`` or a
+    summary in ``--summaries``) or :data:`TODO`."""
 
-    figure: str
-    arm: str
-    config: Path
-    seed: int
+    spec: RunSpec
+    state: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep will do: its settings, every run with its state (in plan order: figure,
+    arm, seed) and the tasks (``groups``: the unfinished runs, up to ``members`` seeds of one
+    arm per process). Made by :func:`plan_sweep`; launchers take it as it is."""
+
+    out: Path
+    epochs: int
+    overrides: Tuple[str, ...]
+    members: int
+    summaries: Optional[Path]
+    cells: Tuple[Cell, ...]
+    groups: Tuple[Group, ...]
 
     @property
-    def label(self) -> str:
-        """``<figure>/<arm>/seed_<s>``, for progress lines."""
-        return f"{self.figure}/{self.arm}/{seed_dir_name(self.seed)}"
+    def specs(self) -> List[RunSpec]:
+        """Every run of the plan."""
+        return [c.spec for c in self.cells]
 
+    @property
+    def done(self) -> List[RunSpec]:
+        """The runs that are done."""
+        return [c.spec for c in self.cells if c.state == DONE]
 
-def seed_dir_name(seed: int) -> str:
-    """``seed_<s>``: the TensorBoardLogger version of a run with ``seed_everything = s``."""
-    return SEED_DIR_TEMPLATE.format(seed=seed)
+    @property
+    def n_todo(self) -> int:
+        """How many runs the tasks train."""
+        return sum(len(g) for g in self.groups)
 
+    def arm_counts(self) -> List[Tuple[str, str, int, int]]:
+        """``(figure, arm, runs done, runs to do)`` per arm, in plan order."""
+        counts: Dict[Tuple[str, str], List[int]] = {}
+        for cell in self.cells:
+            counts.setdefault((cell.spec.figure, cell.spec.arm), [0, 0])[cell.state == TODO] += 1
+        return [(figure, arm, d, t) for (figure, arm), (d, t) in counts.items()]
 
-def run_dir(out: Path, figure: str, arm: str, seed: int) -> Path:
-    """``<out>/<figure>/<arm>/seed_<s>``: the run's TensorBoard log_dir and marker location."""
-    return Path(out) / figure / arm / seed_dir_name(seed)
+    def commands(self) -> List[List[str]]:
+        """argv of each task's process, in task order."""
+        return [group_command(g, self.out, self.epochs, self.overrides) for g in self.groups]
+
+    def status_lines(self) -> List[str]:
+        """``N of M runs done, K to run in P process(es)``, then ``figure/arm: d done, t to do``
+        per arm (the first lines of ``--dry-run``)."""
+        n_done = len(self.cells) - self.n_todo
+        return ([f"{n_done} of {len(self.cells)} runs done, {self.n_todo} to run in "
+                 f"{len(self.groups)} process(es)"]
+                + [f"{f}/{a}: {d} done, {t} to do" for f, a, d, t in self.arm_counts()])
+
+    def header(self, how: str, threads: int) -> str:
+        """The launcher's first line; ``how`` says how the tasks run (``with 2 job(s)``)."""
+        n_runs = len(self.cells)
+        return (f"sweep {self.out}: {n_runs} runs, {n_runs - self.n_todo} already finished, "
+                f"{self.n_todo} to run {how} x {threads} thread(s), {self.epochs} epoch(s) each"
+                + (f", in {len(self.groups)} process(es) of <= {self.members} seeds"
+                   if self.members > 1 else ""))
 
 
 def list_figures(config_dir: Path = DEFAULT_CONFIG_DIR) -> Dict[str, List[str]]:
@@ -93,25 +122,6 @@ def list_figures(config_dir: Path = DEFAULT_CONFIG_DIR) -> Dict[str, List[str]]:
     if not figures:
         raise ValueError(f"config_dir={str(config_dir)!r} holds no <figure>/*.yaml configs")
     return figures
-
-
-def parse_seeds(tokens: Sequence[str]) -> List[int]:
-    """Seeds from tokens ``"3"`` or ranges ``"0-24"`` (inclusive); sorted, duplicates removed.
-
-    Raises:
-        ValueError: a token that is not a non-negative integer or a range ``a-b`` with a <= b.
-    """
-    seeds = set()
-    for token in tokens:
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(token))
-        if not match or (match.group(2) is not None and int(match.group(2)) < int(match.group(1))):
-            raise ValueError(f"seed {token!r} is not a non-negative integer or a range a-b with "
-                             f"0 <= a <= b (valid e.g.: 0 1 2, 0-24)")
-        low = int(match.group(1))
-        seeds.update(range(low, int(match.group(2) or low) + 1))
-    if not seeds:
-        raise ValueError("no seeds given (valid e.g.: --seeds 0 1 2 or --seeds 0-24)")
-    return sorted(seeds)
 
 
 def plan_runs(figures: Sequence[str], seeds: Sequence[int], config_dir: Path = DEFAULT_CONFIG_DIR,
@@ -138,65 +148,7 @@ def plan_runs(figures: Sequence[str], seeds: Sequence[int], config_dir: Path = D
             if arms is None or a in arms for s in seeds]
 
 
-def split_overrides(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """Split ``argv`` into the sweep's own arguments and LightningCLI overrides passed through.
-
-    Passed through: everything after a bare ``--``, and before it every option whose name holds a
-    dot (``--data.data_dir X``, ``--trainer.limit_train_batches=5``), with its value when the next
-    token does not start with ``--``. The sweep's own options have no dots.
-    """
-    argv = list(argv)
-    tail = argv[argv.index("--") + 1:] if "--" in argv else []
-    head = argv[:argv.index("--")] if "--" in argv else argv
-    own: List[str] = []
-    passed: List[str] = []
-    i = 0
-    while i < len(head):
-        token = head[i]
-        if token.startswith("--") and "." in token.split("=", 1)[0]:
-            takes_value = "=" not in token and i + 1 < len(head) and not head[i + 1].startswith("--")
-            passed.extend(head[i:i + 1 + takes_value])
-            i += 1 + takes_value
-        else:
-            own.append(token)
-            i += 1
-    return own, passed + tail
-
-
-def check_overrides(overrides: Sequence[str]) -> None:
-    """Raise ValueError if an override sets what the sweep sets (:data:`RESERVED_OVERRIDES`)."""
-    for token in overrides:
-        key = token.split("=", 1)[0]
-        if any(key == r or key.startswith(r + ".") for r in RESERVED_OVERRIDES):
-            raise ValueError(f"override {token!r} is set by the sweep itself; use the sweep's "
-                             f"--seeds, --epochs and --out instead (reserved: "
-                             f"{', '.join(RESERVED_OVERRIDES)})")
-
-
-def train_command(spec: RunSpec, out: Path, epochs: int, overrides: Sequence[str] = ()) -> List[str]:
-    """argv of the LightningCLI run of ``spec`` (``python train.py fit ...`` from any directory).
-
-    The logger's save_dir/name/version put the TensorBoard files in :func:`run_dir`, and
-    ``default_root_dir`` is that folder too (where Lightning's SLURM auto-requeue saves and
-    looks for ``hpc_ckpt_<n>.ckpt``; the default, the working directory, would be shared by all
-    runs); the progress bar is off (the sweep prints progress) unless an override turns it on.
-    """
-    return _command(spec, out, epochs, seed_dir_name(spec.seed), overrides)
-
-
-def _command(spec: RunSpec, out: Path, epochs: int, version: str,
-             overrides: Sequence[str]) -> List[str]:
-    log_dir = Path(out).resolve() / spec.figure / spec.arm / version
-    return [sys.executable, "-c", _CHILD, "fit", "--config", str(Path(spec.config).resolve()),
-            "--seed_everything", str(spec.seed), "--trainer.max_epochs", str(epochs),
-            "--trainer.default_root_dir", str(log_dir),
-            "--trainer.logger.init_args.save_dir", str(Path(out).resolve()),
-            "--trainer.logger.init_args.name", f"{spec.figure}/{spec.arm}",
-            "--trainer.logger.init_args.version", version,
-            "--trainer.enable_progress_bar", "false", *overrides]
-
-
-def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Tuple[RunSpec, ...]]:
+def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Group]:
     """``specs`` cut into groups of at most ``members`` consecutive seeds of one (figure, arm),
     in plan order: seeds 0-4 with ``members = 2`` give (0, 1), (2, 3), (4,) per arm. The groups
     depend only on the seed list and ``members``, so a resumed sweep finds the same groups.
@@ -207,7 +159,7 @@ def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Tuple[RunSpec, .
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise ValueError(f"--members {members!r} must be an integer >= 1 (1 = one process per "
                          f"seed, K > 1 = up to K seeds of an arm per process)")
-    groups: List[Tuple[RunSpec, ...]] = []
+    groups: List[Group] = []
     for spec in specs:
         last = groups[-1] if groups else ()
         same_arm = bool(last) and (last[0].figure, last[0].arm) == (spec.figure, spec.arm)
@@ -218,85 +170,90 @@ def plan_groups(specs: Sequence[RunSpec], members: int) -> List[Tuple[RunSpec, .
     return groups
 
 
-def group_dir_name(seeds: Sequence[int]) -> str:
-    """``members_<first>-<last>``: the TensorBoardLogger version of a member group's process."""
-    return f"members_{seeds[0]}-{seeds[-1]}"
+def portable_overrides(overrides: Sequence[str]) -> List[str]:
+    """``overrides`` without the :data:`MACHINE_OVERRIDES` (``--k v`` and ``--k=v`` forms)."""
+    kept, skip = [], False
+    for i, token in enumerate(overrides):
+        if skip:
+            skip = False
+            continue
+        key = token.split("=", 1)[0]
+        if key in MACHINE_OVERRIDES:
+            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
+            skip = "=" not in token and nxt is not None and not nxt.startswith("--")
+            continue
+        kept.append(token)
+    return kept
 
 
-def group_dir(out: Path, group: Sequence[RunSpec]) -> Path:
-    """``<out>/<figure>/<arm>/members_<a>-<b>``: log_dir of the process training ``group``."""
-    first = group[0]
-    return Path(out) / first.figure / first.arm / group_dir_name([s.seed for s in group])
-
-
-def group_command(group: Sequence[RunSpec], out: Path, epochs: int,
-                  overrides: Sequence[str] = ()) -> List[str]:
-    """argv of the one process that trains the seeds of ``group`` as ``num_members`` members.
-
-    A group of one seed is :func:`train_command` (the module refuses ``member_seeds`` for one
-    network). Otherwise the Lightning run (checkpoints, config.yaml) goes to :func:`group_dir`
-    with ``seed_everything`` = the first seed, and member s writes its metrics into
-    :func:`run_dir` of seed s (``member_log_dir``: an absolute path, braces in it escaped).
-    The member options come after ``overrides`` (a later ``--model`` class cannot drop them).
-    """
-    if len(group) == 1:
-        return train_command(group[0], out, epochs, overrides)
-    seeds = [s.seed for s in group]
-    arm_dir = str(Path(out).resolve() / group[0].figure / group[0].arm)
-    template = os.path.join(arm_dir.replace("{", "{{").replace("}", "}}"), SEED_DIR_TEMPLATE)
-    return [*_command(group[0], out, epochs, group_dir_name(seeds), overrides),
-            "--model.init_args.num_members", str(len(seeds)),
-            "--model.init_args.member_seeds", str(seeds),
-            "--model.init_args.member_log_dir", template]
-
-
-def check_member_overrides(overrides: Sequence[str], members: int) -> None:
-    """With ``members > 1``, refuse overrides naming what the sweep sets per group process.
+def check_finished(specs: Sequence[RunSpec], out: Path, epochs: int,
+                   overrides: Sequence[str], check: bool = True) -> List[RunSpec]:
+    """The runs of ``specs`` with a ``DONE`` marker in ``out``; with ``check``, their markers
+    must match ``epochs`` and ``overrides``.
 
     Raises:
-        ValueError: a token of ``overrides`` mentions one of :data:`MEMBER_KEYS` (as an option
-            such as ``--model.init_args.num_members=5`` or inside a dict value), naming it.
+        ValueError: (``check``) a finished run was made with another epoch budget or other
+            overrides (mixing them would silently mix experiments); names the run and both
+            settings.
     """
-    if members == 1:
-        return
-    for token in overrides:
-        if any(key in token for key in MEMBER_KEYS):
-            raise ValueError(f"override {token!r} conflicts with --members {members}, which sets "
-                             f"{', '.join(MEMBER_KEYS)} of every group process itself; drop the "
-                             f"override or use --members 1")
+    finished = []
+    for spec in specs:
+        marker = read_marker(run_dir(out, spec.figure, spec.arm, spec.seed))
+        if marker is None:
+            continue
+        old = (marker.get("epochs", epochs), marker.get("overrides", list(overrides)))
+        if check and old != (epochs, list(overrides)):
+            raise ValueError(f"{spec.label} in {out} finished with epochs={old[0]}, overrides="
+                             f"{old[1]}; this sweep asks epochs={epochs}, overrides="
+                             f"{list(overrides)}. Use another --out (finished runs are never "
+                             f"deleted).")
+        finished.append(spec)
+    return finished
 
 
-def has_hpc_checkpoint(directory: Path) -> bool:
-    """Whether ``directory`` holds Lightning's SLURM requeue checkpoint ``hpc_ckpt_<n>.ckpt``:
-    an interrupted run that Lightning resumes by itself, so the sweep restarts it in place
-    (its folder kept, its train.log appended) instead of from scratch."""
-    return any(Path(directory).glob("hpc_ckpt_*.ckpt"))
+def summarized(specs: Sequence[RunSpec], summaries: Path, epochs: int,
+               overrides: Sequence[str], check: bool = True) -> List[RunSpec]:
+    """The runs of ``specs`` that have a summary in ``summaries`` (done for the sweep); with
+    ``check`` each summary is read and must match ``epochs`` and ``overrides``, else the file's
+    presence counts.
+
+    Raises:
+        ValueError: (``check``) a summary was made with another epoch budget or other overrides
+            (like :func:`check_finished`, but :data:`MACHINE_OVERRIDES` such as
+            ``--data.data_dir`` may differ), naming the run and both settings; or a file is not
+            a summary.
+    """
+    done = []
+    for spec in specs:
+        path = summary_path(summaries, spec.figure, spec.arm, spec.seed)
+        if not path.is_file():
+            continue
+        marker = read_summary(path).get("marker", {}) if check else {}
+        old = (marker.get("epochs", epochs), marker.get("overrides", list(overrides)))
+        if (old[0], portable_overrides(old[1])) != (epochs, portable_overrides(overrides)):
+            raise ValueError(f"{spec.label} has a summary in {summaries} made with epochs="
+                             f"{old[0]}, overrides={old[1]}; this sweep asks epochs={epochs}, "
+                             f"overrides={list(overrides)}. Use another --summaries folder.")
+        done.append(spec)
+    return done
 
 
-def read_marker(directory: Path) -> Optional[dict]:
-    """The DONE marker's JSON of a run directory, or None if the run is not finished."""
-    path = Path(directory) / DONE_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}  # finished (the marker exists) but its content is unreadable
+def plan_sweep(specs: Sequence[RunSpec], out: Path, epochs: int, overrides: Sequence[str] = (),
+               members: int = 1, summaries: Optional[Path] = None, check: bool = True) -> Plan:
+    """The :class:`Plan` of ``specs``: a run is done when it has a ``DONE`` marker in ``out``
+    or a summary in ``summaries``; the others are cut into tasks by :func:`plan_groups`.
+    Reads markers and summaries, writes nothing. ``check=False`` (``--dry-run``) counts
+    markers and summary files as they are, without comparing their settings.
 
-
-def write_marker(directory: Path, record: dict) -> None:
-    """Write the DONE marker atomically (a crash never leaves a half-written marker)."""
-    tmp = Path(directory) / (DONE_NAME + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
-    os.replace(tmp, Path(directory) / DONE_NAME)
-
-
-def update_manifest(out: Path, figure: str, arms: Sequence[str], seeds: Sequence[int],
-                    epochs: int) -> None:
-    """Merge arms and seeds into ``<out>/<figure>/sweep.json`` (what the figures expect to find)."""
-    path = Path(out) / figure / MANIFEST_NAME
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    record = {"arms": sorted(set(old.get("arms", [])) | set(arms)),
-              "seeds": sorted(set(old.get("seeds", [])) | set(seeds)), "epochs": epochs}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+    Raises:
+        ValueError: (``check``) as :func:`check_finished` and :func:`summarized`; ``members``
+            not an integer >= 1.
+    """
+    out = Path(out)
+    done = set(check_finished(specs, out, epochs, overrides, check))
+    if summaries is not None:
+        done |= set(summarized(specs, Path(summaries), epochs, overrides, check))
+    groups = plan_groups([s for s in specs if s not in done], members)
+    cells = tuple(Cell(s, DONE if s in done else TODO) for s in specs)
+    return Plan(out, epochs, tuple(overrides), members,
+                None if summaries is None else Path(summaries), cells, tuple(groups))

@@ -5,7 +5,11 @@
 The model class comes from the config (``model.class_path``: one of our LightningModules or any
 subclass of ``SigmoidNetModule``), the data from ``CIFAR10DataModule``. Without a logger in the
 config, Lightning's default TensorBoardLogger is used. The CLI turns on the process-wide
-speed-ups of :mod:`lightning_sig.speedups` and prints what it turned on.
+speed-ups of :mod:`lightning_sig.speedups` and prints what it turned on, and sets one intra-op
+thread for the paper nets while the subcommand runs, unless ``OMP_NUM_THREADS`` (or an earlier
+``torch.set_num_threads``) says otherwise (:func:`lightning_sig.thread_choice.choose_threads`;
+restored when :func:`main` returns; the model's ``backend=...`` line says which count is in
+force and why).
 
 The configs name ``pytorch_lightning`` classes (``lightning_sig.CombinedNet``,
 ``pytorch_lightning.loggers.TensorBoardLogger``). The ``lightning.pytorch`` entry point reads
@@ -34,6 +38,7 @@ from typing_extensions import override
 
 from lightning_sig.lightning.cli_errors import exit_with_error, no_abbreviations, own_error
 from lightning_sig.speedups import enable_speedups, speedup_report
+from lightning_sig.thread_choice import choose_threads, restore_threads
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -107,6 +112,8 @@ def main(args: Optional[List[str]] = None, run: bool = True,
     if namespace == "lightning.pytorch":
         args = _translated_args(list(sys.argv[1:] if args is None else args))
     rank_zero_info(speedup_report(enable_speedups()))
+    if run:  # the subcommand runs here, with our thread choice; restored when it returns
+        choose_threads()
     try:
         cli = cli_module.LightningCLI(
             classes["SigmoidNetModule"], classes["CIFAR10DataModule"], subclass_mode_model=True,
@@ -118,6 +125,8 @@ def main(args: Optional[List[str]] = None, run: bool = True,
         if own is None:
             raise
         exit_with_error(own, sys.argv[1:] if args is None else args)
+    finally:
+        restore_threads()
     exit_if_terminated(cli.trainer if run else None)
     return cli
 

@@ -23,10 +23,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from typing_extensions import override
 
+from lightning_sig.seeds import derived_seed
+from lightning_sig.lightning.data_position import PositionedLoader, PositionedSampler, \
+    fit_position
 from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
 
-__all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "EpochSeededSampler", "MemberBatchSampler",
+__all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "epoch_order", "EpochSeededSampler", "MemberBatchSampler",
            "MemberCollate"]
 
 
@@ -68,7 +71,18 @@ class InMemoryImageDataset(Dataset):
         return x[0], y[0]
 
 
-class EpochSeededSampler(DistributedSampler):
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """(n,) int64: the training order of ``epoch`` for ``seed``, a permutation of ``range(n)``.
+
+    ``torch.randperm(n)`` of a generator seeded with ``derived_seed(seed, "data_order", epoch)``
+    (:mod:`lightning_sig.seeds`): independent across seeds and epochs, the same for a separate
+    run, a member of a group and every DDP rank of the same seed.
+    """
+    generator = torch.Generator().manual_seed(derived_seed(seed, "data_order", epoch))
+    return torch.randperm(n, generator=generator)
+
+
+class EpochSeededSampler(PositionedSampler, DistributedSampler):
     """A random permutation of ``range(n)`` that is a pure function of ``(seed, epoch)``, sharded.
 
     Unlike ``RandomSampler`` (which draws from the global RNG), the order of epoch e is the same
@@ -79,15 +93,37 @@ class EpochSeededSampler(DistributedSampler):
     repeating its start), and the W per-rank batches of a step together are the batch of size
     W·B that one process would draw: the same global batches for any number of devices.
 
+    The permutation is :func:`epoch_order` (a seed derived from (seed, "data_order", epoch)),
+    not DistributedSampler's ``seed + epoch``, whose orders repeat across seeds shifted by one
+    epoch.
+
+    Resumable (:mod:`lightning_sig.lightning.data_position`): an iteration starts at batch k of
+    epoch e (batches of ``batch_size`` of this rank's indices) when the trainer stands there
+    after a resume, or after :meth:`resume_at`; else at batch 0 of the ``set_epoch`` epoch.
+
     Args:
         n: dataset size.
-        seed: base seed; epoch e uses ``torch.Generator().manual_seed(seed + e)``.
+        seed: the run's seed, an integer >= 0.
         num_replicas, rank: world size W and this process's global rank (default 1, 0).
+        batch_size: indices per batch of the loader it feeds (default 1), the unit of positions.
     """
 
-    def __init__(self, n: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(self, n: int, seed: int, num_replicas: int = 1, rank: int = 0,
+                 batch_size: int = 1) -> None:
         super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        self.n = n
+        self.n, self._per_batch = n, batch_size
+
+    def _batches_per_epoch(self) -> int:
+        return -(-self.num_samples // self._per_batch)
+
+    @override
+    def __iter__(self) -> Iterator[int]:
+        epoch, batch = self._start()
+        indices = epoch_order(self.n, self.seed, epoch).tolist()
+        padding = self.total_size - len(indices)  # as DistributedSampler: repeat the start
+        indices += (indices * -(-padding // max(len(indices), 1)))[:padding]
+        mine = indices[self.rank:self.total_size:self.num_replicas]
+        return self._counted(iter(mine[batch * self._per_batch:]))
 
 
 class _MemberOrders:
@@ -100,14 +136,12 @@ class _MemberOrders:
         self.epoch = epoch
 
     def orders(self) -> Tensor:
-        """(S, n) int64: row s is ``list(EpochSeededSampler(n, seeds[s]))`` at this epoch (the
-        same ``randperm`` of a generator seeded with seed + epoch; tests/test_members.py checks
-        it), drawn as tensors instead of Python lists."""
-        return torch.stack([torch.randperm(self.n, generator=torch.Generator().manual_seed(
-            seed + self.epoch)) for seed in self.seeds])
+        """(S, n) int64: row s is ``epoch_order(n, seeds[s], epoch)``, the order a separate run
+        with seed ``seeds[s]`` sees (tests/test_members.py checks it)."""
+        return torch.stack([epoch_order(self.n, seed, self.epoch) for seed in self.seeds])
 
 
-class MemberBatchSampler(Sampler[Tensor]):
+class MemberBatchSampler(PositionedSampler, Sampler[Tensor]):
     """Batches of S members at once (``num_members``, see :mod:`lightning_sig.nn.members`).
 
     Member s walks through its own epoch order, the permutation of
@@ -116,7 +150,8 @@ class MemberBatchSampler(Sampler[Tensor]):
     member 0, 1, …, S−1, then the (k+1)-th (a (b·S,) int64 tensor, position k·S + s; b =
     ``batch_size``, the last batch smaller unless ``drop_last``). Image-major because the
     grouped convolutions read a (b, S·C, H, W) layout: the gathered batch is already in it.
-    :class:`MemberCollate` turns the flat batch into (S, b, ...) (a transposed view).
+    :class:`MemberCollate` turns the flat batch into (S, b, ...) (a transposed view). Resumable
+    as :class:`EpochSeededSampler` (positions count these batches).
 
     Args:
         n: dataset size. batch_size: per member, ≥ 1. seeds: one per member.
@@ -132,9 +167,19 @@ class MemberBatchSampler(Sampler[Tensor]):
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    def _batches_per_epoch(self) -> int:
+        return len(self)
+
     def __iter__(self) -> Iterator[Tensor]:
-        order = self.sampler.orders()  # (S, n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        return self._counted(self._batches(*self._start()))
+
+    def _batches(self, epoch: int, first: int) -> Iterator[Tensor]:
+        order = self.sampler.orders()  # (S, n) of ``epoch`` (set by _start)
+        for start in range(first * self.batch_size, len(self) * self.batch_size, self.batch_size):
             # (S, b) -> (b, S) -> (b·S,) int64 indices, image-major
             yield order[:, start:start + self.batch_size].t().reshape(-1)
 
@@ -174,8 +219,8 @@ class CIFAR10DataModuleMixin:
         num_workers: DataLoader worker processes; default 0 (indexing is cheap).
         download: download the official archive (with its MD5) if the batches are missing.
         split_seed: seed of the generator for the ``val_split`` hold-out.
-        shuffle_seed: base seed of the training order (epoch e is the permutation seeded with
-            ``shuffle_seed + e``); None (default) takes the seed of ``seed_everything``
+        shuffle_seed: seed of the training order (epoch e is :func:`epoch_order` of
+            ``shuffle_seed`` and e); None (default) takes the seed of ``seed_everything``
             (``torch.initial_seed()``), so runs with the same seed see the same order, and a
             resumed run sees the order the uninterrupted run would have seen.
         pin_memory: pin host memory for faster GPU transfers.
@@ -262,10 +307,12 @@ class CIFAR10DataModuleMixin:
             seed = torch.initial_seed() if self.shuffle_seed is None else self.shuffle_seed
             trainer = self.trainer  # set by Lightning; None when used on its own
             world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
-            sampler = EpochSeededSampler(len(dataset), seed % 2**62, world, rank)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=_collate_batch,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+            sampler = EpochSeededSampler(len(dataset), seed % 2**62, world, rank, self.batch_size)
+            sampler.locate = self._fit_position
+        loader = DataLoader if sampler is None else PositionedLoader
+        return loader(dataset, batch_size=self.batch_size, sampler=sampler,
+                      num_workers=self.num_workers, collate_fn=_collate_batch,
+                      pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def _member_loader(self, dataset: InMemoryImageDataset) -> DataLoader:
         if self.trainer is not None and self.trainer.world_size > 1:
@@ -273,9 +320,13 @@ class CIFAR10DataModuleMixin:
                              f"with {self.trainer.world_size} processes; use one process.")
         seeds = [seed % 2**62 for seed in self.member_seeds]
         batches = MemberBatchSampler(len(dataset), self.batch_size, seeds)
-        return DataLoader(dataset, batch_sampler=batches,
-                          num_workers=self.num_workers, collate_fn=MemberCollate(len(seeds)),
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        batches.locate = self._fit_position
+        return PositionedLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
+                                collate_fn=MemberCollate(len(seeds)), pin_memory=self.pin_memory,
+                                persistent_workers=self.num_workers > 0)
+
+    def _fit_position(self):
+        return fit_position(self.trainer)  # the trainer's position while it trains, else None
 
     @override
     def train_dataloader(self) -> DataLoader:

@@ -31,11 +31,11 @@ from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, Membe
 from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
 from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
-from lightning_sig.nn.optim import adam
-from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
-    init_parameters
+from lightning_sig.nn.optim import adam, portable_adam_state
+from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
 from lightning_sig.nn.fused import fused_forward, fused_forward_penalized
 from lightning_sig.nn.fused.backend import check_backend, resolve_backend
+from lightning_sig.thread_choice import thread_report
 
 __all__ = ["SigmoidNetModuleMixin", "LargeParamsNetMixin", "ManyLayersNetMixin",
            "CombinedNetMixin", "l2_penalty"]
@@ -68,7 +68,10 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             weights and biases (Sec. 2.2); default 0.
         lr: Adam's learning rate; default 1e-3 (Sec. 3).
         init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
-            ``"normal"`` or ``"default"`` (PyTorch's); see :func:`~lightning_sig.nn.convnets.init_parameters`.
+            ``"normal"``, ``"default"`` (PyTorch's), ``"he_normal"`` or ``"glorot_uniform"``;
+            see :func:`~lightning_sig.nn.convnets.init_parameters`. The parameters are drawn
+            from the stream of (seed, "init") (:func:`~lightning_sig.nn.convnets.build_initialised_net`),
+            seed = ``torch.initial_seed()`` (the ``seed_everything`` value) or the member's seed.
         init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
             this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
         zero_bias: initialise biases at 0 instead of with the weights' scheme.
@@ -132,9 +135,9 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         check_member_log_dir(member_log_dir)
         self.save_hyperparameters()
         self.hparams["member_seeds"] = member_seeds  # resolved; LightningCLI records the given None
-        if member_seeds is None:
-            self.net = SigmoidConvNet(self.spec, activation, alpha, learnable_alpha)
-            init_parameters(self.net, init, init_scale, zero_bias)
+        if member_seeds is None:  # the seed_everything value; its "init" stream (lightning_sig.seeds)
+            self.net = build_initialised_net(self.spec, activation, alpha, learnable_alpha, init,
+                                             init_scale, zero_bias, torch.initial_seed())
         else:
             self.net = MemberConvNet(build_member_nets(
                 self.spec, activation, alpha, learnable_alpha, init, init_scale, zero_bias,
@@ -181,7 +184,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         if self.backend is None:
             self.backend, why = resolve_backend(self.hparams.get("backend", "auto"), self.net,
                                                 device, bool(self.hparams.get("compile_net")))
-            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why})")
+            rank_zero_info(f"{type(self).__name__}: backend={self.backend} ({why}); "
+                           f"{thread_report()}")
         return self.backend
 
     def _use_fused(self, x: Tensor) -> bool:
@@ -268,6 +272,15 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         self._resolve_backend(trainer.strategy.root_device if trainer is not None else None)
         if self.member_seeds is not None:
             self._setup_members()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: Dict) -> None:
+        """Adam states saved as fused by a newer torch load on one without fused kernels for
+        the device (:func:`~lightning_sig.nn.optim.portable_adam_state`)."""
+        trainer = attached_trainer(self)
+        device = trainer.strategy.root_device.type if trainer is not None else "cpu"
+        for state in checkpoint.get("optimizer_states", []):
+            portable_adam_state(state, device)
 
     @override
     def teardown(self, stage: str) -> None:

@@ -22,9 +22,10 @@ from torch import nn
 
 from lightning_sig.nn.activations import ScaledActivation
 from lightning_sig.nn.folding import run_folded, run_folded_penalized
+from lightning_sig.seeds import derived_seed
 
 __all__ = ["ConvNetSpec", "SigmoidConvNet", "TABLE1", "TABLE2", "TABLE3", "INIT_SCHEMES",
-           "init_parameters", "preferred_memory_format", "run_folded"]
+           "init_parameters", "build_initialised_net", "preferred_memory_format", "run_folded"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,15 @@ INIT_SCHEMES = {
     "uniform": "U[-init_scale, init_scale); paper Sec. 3.1/3.3 use init_scale=10",
     "normal": "N(0, init_scale²); paper Sec. 3.2 uses init_scale=0.05",
     "default": "PyTorch's default (Kaiming-uniform); init_scale unused",
+    "he_normal": "He/Kaiming normal N(0, 2/fan_in) weights, zero biases (relu's usual init, "
+                 "not the paper's); init_scale unused",
+    "glorot_uniform": "Glorot/Xavier uniform U[-a, a), a = sqrt(6/(fan_in + fan_out)), zero "
+                      "biases (Keras' default, tanh's usual init, not the paper's); init_scale unused",
 }
+#: schemes whose weights follow a fan rule and whose biases start at zero (the usual convention
+#: of Keras and He et al.; an assumption for "their usual init", the paper uses neither)
+_FAN_SCHEMES = {"he_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
+                "glorot_uniform": nn.init.xavier_uniform_}
 
 
 def init_parameters(model: nn.Module, scheme: str = "default", scale: float = 1.0,
@@ -160,8 +169,11 @@ def init_parameters(model: nn.Module, scheme: str = "default", scale: float = 1.
 
     Args:
         model: any module; its ``nn.Conv2d`` and ``nn.Linear`` layers are initialised.
-        scheme: ``"uniform"`` (U[−scale, scale)), ``"normal"`` (N(0, scale²)) or ``"default"``.
-        scale: half-width or standard deviation, a finite float > 0 (dimensionless).
+        scheme: ``"uniform"`` (U[−scale, scale)), ``"normal"`` (N(0, scale²)), ``"default"``
+            (PyTorch's), ``"he_normal"`` or ``"glorot_uniform"`` (weights by fan rule, biases 0;
+            not the paper's inits, used by the configs/beyond contest): see :data:`INIT_SCHEMES`.
+        scale: half-width or standard deviation, a finite float > 0 (dimensionless); unused by
+            the last three schemes.
         zero_bias: if True, biases are set to 0 instead (an option the paper does not use).
 
     Raises:
@@ -177,8 +189,12 @@ def init_parameters(model: nn.Module, scheme: str = "default", scale: float = 1.
             continue
         if scheme == "default":
             layer.reset_parameters()
+        elif scheme in _FAN_SCHEMES:
+            _FAN_SCHEMES[scheme](layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
         for p in (layer.weight, layer.bias):
-            if p is None or scheme == "default":
+            if p is None or scheme not in ("uniform", "normal"):
                 continue
             with torch.no_grad():
                 if scheme == "uniform":
@@ -187,3 +203,27 @@ def init_parameters(model: nn.Module, scheme: str = "default", scale: float = 1.
                     p.normal_(0.0, scale)
         if zero_bias and layer.bias is not None:
             nn.init.zeros_(layer.bias)
+
+
+def build_initialised_net(spec: ConvNetSpec, activation: str, alpha: float, learnable_alpha: bool,
+                          init: str, init_scale: float, zero_bias: bool, seed: int
+                          ) -> SigmoidConvNet:
+    """A :class:`SigmoidConvNet` built and initialised (:func:`init_parameters`) from the
+    stream ``derived_seed(seed, "init")`` (:mod:`lightning_sig.seeds`): independent of the
+    seed's data orders and of every other seed's streams. The global RNG state is restored
+    afterwards, so building a net does not move it.
+
+    Args:
+        spec, activation, alpha, learnable_alpha: as :class:`SigmoidConvNet`.
+        init, init_scale, zero_bias: as :func:`init_parameters`.
+        seed: the run's (or member's) seed, an integer >= 0.
+
+    Raises:
+        ValueError: as :class:`SigmoidConvNet`, :func:`init_parameters` and
+            :func:`~lightning_sig.seeds.derived_seed`.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(seed, "init"))
+        net = SigmoidConvNet(spec, activation, alpha, learnable_alpha)
+        init_parameters(net, init, init_scale, zero_bias)
+    return net

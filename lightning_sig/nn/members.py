@@ -11,10 +11,10 @@ exactly the update of a separate run (up to float rounding of the grouped kernel
 gradient clipping would couple the members and is refused (:func:`check_member_trainer`).
 
 Definition (what "the same as a separate run with seed s" means, tested in tests/test_members.py):
-member s is initialised as ``torch.manual_seed(seed_s)`` followed by the single network's
-construction and :func:`~lightning_sig.nn.convnets.init_parameters` (what ``seed_everything(seed_s)``
-then ``CombinedNet(...)`` does), and its epoch-e training order is the permutation of
-:class:`~lightning_sig.lightning.data.EpochSeededSampler` with seed ``seed_s`` (the DataModule's default
+member s is initialised by :func:`~lightning_sig.nn.convnets.build_initialised_net` with seed
+``seed_s`` (what ``seed_everything(seed_s)`` then ``CombinedNet(...)`` does: the init stream
+derived from (seed_s, "init"), :mod:`lightning_sig.seeds`), and its epoch-e training order is
+:func:`~lightning_sig.lightning.data.epoch_order` of ``seed_s`` (the DataModule's default
 ``shuffle_seed`` after ``seed_everything(seed_s)``). Default seeds: base, base+1, …, base+S−1,
 base = ``torch.initial_seed()`` when the module is built (the ``seed_everything`` value).
 Per-member metrics are written by :class:`MemberLogger` (see :mod:`lightning_sig.lightning.member_logging`).
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_sig.nn.activations import ScaledActivation, scaled_activation
-from lightning_sig.nn.convnets import ConvNetSpec, SigmoidConvNet, init_parameters, \
+from lightning_sig.nn.convnets import ConvNetSpec, SigmoidConvNet, build_initialised_net, \
     preferred_memory_format, run_folded
 from lightning_sig.nn.member_grads import MemberGradientRows, member_gradient_rows, \
     member_layer_gradients
@@ -72,16 +72,10 @@ def resolve_member_seeds(num_members: int, member_seeds: Optional[Sequence[int]]
 def build_member_nets(spec: ConvNetSpec, activation: str, alpha: float, learnable_alpha: bool,
                       init: str, init_scale: float, zero_bias: bool,
                       seeds: Sequence[int]) -> List[SigmoidConvNet]:
-    """One initialised :class:`SigmoidConvNet` per seed, each built right after
-    ``torch.manual_seed(seed)``; the global RNG state is restored afterwards."""
-    nets = []
-    with torch.random.fork_rng(devices=[]):
-        for seed in seeds:
-            torch.manual_seed(seed)
-            net = SigmoidConvNet(spec, activation, alpha, learnable_alpha)
-            init_parameters(net, init, init_scale, zero_bias)
-            nets.append(net)
-    return nets
+    """One initialised :class:`SigmoidConvNet` per seed, each as
+    :func:`~lightning_sig.nn.convnets.build_initialised_net` builds a separate run's."""
+    return [build_initialised_net(spec, activation, alpha, learnable_alpha, init, init_scale,
+                                  zero_bias, seed) for seed in seeds]
 
 
 def _stacked(tensors: Sequence[Tensor]) -> nn.Parameter:

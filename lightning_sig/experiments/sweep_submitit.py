@@ -1,10 +1,13 @@
-"""``--launcher submitit``: a sweep as one SLURM job array (or local processes / in-process).
+"""``--launcher submitit``: a plan's tasks as one SLURM job array (or local processes /
+in-process).
 
-Why: 25 seeds × 10 arms outgrow one machine; on SLURM the convention is a job array, and
-submitit (``AutoExecutor.map_array``) submits one from Python. Each array task is one task of
-the local launcher (:func:`lightning_sig.experiments.sweep.run_task`: one run, or one
-``--members`` group), with the same run folders, ``DONE`` markers and resume rule; only
-unfinished tasks are submitted. ``--submitit.cluster local`` runs the tasks as local processes
+Stage 3 of ``python -m lightning_sig.sweep`` (parse → plan → **launch** → summarise), beside
+:mod:`lightning_sig.experiments.sweep_local`. Why: 25 seeds × 10 arms outgrow one machine; on
+SLURM the convention is a job array, and submitit (``AutoExecutor.map_array``) submits one from
+Python. Each array task is one task of the local launcher
+(:func:`lightning_sig.experiments.sweep_task.run_task`: one run, or one ``--members`` group),
+with the same run folders, ``DONE`` markers and resume rule; only the plan's tasks (its
+unfinished runs) are submitted. ``--submitit.cluster local`` runs the tasks as local processes
 and ``debug`` in this process (submitit's executors for tests and debugging).
 
 Options: ``--submitit.<name> <value>`` are submitit's ``update_parameters`` (``timeout_min``,
@@ -37,12 +40,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from lightning_sig.experiments.sweep_members import task_label, task_log
-from lightning_sig.experiments.sweep_plan import RunSpec, group_command
+from lightning_sig.experiments import sweep_task
+from lightning_sig.experiments.sweep_layout import RunSpec, task_label, task_log
+from lightning_sig.experiments.sweep_plan import Plan
 
 __all__ = ["CLUSTERS", "SUBMITIT_FOLDER", "split_submitit_options", "parse_submitit_options",
            "check_executor", "make_executor", "run_task", "submit", "wait_for",
-           "describe_submission", "check_no_array_running", "run_sweep"]
+           "describe_submission", "check_no_array_running", "run"]
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_FOLDER = ".submitit"  # inside --out: submitit's pickles and the tasks' stdout/stderr
@@ -140,27 +144,25 @@ def _ignore_signal(signum, frame) -> None:  # the training process handles it (L
 
 def run_task(group: Group, out: Path, epochs: int, overrides: Sequence[str], threads: int,
              jobs: int, summaries: Optional[Path] = None) -> dict:
-    """One array task: :func:`lightning_sig.experiments.sweep.run_task` (its record returned).
+    """One array task: :func:`lightning_sig.experiments.sweep_task.run_task` (its record
+    returned).
 
     In a SLURM job the task process ignores ``SIGUSR1`` (SLURM signals every process of the
     step; Lightning's handler in the training process does the requeue).
     """
-    from lightning_sig.experiments import sweep
-
     if "SLURM_JOB_ID" in os.environ and hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, _ignore_signal)
-    return sweep.run_task(group, out, epochs, overrides, threads, jobs, summaries)
+    return sweep_task.run_task(group, out, epochs, overrides, threads, jobs, summaries)
 
 
-def describe_submission(todo: Sequence[Group], out: Path, epochs: int, overrides: Sequence[str],
-                        cluster: str, params: Dict[str, object]) -> List[str]:
+def describe_submission(plan: Plan, cluster: str, params: Dict[str, object]) -> List[str]:
     """Lines of ``--dry-run``: the array's size, cluster and parameters, each task's command."""
     shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "submitit's defaults"
-    if not todo:
+    if not plan.groups:
         return [f"nothing to submit to cluster {cluster!r}: every run is done"]
-    lines = [f"would submit 1 array job of {len(todo)} task(s) to cluster {cluster!r} ({shown})"]
-    lines += [f"  task {i}: {shlex.join(group_command(g, out, epochs, overrides))}"
-              for i, g in enumerate(todo)]
+    lines = [f"would submit 1 array job of {len(plan.groups)} task(s) to cluster {cluster!r} "
+             f"({shown})"]
+    lines += [f"  task {i}: {shlex.join(command)}" for i, command in enumerate(plan.commands())]
     return lines
 
 
@@ -230,36 +232,47 @@ def check_no_array_running(out: Path) -> None:
                          f"{job_id}")
 
 
-def run_sweep(args, specs: Sequence[RunSpec], overrides: Sequence[str], plan_todo: Callable,
-              echo: Callable[[str], None]) -> List[RunSpec]:
-    """The submitit launcher of ``python -m lightning_sig.sweep`` (``args``: its parsed options,
-    checked by :func:`check_executor`); ``plan_todo`` is the sweep's (header,
-    manifests, unfinished tasks). Returns the failed runs (none with ``--no-wait``)."""
-    if args.cluster == "slurm":
-        check_no_array_running(args.out)
-    todo = plan_todo(specs, args.out, args.epochs, overrides, args.members, 0, args.threads, echo,
-                     args.summaries)
-    if not todo:
-        return []
-    executor = make_executor(args.out / SUBMITIT_FOLDER, args.cluster, args.submitit)
-    jobs = submit(executor, todo, args.out, args.epochs, overrides, args.threads, 1,
-                  args.summaries)
+def _submit(plan: Plan, cluster: str, params: Dict[str, object], threads: int,
+            echo: Callable[[str], None]) -> Tuple[list, str]:
+    """Submit the plan's tasks; returns submitit's jobs and the array's job id (recorded in
+    ``<out>/.submitit/last_array.json`` on SLURM)."""
+    executor = make_executor(plan.out / SUBMITIT_FOLDER, cluster, params)
+    jobs = submit(executor, plan.groups, plan.out, plan.epochs, plan.overrides, threads, 1,
+                  plan.summaries)
     ids = ", ".join(dict.fromkeys(str(j.job_id).split("_")[0] for j in jobs))  # SLURM: one
+    echo(f"submitted {len(jobs)} task(s) to {cluster} as job {ids}; submitit logs: "
+         f"{plan.out / SUBMITIT_FOLDER}")
     array_id = ids.split(", ")[0]
-    echo(f"submitted {len(jobs)} task(s) to {args.cluster} as job {ids}; submitit logs: "
-         f"{args.out / SUBMITIT_FOLDER}")
-    if args.cluster == "slurm":
-        (args.out / SUBMITIT_FOLDER / ARRAY_RECORD).write_text(json.dumps({"job_id": array_id}))
-    if args.no_wait:
+    if cluster == "slurm":
+        (plan.out / SUBMITIT_FOLDER / ARRAY_RECORD).write_text(json.dumps({"job_id": array_id}))
+    return jobs, array_id
+
+
+def run(plan: Plan, cluster: str, params: Dict[str, object], threads: int = 1,
+        no_wait: bool = False, echo: Callable[[str], None] = print) -> List[RunSpec]:
+    """Submit the tasks of ``plan`` as one array to ``cluster`` with submitit's ``params``
+    (checked by :func:`check_executor`), ``threads`` torch threads per task, and wait for them
+    unless ``no_wait``. Prints the plan's header first. Returns the runs of the failed tasks
+    (none with ``no_wait``). On SLURM, run :func:`check_no_array_running` first (the command
+    does, under its ``--out`` lock).
+
+    Ctrl-C while waiting: a SLURM array keeps running (the message says how to stop it), local
+    tasks are cancelled; the KeyboardInterrupt is raised again.
+    """
+    echo(plan.header(f"as {len(plan.groups)} array task(s)", threads))
+    if not plan.groups:
+        return []
+    jobs, array_id = _submit(plan, cluster, params, threads, echo)
+    if no_wait:
         echo(f"not waiting (--no-wait). Progress from the run folders: the same command with "
              f"--dry-run; or squeue -j {array_id}. Rerun the command after the job ended to "
              f"resubmit unfinished runs.")
         return []
     try:
-        return wait_for(jobs, todo, args.out, echo,
-                        poll_s=10.0 if args.cluster == "slurm" else 0.2)
+        return wait_for(jobs, plan.groups, plan.out, echo,
+                        poll_s=10.0 if cluster == "slurm" else 0.2)
     except KeyboardInterrupt:
-        if args.cluster == "slurm":  # the array is the cluster's: it keeps running
+        if cluster == "slurm":  # the array is the cluster's: it keeps running
             echo(f"stopped waiting; job {array_id} keeps running (scancel {array_id} stops it). "
                  f"Rerun the command after it ended to resubmit unfinished runs.")
         else:

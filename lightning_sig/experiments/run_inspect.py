@@ -1,8 +1,9 @@
 """Print what a TensorBoard run directory holds, read with TensorBoard's own EventAccumulator.
 
-``python -m lightning_sig.inspect_run runs/fig3_combined/tanh_reg_scaled/version_0`` lists the
-scalar tags (grouped by their first two path components), the histogram tags, and the last
-values of the main tags: a quick check, without a browser, that a run logged what it should.
+``python -m lightning_sig.inspect_run runs/fig3_combined/tanh_reg_scaled/version_0`` (or
+``lightning-sig inspect ...``) lists the scalar tags (grouped by their first two path
+components), the histogram tags, and the last values of the main tags: a quick check, without a
+browser, that a run logged what it should.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def load_run(logdir: str) -> EventAccumulator:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lightning_sig.inspect_run",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("logdir", help="a run directory holding events.out.tfevents.* files")
     parser.add_argument("--tags", nargs="*", default=DEFAULT_TAGS, help="tags to print values of")
     parser.add_argument("--last", type=int, default=3, help="how many last values to print")
