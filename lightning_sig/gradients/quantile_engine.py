@@ -136,7 +136,9 @@ def table_statistics(parts: GradInput, sizes: Sequence[int],
         parts: floating tensors on one device (any shapes), read one after another as
             ``rows * sum(sizes)`` values; not modified.
         sizes: the G segment lengths (>= 0) of a row.
-        quantiles, vanishing_threshold: levels q in [0, 1] and t >= 0, as in
+        quantiles: levels q in [0, 1], as in
+            :func:`~lightning_sig.gradients.stats.gradient_statistics`.
+        vanishing_threshold: t >= 0, as in
             :func:`~lightning_sig.gradients.stats.gradient_statistics`.
         rows: how many rows (e.g. buffered optimizer steps) the values hold.
         signed: also the quantiles of the signed values.

@@ -117,7 +117,10 @@ def layer_statistics(values: GradInput, sizes: Sequence[int],
         values: floating tensor(s) read as one vector of N = sum(sizes) coordinates, the
             concatenation of G segments (e.g. layers' gradients).
         sizes: the G segment lengths ≥ 0.
-        quantiles, vanishing_threshold, signed, backend: as in :func:`gradient_statistics`.
+        quantiles: as in :func:`gradient_statistics`.
+        vanishing_threshold: as in :func:`gradient_statistics`.
+        signed: as in :func:`gradient_statistics`.
+        backend: as in :func:`gradient_statistics`.
         with_total: prepend a row for the whole vector (e.g. "global" before the layers).
 
     Returns:
