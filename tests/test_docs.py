@@ -82,13 +82,16 @@ def test_readme_python_snippet_runs(index, fake_cifar, tmp_path, monkeypatch):
                 default_root_dir=str(tmp_path))
 
     def cut(trainer_class):
-        class TinyTrainer(trainer_class):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, **{**kwargs, **tiny})
-        return TinyTrainer
+        # Patch __init__, not the module attribute: modules imported meanwhile (e.g.
+        # lightning.pytorch.cli, whose LightningCLI defaults to ``Trainer``) keep the real class.
+        original = trainer_class.__init__
 
-    monkeypatch.setattr(pl, "Trainer", cut(pl.Trainer))
-    monkeypatch.setattr(L, "Trainer", cut(L.Trainer))
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **{**kwargs, **tiny})
+        monkeypatch.setattr(trainer_class, "__init__", __init__)
+
+    cut(pl.Trainer)
+    cut(L.Trainer)
     monkeypatch.chdir(tmp_path)
     code = python_snippets()[index]
     assert "../shared/cifar10" in code or "Trainer" not in code
