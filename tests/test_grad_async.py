@@ -29,7 +29,7 @@ def _loader(n=40, batch=4):
 def _events(tmp_path, name, **callback_kwargs):
     torch.manual_seed(0)
     logger = TensorBoardLogger(tmp_path, name=name, version=0)
-    callback = GradientQuantileCallback(histogram_every_n_steps=3, **callback_kwargs)
+    callback = GradientQuantileCallback(layer_statistics="all", histogram_every_n_steps=3, **callback_kwargs)
     pl.Trainer(max_epochs=2, logger=logger, callbacks=[callback], log_every_n_steps=1,
                enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False).fit(CombinedNet(alpha=2.0, l2_strength=0.01,
@@ -84,7 +84,7 @@ def test_values_are_written_before_train_end_and_before_checkpoints(tmp_path, th
                                               save_top_k=-1)
     # buffer_steps=32 and a TensorBoard-free logger: without the guarantees, nothing would be
     # written before the epoch end; callback order: ours, then the checkpoint and the observer
-    callback = GradientQuantileCallback(buffer_steps=32, histograms=False)
+    callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=32, histograms=False)
     pl.Trainer(max_steps=10, logger=logger, log_every_n_steps=1,
                callbacks=[callback, checkpoint, seer], enable_progress_bar=False,
                enable_model_summary=False).fit(CombinedNet(init="default"), _loader())
@@ -102,7 +102,7 @@ def test_a_failing_computation_is_raised_in_the_training_process(tmp_path, monke
     monkeypatch.setattr("lightning_sig.gradients.stats_pipeline.compute_job", broken)
     logger = RecordingLogger()
     trainer = pl.Trainer(max_steps=8, logger=logger, log_every_n_steps=1,
-                         callbacks=[GradientQuantileCallback(buffer_steps=1, histograms=False)],
+                         callbacks=[GradientQuantileCallback(layer_statistics="all", buffer_steps=1, histograms=False)],
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     with pytest.raises(RuntimeError, match=r"steps \[3\].*ArithmeticError: broken statistics"):

@@ -66,7 +66,7 @@ def test_step_buffer_rows_layouts_and_errors():
 def test_buffer_steps_must_be_positive():
     for bad in (0, -3, 2.5, None, True):
         with pytest.raises(ValueError, match="buffer_steps must be a positive integer"):
-            GradientQuantileCallback(buffer_steps=bad)
+            GradientQuantileCallback(layer_statistics="all", buffer_steps=bad)
 
 
 def _loader(n=40, batch=4):
@@ -78,7 +78,7 @@ def _loader(n=40, batch=4):
 def _tb_run(tmp_path, name, buffer_steps, **trainer_kwargs):
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, l2_strength=0.01, init="default")
-    callback = GradientQuantileCallback(buffer_steps=buffer_steps, histogram_every_n_steps=3)
+    callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=buffer_steps, histogram_every_n_steps=3)
     logger = TensorBoardLogger(tmp_path, name=name, version=0)
     kwargs = dict(max_epochs=2, log_every_n_steps=1, enable_checkpointing=False,
                   enable_progress_bar=False, enable_model_summary=False)
@@ -111,7 +111,7 @@ def test_non_tensorboard_logger_gets_each_logging_step_in_order(tmp_path):
     torch.manual_seed(0)
     logger, recorder = RecordingLogger(), GradRecorder()
     trainer = pl.Trainer(max_steps=6, logger=logger, log_every_n_steps=2,
-                         callbacks=[GradientQuantileCallback(buffer_steps=32), recorder],
+                         callbacks=[GradientQuantileCallback(layer_statistics="all", buffer_steps=32), recorder],
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(CombinedNet(init="default"), _loader())
@@ -135,7 +135,7 @@ def test_exception_and_checkpoint_flush(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="fail", version=0)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3,
                                               save_top_k=-1)
-    callback = GradientQuantileCallback(buffer_steps=32, histograms=False)
+    callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=32, histograms=False)
     trainer = pl.Trainer(max_epochs=1, logger=logger, log_every_n_steps=1,
                          callbacks=[callback, checkpoint, FailAt(5)],
                          enable_progress_bar=False, enable_model_summary=False)

@@ -54,7 +54,7 @@ def test_layer_statistics_choose_what_layers_log(tmp_path):
     assert {k.rpartition("/")[2] for k in epoch if "net.features.0" in k} == {"abs_q50",
                                                                                "l2_norm"}
     for bad in (["abs_q99"], [], "rms "):
-        with pytest.raises(ValueError, match="layer_statistics must be 'all' or names"):
+        with pytest.raises(ValueError, match="layer_statistics must be 'default', 'all' or names"):
             GradientQuantileCallback(layer_statistics=bad)
 
 
@@ -76,3 +76,18 @@ def test_log_scale_layout_draws_the_log10_tags():
     assert all(t.startswith(("|g|/", "grad")) for t in layout_tags(layout))
     # without the quartiles there is no band: multiline charts of the linear tags
     assert "Multiline" in str(custom_scalars_layout(["global"], (0.5,), False, [], log10=True))
+
+
+def test_layers_log_the_median_and_quartiles_by_default(tmp_path):
+    torch.manual_seed(0)
+    callback = GradientQuantileCallback(log10_band=False)
+    logger, _ = _fit(CombinedNet(init="default"), callback, tmp_path, max_steps=2)
+    (_, metrics), _ = logger.grad_records()
+    layer = {k.rpartition("/")[2] for k in metrics if k.startswith("grad/net.features.0/")}
+    assert layer == {"abs_q25", "abs_q50", "abs_q75"}
+    assert {k.rpartition("/")[2] for k in metrics if k.startswith("grad/global/")} == set(
+        callback.names) and len(callback.names) == 10  # 5 quantiles + 5 other statistics
+    # levels without the quartiles: what is logged of the default set, else every statistic
+    assert GradientQuantileCallback(quantiles=(0.5,)).layer_statistics == ("abs_q50",)
+    assert GradientQuantileCallback(quantiles=(0.1, 0.9)).layer_statistics == "all"
+    assert GradientQuantileCallback(layer_statistics="all").layer_statistics == "all"

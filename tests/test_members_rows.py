@@ -105,7 +105,8 @@ def _fit_scalars(namespace, data_dir, fast):
     else:  # the per-member path: a module without the optional method
         module.member_gradient_rows = None
     module.member_logger = recorder = _RecordingMembers(module.member_seeds)
-    callback = ours["GradientQuantileCallback"](log_every_n_steps=1, histogram_every_n_steps=3,
+    callback = ours["GradientQuantileCallback"](
+        layer_statistics="all", log_every_n_steps=1, histogram_every_n_steps=3,
                                                 buffer_steps=4)
     trainer = pl.Trainer(max_epochs=2, logger=False, callbacks=[callback], limit_val_batches=0,
                          enable_checkpointing=False, enable_progress_bar=False,

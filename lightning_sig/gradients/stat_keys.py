@@ -7,12 +7,17 @@ import numbers
 from collections.abc import Iterable
 from typing import Sequence, Tuple, Union
 
-__all__ = ["DEFAULT_QUANTILES", "DEFAULT_VANISHING_THRESHOLD", "MOMENT_KEYS",
+__all__ = ["DEFAULT_QUANTILES", "DEFAULT_LAYER_STATISTICS", "DEFAULT_VANISHING_THRESHOLD", "MOMENT_KEYS",
            "check_quantile_levels", "check_vanishing_threshold", "quantile_key",
            "statistic_names", "is_real", "check_layer_statistics"]
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_VANISHING_THRESHOLD: float = 1e-8
+#: The per-layer statistics written by default: the median and quartiles of |g|, what the paper's
+#: bottom panels draw (Figures 1-4) and what the per-layer log-scale bands and the depth profile
+#: read; the others are opt-in (``layer_statistics="all"`` or a list). An assumption: the paper
+#: shows no per-layer panel.
+DEFAULT_LAYER_STATISTICS: tuple[str, ...] = ("abs_q25", "abs_q50", "abs_q75")
 MOMENT_KEYS: tuple[str, ...] = (
     "abs_mean", "rms", "l2_norm", "vanishing_frac", "nonfinite_count", "numel")
 
@@ -71,15 +76,19 @@ def statistic_names(quantiles: Sequence[float] = DEFAULT_QUANTILES,
 def check_layer_statistics(value: Union[str, Sequence[str]], names: Sequence[str]
                            ) -> Union[str, Tuple[str, ...]]:
     """``"all"``, or the chosen statistic names (a name or a sequence of them, among ``names``).
+    ``"default"``: those of :data:`DEFAULT_LAYER_STATISTICS` that are logged (the quantile levels
+    may lack 0.25 or 0.75), or ``"all"`` when none is.
 
     Raises:
         ValueError: an empty choice or an unknown name (names the value and the valid ones).
     """
     if value == "all":
         return "all"
+    if value == "default":
+        return tuple(k for k in DEFAULT_LAYER_STATISTICS if k in names) or "all"
     chosen = (value,) if isinstance(value, str) else tuple(value)
     unknown = [k for k in chosen if k not in names]
     if unknown or not chosen:
-        raise ValueError(f"layer_statistics must be 'all' or names among {list(names)}, got "
-                         f"{value!r}.")
+        raise ValueError(f"layer_statistics must be 'default', 'all' or names among "
+                         f"{list(names)}, got {value!r}.")
     return chosen

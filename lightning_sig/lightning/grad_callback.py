@@ -87,8 +87,10 @@ class GradientQuantileCallbackMixin:
             one step, reused. 1 computes at every recorded step.
         async_stats: compute in a background thread while training goes on (default True;
             same values as ``False``, which computes on the training thread).
-        layer_statistics: the statistics written per layer, e.g. ``["abs_q50"]`` (a few cards
-            per layer in TensorBoard); ``"all"`` (default) every one. ``global`` gets all.
+        layer_statistics: the statistics written per layer: ``"default"`` the median and
+            quartiles of |g| (``abs_q25``, ``abs_q50``, ``abs_q75``: three cards per layer in
+            TensorBoard; an assumption, the paper shows no per-layer panel), ``"all"`` every
+            one, or a list such as ``["abs_q50", "l2_norm"]``. ``global`` always gets all.
         log10_band: also write log10 of the median and quartiles of |g| under the group
             ``|g|`` (listed after the user's groups) and draw the custom-scalars bands from
             them, on a log scale as the paper (default True; needs levels 0.25, 0.5, 0.75).
@@ -144,7 +146,7 @@ class GradientQuantileCallbackMixin:
                  epoch_aggregates: bool = True, buffer_steps: int = 32,
                  epoch_budget_numel: Optional[int] = DEFAULT_EPOCH_BUDGET_NUMEL,
                  data_gradient: bool = True, async_stats: bool = True,
-                 layer_statistics: Union[str, Sequence[str]] = "all",
+                 layer_statistics: Union[str, Sequence[str]] = "default",
                  log10_band: bool = True) -> None:
         super().__init__()
         self.quantiles = check_quantile_levels(quantiles)
