@@ -1,37 +1,65 @@
-"""Benchmark: the GradientQuantileCallback's cost per training step in a real ``Trainer.fit``.
+"""Benchmark: the GradientQuantileCallback's cost per training step in a real ``Trainer.fit``,
+over whole logging intervals.
 
-Network of Figure 2 (Table 2, ``ManyLayersNet``, tanh, α=2, the paper's N(0, 0.05²) init; with
-``--net combined`` Figure 3's Table 3 net, tanh, α=2, r=0.01), batch 32, our DataModule,
-TensorBoardLogger, ``log_every_n_steps=50`` as in the paper configs, no progress bar. Time
-per step from step ``--warmup`` to the last (setup excluded). With ``--net resnet18``: torchvision's
-``resnet18(weights=None, num_classes=10)`` (11.2 M coordinates) in a minimal LightningModule
-(cross-entropy, Adam 1e-3), a user's large model. Variants:
+Nets (``--net``):
 
-- no callback (reference);
-- the callback as the paper configs use it (scalars every 50 steps, histograms every 500,
-  epoch means, which need the statistics of every step);
-- the same without epoch means (``epoch_aggregates=False``: statistics only on logging steps);
-- scalars every step (``log_every_n_steps=1``, histograms every 10 steps);
-- the SaturationMonitor alone (logging steps only; not for resnet18, which has no sigmoid-type
-  activation).
+- ``mlp20m``: 20 tanh layers of width 1024 (``nn.Linear``, 20.99 M parameters), batch 64,
+  cross-entropy over 1024 classes, Adam (the issue's user MLP); random data;
+- ``mlp100m``: 24 tanh layers of width 2048 (100.7 M parameters), likewise;
+- ``resnet18``: torchvision's ``resnet18(num_classes=10)`` (11.2 M), batch 32, Adam, CIFAR-shaped;
+- ``combined``: the paper's Table 3 net (``CombinedNet``, tanh, α = 2, r = 0.01), batch 32, our
+  DataModule (synthetic CIFAR-format data unless ``--data-dir`` holds CIFAR-10): the paper
+  configs, also with the SaturationMonitor.
 
-Goal: ≤ 1.05 at the default interval. Run:
-``python benchmarks/bench_callback.py [--reps 5] [--steps 120] [--threads 1]
-[--net many|combined|resnet18]``.
+TensorBoardLogger, ``log_every_n_steps=50`` (the paper configs'), no progress bar. Each fit
+runs ``--warmup`` untimed steps, then times ``--intervals`` whole logging intervals starting
+half an interval after a logged step (so the last logged step's statistics, computed in the
+background, are inside the window). Variants: no callback (reference); the callback at
+defaults with ``async_stats`` on (default) and off; logging every step (histograms every 10),
+async and sync; for ``combined`` the SaturationMonitor alone and with the callback (what the
+paper configs run). Interleaved repetitions, ratios = medians of paired ratios.
+
+``--speedups``: the process-wide speed-ups the CLI turns on (C CRC-32C of event records).
+
+Run: ``python benchmarks/bench_callback.py --net mlp20m [--reps 3] [--intervals 1]
+[--threads 1] [--speedups]``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+from typing import Dict
 
 import torch
 
-from _common import add_common_arguments, cifar_datamodule, \
-    collect_interleaved, fit_seconds_per_step, format_table, start_fit_benchmark
+from _common import add_common_arguments, cifar_datamodule, collect_interleaved, \
+    fit_seconds_per_step, format_table, start_fit_benchmark
 
-from lightning_sig import CombinedNet, ManyLayersNet
-from lightning_sig import GradientQuantileCallback
+from lightning_sig import CombinedNet, GradientQuantileCallback, SaturationMonitor
 
+INTERVAL = 50  # log_every_n_steps of the paper configs
+
+
+def mlp_module(depth: int, width: int):
+    """A user's LightningModule: ``depth`` × (Linear(width, width), Tanh), cross-entropy."""
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+    from torch import nn
+
+    class MLP(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(*[m for _ in range(depth)
+                                       for m in (nn.Linear(width, width), nn.Tanh())][:-1])
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-4)
+    return MLP()
 
 
 def resnet18_module():
@@ -54,47 +82,86 @@ def resnet18_module():
     return ResNet18Module()
 
 
-NETS = {"many": (ManyLayersNet, dict(activation="tanh", alpha=2.0)),
-        "combined": (CombinedNet, dict(activation="tanh", alpha=2.0, l2_strength=0.01)),
-        "resnet18": (lambda: resnet18_module(), {})}
+def random_loader(shape, classes: int, batch: int, batches: int):
+    """A DataModule of ``batches`` fixed random batches (no data pipeline cost)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import TensorDataset
+    g = torch.Generator().manual_seed(0)
+    n = batch * batches
+    data = TensorDataset(torch.randn(n, *shape, generator=g),
+                         torch.randint(0, classes, (n,), generator=g))
+    return pl.LightningDataModule.from_datasets(train_dataset=data, batch_size=batch)
 
 
-def run(args, dm, callback_kwargs=None, saturation: bool = False) -> float:
+NETS = {
+    "mlp20m": (lambda: mlp_module(20, 1024), lambda a: random_loader((1024,), 1024, 64, 400)),
+    "mlp100m": (lambda: mlp_module(24, 2048), lambda a: random_loader((2048,), 2048, 64, 200)),
+    "resnet18": (resnet18_module, lambda a: random_loader((3, 32, 32), 10, 32, 400)),
+    "combined": (lambda: CombinedNet(activation="tanh", alpha=2.0, l2_strength=0.01),
+                 lambda a: cifar_datamodule(a.data_dir, 32, shuffle_seed=0)[0]),
+}
+
+
+def run(args, data, callbacks) -> float:
+    """Seconds per step of one fit over the timed window."""
     from pytorch_lightning.loggers import TensorBoardLogger
-    cls, hparams = NETS[args.net]
+    make_module, _ = NETS[args.net]
     torch.manual_seed(0)
-    module = cls(**hparams)
-    callbacks = [] if callback_kwargs is None else [GradientQuantileCallback(**callback_kwargs)]
-    if saturation:
-        from lightning_sig import SaturationMonitor
-        callbacks.append(SaturationMonitor())
+    module = make_module()
+    steps = args.start + args.intervals * INTERVAL
     with tempfile.TemporaryDirectory() as logs:
-        return fit_seconds_per_step(module, dm, args.steps, args.warmup, callbacks, args.device,
+        return fit_seconds_per_step(module, data, steps, args.start, callbacks(), args.device,
                                     logger=TensorBoardLogger(logs, name="bench"),
-                                    log_every_n_steps=50)
+                                    log_every_n_steps=INTERVAL)
+
+
+def variants(args, data) -> Dict[str, object]:
+    def callback(**kwargs):
+        return lambda: [GradientQuantileCallback(**kwargs)]
+    out = {"no callback": lambda: run(args, data, list),
+           "callback, defaults (async)": lambda: run(args, data, callback()),
+           "callback, defaults, async_stats=False": lambda: run(args, data, callback(
+               async_stats=False)),
+           "callback, every step (async)": lambda: run(args, data, callback(
+               log_every_n_steps=1)),
+           "callback, every step, async_stats=False": lambda: run(args, data, callback(
+               log_every_n_steps=1, async_stats=False))}
+    if args.net == "combined":  # the paper configs: the callback and the SaturationMonitor
+        out["SaturationMonitor alone"] = lambda: run(args, data, lambda: [SaturationMonitor()])
+        out["paper configs (callback + SaturationMonitor)"] = lambda: run(
+            args, data, lambda: [GradientQuantileCallback(), SaturationMonitor()])
+    return {k: v for k, v in out.items() if args.only is None or k in args.only
+            or k == "no callback"}
 
 
 def main(argv=None) -> None:
     parser = add_common_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]),
-                                  reps=5, data_dir=True)
-    parser.add_argument("--steps", type=int, default=120, help="steps per run (default 120)")
-    parser.add_argument("--net", choices=sorted(NETS), default="many")
+                                  reps=3, data_dir=True)
+    parser.add_argument("--net", choices=sorted(NETS), default="mlp20m")
+    parser.add_argument("--intervals", type=int, default=1,
+                        help=f"timed logging intervals of {INTERVAL} steps (default 1)")
+    parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
+    parser.add_argument("--speedups", action="store_true",
+                        help="lightning_sig.enable_speedups() first, as train.py does (C CRC-32C "
+                             "of the TensorBoard events)")
     args = parser.parse_args(argv)
+    if args.speedups:
+        from lightning_sig import enable_speedups
+        print(enable_speedups())
     start_fit_benchmark(args, "GradientQuantileCallback overhead", "bench_callback.py")
-    dm, what = cifar_datamodule(args.data_dir, 32, shuffle_seed=0)
-    print(f"data: {what}; net: {args.net} {NETS[args.net][1]}; batch 32; "
-          f"{args.steps} steps per run, timed from step {args.warmup}\n")
-    base = "no callback"
-    variants = {
-        base: lambda: run(args, dm),
-        "callback, paper configs (every 50 + epoch means)": lambda: run(args, dm, {}),
-        "callback, every 50, no epoch means": lambda: run(args, dm, {"epoch_aggregates": False}),
-        "callback, every step": lambda: run(args, dm, {"log_every_n_steps": 1}),
-    }
-    if args.net != "resnet18":  # resnet18 has no sigmoid-type activation
-        variants["SaturationMonitor alone (every 50)"] = lambda: run(args, dm, saturation=True)
-    times = collect_interleaved(variants, args.reps)
-    print(format_table(times, {k: base for k in variants if k != base}, unit="ms/step"))
+    # the window starts half an interval after a logged step, at or after the warm-up
+    half = INTERVAL // 2
+    args.start = half + INTERVAL * max(0, -(-(args.warmup - half) // INTERVAL))
+    data = NETS[args.net][1](args)
+    n = sum(p.numel() for p in NETS[args.net][0]().parameters())
+    window = range(args.start, args.start + args.intervals * INTERVAL)
+    print(f"net: {args.net} ({n / 1e6:.2f} M parameters); timed steps {window[0]}–{window[-1]} "
+          f"(logged steps inside: {[s for s in window if (s + 1) % INTERVAL == 0]})\n")
+    times = collect_interleaved(variants(args, data), args.reps)
+    print(format_table(times, {k: "no callback" for k in times if k != "no callback"},
+                       unit="ms/step"))
+    print("\nload average (1, 5, 15 min) at the end: "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -4,15 +4,16 @@ On the gradient of the Table 2 network (``ManyLayersNet``, 28 tensors in 15 laye
 coordinates; random values), outside a Trainer (hot caches, so smaller than inside ``fit``):
 
 - statistics of one step, global and per layer: one call per step
-  (:func:`~lightning_sig.gradients.segments.segment_statistics`) against 32 buffered steps in one call
-  (:func:`~lightning_sig.gradients.buffer.batched_statistics`), per step;
+  (:func:`~lightning_sig.gradients.stats.layer_statistics`) against 32 buffered steps in one call
+  (:func:`~lightning_sig.gradients.quantile_engine.table_statistics` with ``rows=32``), per step;
 - the CRC-32C checksum of one 5 KB event record (the scalars of one step): TensorBoard's
   pure-Python one against google-crc32c's C one (:mod:`lightning_sig.speedups`);
 - log10|g| histograms of the global gradient and the 15 layers: ``np.histogram`` per layer as
   ``SummaryWriter.add_histogram`` does (``make_histogram``) against one batched binning
   (:func:`~lightning_sig.gradients.histograms.segment_log10_histograms`);
 - gathering one step's gradients of a 25-members module (``ManyLayersNet``, r = 0.01, after one
-  backward; the callback's ``_gather``: each member's flat total and data-loss gradient): per
+  backward; the callback's ``GradientReader.read``: each member's flat total and data-loss
+  gradient): per
   member and parameter slices against one (S, N) row tensor each
   (:func:`~lightning_sig.nn.members.member_gradient_rows`).
 
@@ -34,10 +35,9 @@ from _common import add_common_arguments, apply_threads, format_table, print_hea
 
 from lightning_sig import ManyLayersNet
 from lightning_sig.speedups import fast_masked_crc32c
-from lightning_sig.gradients.buffer import batched_statistics
-from lightning_sig.gradients.histograms import segment_log10_histograms
-from lightning_sig.gradients.segments import segment_statistics
-from lightning_sig.gradients.histograms import log10_abs_for_histogram
+from lightning_sig.gradients.histograms import log10_abs_for_histogram, segment_log10_histograms
+from lightning_sig.gradients.quantile_engine import table_statistics
+from lightning_sig.gradients.stats import layer_statistics
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 STEPS = 32  # the callback's default buffer_steps
@@ -56,7 +56,7 @@ def layer_sizes() -> list:
 def member_gathering(reps: int, warmup: int) -> dict:
     """Seconds per call of the callback's gathering, per-member path and rows, each on its own
     module and callback (the parameter cache is per module), after the same backward."""
-    from lightning_sig import GradientQuantileCallback
+    from lightning_sig.lightning.grad_sources import GradientReader
     x, y = torch.rand(MEMBERS, 4, 3, 32, 32), torch.randint(0, 10, (MEMBERS, 4))
     rows, per_member = (ManyLayersNet(activation="tanh", alpha=2.0, l2_strength=0.01,
                                       num_members=MEMBERS, member_seeds=range(MEMBERS))
@@ -64,9 +64,9 @@ def member_gathering(reps: int, warmup: int) -> dict:
     for module in (rows, per_member):
         module.training_step((x, y), 0).backward()
     per_member.member_gradient_rows = None  # a module without the optional method
-    old, new = GradientQuantileCallback(), GradientQuantileCallback()
-    return time_interleaved({"per member (member_gradients)": lambda: old._gather(per_member, False),
-                             "rows (member_gradient_rows)": lambda: new._gather(rows, False)},
+    old, new = GradientReader(True, True), GradientReader(True, True)
+    return time_interleaved({"per member (member_gradients)": lambda: old.read(per_member, False),
+                             "rows (member_gradient_rows)": lambda: new.read(rows, False)},
                             reps, warmup, 5)
 
 
@@ -84,10 +84,10 @@ def main(argv=None) -> None:
 
     def one_by_one():
         for row in rows:
-            segment_statistics(row, sizes, LEVELS, 1e-8, with_total=True)
+            layer_statistics(row, sizes, LEVELS, 1e-8, with_total=True)
 
     def batched():
-        batched_statistics(rows, sizes, LEVELS, 1e-8, False, with_total=True)
+        table_statistics(rows, sizes, LEVELS, 1e-8, rows=STEPS, with_total=True)
     stats = time_interleaved({"one call per step": one_by_one, f"{STEPS} steps in one call": batched},
                              args.reps, args.warmup, 5)
     stats = {k: [t / STEPS for t in v] for k, v in stats.items()}

@@ -73,8 +73,11 @@ def test_print_config_round_trips(fake_cifar, tmp_path, capsys):
         main(["fit", "--config", str(dumped), "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(printed)
     callbacks = yaml.safe_load(printed)["trainer"]["callbacks"]
-    assert callbacks[0]["class_path"] == "lightning_sig.GradientQuantileCallback"
-    assert callbacks[0]["init_args"]["quantiles"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [c["class_path"] for c in callbacks] == ["lightning_sig.SaturationMonitor",
+                                                    "lightning_sig.GradientQuantileCallback"]
+    assert callbacks[0]["init_args"]["eps"] == 0.01
+    assert callbacks[1]["init_args"]["quantiles"] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert callbacks[1]["init_args"]["layer_statistics"] == "default"
     cli = main(["fit", "--config", str(dumped), "--trainer.fast_dev_run", "1"])
     assert cli.model.hparams.alpha == 3.5 and type(cli.model) is CombinedNet
     assert cli.trainer.global_step == 1

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import GradientQuantileCallback
 from lightning_sig.nn.folding import ScaleAndPenalize, run_folded_penalized
-from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 from lightning_sig.gradients.stats import gradient_statistics_tensor
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger
@@ -67,7 +67,7 @@ def _norm(step_grads, prefix=""):
 def test_reused_callback_epoch_mean_is_of_its_own_fit_only():
     """One callback instance, two successive fits (new Trainer, new model, epoch 0 each): the
     second fit's ``grad_epoch`` mean must be the mean over the second fit's steps only."""
-    callback = GradientQuantileCallback(histograms=False)
+    callback = GradientQuantileCallback(layer_statistics="all", histograms=False)
     for run in range(2):
         torch.manual_seed(run)
         logger, recorder = RecordingLogger(), GradRecorder()
@@ -97,7 +97,7 @@ def test_epoch_mean_covers_every_step_when_a_layer_is_intermittent():
     steps 0, 2, 4."""
     torch.manual_seed(0)
     logger, recorder = RecordingLogger(), GradRecorder()
-    _trainer(logger, [GradientQuantileCallback(histograms=False), recorder],
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histograms=False), recorder],
              max_steps=6).fit(Intermittent(), _loader())
     (_, metrics), = logger.grad_records("grad_epoch/")
     assert len(recorder.steps) == 6
@@ -132,7 +132,7 @@ class MixedHalf(pl.LightningModule):
 
 def test_mixed_float16_bfloat16_gradients_are_not_rounded_into_the_other_format():
     logger = RecordingLogger()
-    _trainer(logger, [GradientQuantileCallback(histograms=False)], max_steps=1).fit(
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histograms=False)], max_steps=1).fit(
         MixedHalf(), _loader())
     (_, metrics), = logger.grad_records()
     assert metrics["grad/global/nonfinite_count"] == 0  # every gradient value is finite
@@ -168,7 +168,7 @@ def test_sparse_embedding_gradient_does_not_crash_training():
     (statistics of the dense gradient, zeros of unused rows included)."""
     torch.manual_seed(0)
     logger, recorder = RecordingLogger(), DenseRecorder()
-    _trainer(logger, [GradientQuantileCallback(histograms=False), recorder],
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histograms=False), recorder],
              max_steps=2).fit(SparseEmbedding(), _loader())
     records = logger.grad_records()
     assert [s for s, _ in records] == [0, 1]
@@ -189,7 +189,7 @@ def test_tensorboard_logger_prefix_applies_to_gradient_tags(tmp_path):
     ``p-train/loss``, and as a CSVLogger with the same prefix gets from this callback)."""
     torch.manual_seed(0)
     logger = TensorBoardLogger(tmp_path, name="tb", version=0, prefix="p")
-    _trainer(logger, [GradientQuantileCallback(histogram_every_n_steps=1)], max_steps=2).fit(
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histogram_every_n_steps=1)], max_steps=2).fit(
         PrefixedTiny(), _loader())
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()
@@ -205,11 +205,11 @@ def test_mid_epoch_resume_on_cuda(tmp_path):
     CPU) while the statistics of a CUDA run are CUDA tensors: ``_accumulate`` adds them in place."""
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=3, save_top_k=-1)
     torch.manual_seed(0)
-    _trainer(RecordingLogger(), [GradientQuantileCallback(histograms=False), ckpt],
+    _trainer(RecordingLogger(), [GradientQuantileCallback(layer_statistics="all", histograms=False), ckpt],
              max_steps=3, enable_checkpointing=True, accelerator="gpu", devices=1).fit(
         Tiny(), _loader())
     logger = RecordingLogger()
-    _trainer(logger, [GradientQuantileCallback(histograms=False)], accelerator="gpu",
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histograms=False)], accelerator="gpu",
              devices=1).fit(Tiny(), _loader(), ckpt_path=str(tmp_path / "epoch=0-step=3.ckpt"))
     assert logger.grad_records("grad_epoch/")
 
@@ -300,7 +300,7 @@ def test_early_stop_logs_the_last_step_like_lightning(tmp_path):
     interval; the callback logs that step's gradient statistics too (here step 2 of every 5)."""
     recorder, logger = GradRecorder(), TensorBoardLogger(tmp_path, name="stop", version=0)
     torch.manual_seed(0)
-    _trainer(logger, [GradientQuantileCallback(histograms=False), recorder, StopAt(3)],
+    _trainer(logger, [GradientQuantileCallback(layer_statistics="all", histograms=False), recorder, StopAt(3)],
              log_every_n_steps=5).fit(Tiny(), _loader())
     ea = EventAccumulator(logger.log_dir)
     ea.Reload()

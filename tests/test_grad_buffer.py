@@ -1,4 +1,4 @@
-"""Buffered statistics (lightning_sig.gradients.buffer and the callback's ``buffer_steps``): the
+"""Buffered statistics (lightning_sig.gradients.step_buffer and the callback's ``buffer_steps``): the
 same values at the same steps as computing at every step, written at the latest at epoch end,
 before a checkpoint and on an exception; other loggers get increasing steps."""
 import numpy as np
@@ -10,12 +10,19 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig.gradients.buffer import StepBuffer, batched_statistics
-from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.quantile_engine import table_statistics
+from lightning_sig.gradients.step_buffer import StepBuffer
+from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger, _check_record
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def batched_statistics(rows, sizes, levels, threshold, signed, with_total):
+    """(S, G, K) statistics of S rows in one engine call (what the callback's jobs run)."""
+    return table_statistics(rows, sizes, levels, threshold, rows=rows.shape[0], signed=signed,
+                            with_total=with_total)
 
 
 # numerics: .ci/run reruns it under each ATEN_CPU_CAPABILITY. The Trainer tests below compare
@@ -59,7 +66,7 @@ def test_step_buffer_rows_layouts_and_errors():
 def test_buffer_steps_must_be_positive():
     for bad in (0, -3, 2.5, None, True):
         with pytest.raises(ValueError, match="buffer_steps must be a positive integer"):
-            GradientQuantileCallback(buffer_steps=bad)
+            GradientQuantileCallback(layer_statistics="all", buffer_steps=bad)
 
 
 def _loader(n=40, batch=4):
@@ -71,7 +78,7 @@ def _loader(n=40, batch=4):
 def _tb_run(tmp_path, name, buffer_steps, **trainer_kwargs):
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, l2_strength=0.01, init="default")
-    callback = GradientQuantileCallback(buffer_steps=buffer_steps, histogram_every_n_steps=3)
+    callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=buffer_steps, histogram_every_n_steps=3)
     logger = TensorBoardLogger(tmp_path, name=name, version=0)
     kwargs = dict(max_epochs=2, log_every_n_steps=1, enable_checkpointing=False,
                   enable_progress_bar=False, enable_model_summary=False)
@@ -104,7 +111,7 @@ def test_non_tensorboard_logger_gets_each_logging_step_in_order(tmp_path):
     torch.manual_seed(0)
     logger, recorder = RecordingLogger(), GradRecorder()
     trainer = pl.Trainer(max_steps=6, logger=logger, log_every_n_steps=2,
-                         callbacks=[GradientQuantileCallback(buffer_steps=32), recorder],
+                         callbacks=[GradientQuantileCallback(layer_statistics="all", buffer_steps=32), recorder],
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(CombinedNet(init="default"), _loader())
@@ -128,7 +135,7 @@ def test_exception_and_checkpoint_flush(tmp_path):
     logger = TensorBoardLogger(tmp_path, name="fail", version=0)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3,
                                               save_top_k=-1)
-    callback = GradientQuantileCallback(buffer_steps=32, histograms=False)
+    callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=32, histograms=False)
     trainer = pl.Trainer(max_epochs=1, logger=logger, log_every_n_steps=1,
                          callbacks=[callback, checkpoint, FailAt(5)],
                          enable_progress_bar=False, enable_model_summary=False)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
-from lightning_sig.lightning import grad_gather as gather_module
+from lightning_sig.lightning import grad_sources as gather_module
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -94,11 +94,11 @@ def _check_record(metrics, grads, prefix="grad", rtol=1e-9):
 
 @pytest.mark.parametrize("force_big_path", [False, True])
 def test_every_step_equals_numpy_global_and_per_layer(tmp_path, force_big_path, monkeypatch):
-    if force_big_path:  # the per-vector path used for models above SEGMENTED_MAX_NUMEL
-        monkeypatch.setattr(gather_module, "SEGMENTED_MAX_NUMEL", 10)
+    if force_big_path:  # the tensor-by-tensor copy used for models above FLAT_MAX_NUMEL
+        monkeypatch.setattr(gather_module, "FLAT_MAX_NUMEL", 10)
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, l2_strength=0.01, init="default")
-    logger, recorder = _fit(model, GradientQuantileCallback(), tmp_path)
+    logger, recorder = _fit(model, GradientQuantileCallback(layer_statistics="all"), tmp_path)
     records = logger.grad_records()
     assert [s for s, _ in records] == [0, 1, 2, 3] and len(recorder.steps) == 4
     for (_, metrics), grads in zip(records, recorder.steps):
@@ -111,7 +111,7 @@ def test_statistics_are_of_regularized_objective(tmp_path):
     torch.manual_seed(0)
     model = CombinedNet(l2_strength=0.5, init="default")
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    logger, _ = _fit(model, GradientQuantileCallback(per_layer=False), tmp_path, max_steps=1)
+    logger, _ = _fit(model, GradientQuantileCallback(layer_statistics="all", per_layer=False), tmp_path, max_steps=1)
     x, y = next(iter(_loader()))
     fresh = CombinedNet(l2_strength=0.5, init="default")
     fresh.load_state_dict({("net." + k.partition(".")[2]): v for k, v in start.items()})
@@ -124,7 +124,7 @@ def test_statistics_are_of_regularized_objective(tmp_path):
 def test_accumulation_one_record_per_optimizer_step(tmp_path):
     torch.manual_seed(0)
     model = CombinedNet(init="default")
-    logger, recorder = _fit(model, GradientQuantileCallback(), tmp_path, accumulate_grad_batches=2)
+    logger, recorder = _fit(model, GradientQuantileCallback(layer_statistics="all"), tmp_path, accumulate_grad_batches=2)
     records = logger.grad_records()
     assert [s for s, _ in records] == [0, 1] and len(recorder.steps) == 2  # 4 batches / 2
     for (_, metrics), grads in zip(records, recorder.steps):
@@ -135,7 +135,7 @@ def test_bf16_mixed_matches_fp32_step(tmp_path):
     results = []
     for precision in ("32-true", "bf16-mixed"):
         torch.manual_seed(0)
-        logger, _ = _fit(CombinedNet(init="default"), GradientQuantileCallback(per_layer=False),
+        logger, _ = _fit(CombinedNet(init="default"), GradientQuantileCallback(layer_statistics="all", per_layer=False),
                          tmp_path, max_steps=1, precision=precision)
         results.append(logger.grad_records()[0][1])
     for key in ("grad/global/abs_q50", "grad/global/l2_norm", "grad/global/abs_mean"):
@@ -151,11 +151,11 @@ class NaNGradNet(CombinedNet):
 def test_nonfinite_gradients_counted_not_crashing(tmp_path):
     torch.manual_seed(0)
     tb = TensorBoardLogger(tmp_path, name="tb")
-    cb = GradientQuantileCallback(histogram_every_n_steps=1)
+    cb = GradientQuantileCallback(layer_statistics="all", histogram_every_n_steps=1)
     logger, recorder = _fit(NaNGradNet(init="default", lr=1e-6), cb, tmp_path, logger=tb, max_steps=2)
     rec = RecordingLogger()
     torch.manual_seed(0)
-    _fit(NaNGradNet(init="default", lr=1e-6), GradientQuantileCallback(histograms=False), tmp_path,
+    _fit(NaNGradNet(init="default", lr=1e-6), GradientQuantileCallback(layer_statistics="all", histograms=False), tmp_path,
          logger=rec, max_steps=1)
     metrics = rec.grad_records()[0][1]
     assert metrics["grad/global/nonfinite_count"] == 6
@@ -178,7 +178,7 @@ def test_frozen_parameters_skipped_and_no_gradient_warns_once(tmp_path):
     torch.manual_seed(0)
     model = CombinedNet(init="default")
     model.net.features[0].requires_grad_(False)
-    logger, _ = _fit(model, GradientQuantileCallback(), tmp_path, max_steps=1)
+    logger, _ = _fit(model, GradientQuantileCallback(layer_statistics="all"), tmp_path, max_steps=1)
     keys = logger.grad_records()[0][1]
     assert "grad/net.features.0/abs_q50" not in keys and "grad/net.features.2/abs_q50" in keys
 
@@ -189,14 +189,14 @@ def test_frozen_parameters_skipped_and_no_gradient_warns_once(tmp_path):
 
     rec = RecordingLogger()
     with pytest.warns(UserWarning, match="no trainable parameter has a gradient") as caught:
-        _fit(NoGrad(init="default"), GradientQuantileCallback(), tmp_path, logger=rec, max_steps=3)
+        _fit(NoGrad(init="default"), GradientQuantileCallback(layer_statistics="all"), tmp_path, logger=rec, max_steps=3)
     assert sum("no trainable parameter" in str(w.message) for w in caught) == 1
     assert rec.grad_records() == [] and rec.grad_records("grad_epoch/") == []
 
 
 def test_epoch_aggregates_are_means_of_steps(tmp_path):
     torch.manual_seed(0)
-    logger, recorder = _fit(CombinedNet(init="default"), GradientQuantileCallback(log_every_n_steps=3),
+    logger, recorder = _fit(CombinedNet(init="default"), GradientQuantileCallback(layer_statistics="all", log_every_n_steps=3),
                             tmp_path, max_epochs=2)
     assert [s for s, _ in logger.grad_records()] == [2, 5]  # (step + 1) % 3 == 0, as Lightning
     epoch = logger.grad_records("grad_epoch/")
@@ -215,7 +215,7 @@ def test_other_logger_gets_scalars_and_one_histogram_warning(tmp_path):
     torch.manual_seed(0)
     csv = CSVLogger(tmp_path, name="csv")
     with pytest.warns(UserWarning, match="histograms need a TensorBoardLogger") as caught:
-        _fit(CombinedNet(init="default"), GradientQuantileCallback(histogram_every_n_steps=1),
+        _fit(CombinedNet(init="default"), GradientQuantileCallback(layer_statistics="all", histogram_every_n_steps=1),
              tmp_path, logger=csv, max_steps=3)
     assert sum("histograms need" in str(w.message) for w in caught) == 1
     import csv as csvlib
@@ -225,7 +225,7 @@ def test_other_logger_gets_scalars_and_one_histogram_warning(tmp_path):
 
 def test_signed_quantiles(tmp_path):
     torch.manual_seed(0)
-    logger, recorder = _fit(CombinedNet(init="default"), GradientQuantileCallback(signed=True, quantiles=(0.1, 0.5)),
+    logger, recorder = _fit(CombinedNet(init="default"), GradientQuantileCallback(layer_statistics="all", signed=True, quantiles=(0.1, 0.5)),
                             tmp_path, max_steps=1)
     metrics = logger.grad_records()[0][1]
     vec = np.concatenate([g.flatten().numpy() for g in recorder.steps[0].values()])
@@ -242,7 +242,7 @@ def test_signed_quantiles(tmp_path):
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        GradientQuantileCallback(**kwargs)
+        GradientQuantileCallback(layer_statistics="all", **kwargs)
 
 
 def test_members_get_their_own_statistics_in_their_own_runs(tmp_path, fake_cifar):
@@ -264,7 +264,7 @@ def test_members_get_their_own_statistics_in_their_own_runs(tmp_path, fake_cifar
     model = CombinedNet(init="default", num_members=2, member_seeds=[3, 4])
     recorder = MemberGrads()
     tb = TensorBoardLogger(tmp_path, name="tb", version=0)
-    callback = GradientQuantileCallback(histogram_every_n_steps=1)
+    callback = GradientQuantileCallback(layer_statistics="all", histogram_every_n_steps=1)
     trainer = pl.Trainer(max_steps=2, logger=tb, callbacks=[callback, recorder],
                          log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=1)

@@ -9,11 +9,32 @@ import torch.nn.functional as F
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
 from lightning_sig.gradients.epoch_steps import check_budget, epoch_step_interval
-from lightning_sig.gradients.sorted_stats import layered_statistics
+from lightning_sig.gradients.quantile_engine import table_statistics
 from lightning_sig.gradients.stats import gradient_statistics_tensor
 from tests.test_grad_callback import RecordingLogger, _fit, _loader, _numpy_stats
 
 LEVELS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.999, 1.0)
+
+
+def layered_statistics(layers, levels, threshold, signed, with_total, workspace=None):
+    """(table, workspace): the statistics of the whole gradient and of each layer from one
+    float32 copy in a reusable workspace, as the callback's buffer of a large model."""
+    sizes = [sum(t.numel() for t in layer) for layer in layers]
+    wide = any(t.dtype == torch.float64 for layer in layers for t in layer)
+    if wide:  # float64 is not copied into the float32 workspace
+        parts = [t for layer in layers for t in layer]
+    else:
+        if workspace is None or workspace.size < sum(sizes):
+            workspace = np.empty(sum(sizes), np.float32)
+        flat = torch.from_numpy(workspace[:sum(sizes)])
+        offset = 0
+        for t in (t for layer in layers for t in layer):
+            flat[offset:offset + t.numel()] = t.reshape(-1).float()
+            offset += t.numel()
+        parts = [flat]
+    table = table_statistics(parts, sizes, levels, threshold, signed=signed,
+                             with_total=with_total)[0]
+    return table, workspace
 
 
 def _layers(seed=0, dtype=torch.float32):
@@ -101,9 +122,9 @@ def test_epoch_means_over_every_kth_step_under_budget(tmp_path):
 
 @pytest.mark.parametrize("big_path", [False, True])
 def test_data_gradient_equals_autograd_of_data_loss(tmp_path, big_path, monkeypatch):
-    from lightning_sig.lightning import grad_gather as gather_module
+    from lightning_sig.lightning import grad_sources as gather_module
     if big_path:
-        monkeypatch.setattr(gather_module, "SEGMENTED_MAX_NUMEL", 10)
+        monkeypatch.setattr(gather_module, "FLAT_MAX_NUMEL", 10)
     torch.manual_seed(0)
     r = 0.5
     model = CombinedNet(alpha=2.0, l2_strength=r, init="default")

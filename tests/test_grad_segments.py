@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_sig.gradients.segments import segment_statistics
+from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 from lightning_sig.gradients.stats import gradient_statistics, statistic_names
 
 pytestmark = pytest.mark.numerics  # .ci/run reruns these under each ATEN_CPU_CAPABILITY

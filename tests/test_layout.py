@@ -50,7 +50,7 @@ def test_depth_profile_image_per_epoch_in_tensorboard(tmp_path):
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="d", version=0)
     trainer = pl.Trainer(max_epochs=2, logger=logger, log_every_n_steps=1, enable_progress_bar=False,
                          enable_checkpointing=False, enable_model_summary=False,
-                         callbacks=[GradientQuantileCallback()])
+                         callbacks=[GradientQuantileCallback(layer_statistics="all")])
     trainer.fit(Deep(), torch.utils.data.DataLoader(data, batch_size=4))
     acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
     acc.Reload()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lightning_sig import ManyLayersNet
-from lightning_sig.gradients.buffer import GradientSnapshot, flatten_gradients
+from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
 from lightning_sig.gradients.penalty import member_data_layers
 from lightning_sig.lightning.member_logging import MemberLogger
 from lightning_sig.lightning.namespace import build_classes
@@ -105,7 +105,8 @@ def _fit_scalars(namespace, data_dir, fast):
     else:  # the per-member path: a module without the optional method
         module.member_gradient_rows = None
     module.member_logger = recorder = _RecordingMembers(module.member_seeds)
-    callback = ours["GradientQuantileCallback"](log_every_n_steps=1, histogram_every_n_steps=3,
+    callback = ours["GradientQuantileCallback"](
+        layer_statistics="all", log_every_n_steps=1, histogram_every_n_steps=3,
                                                 buffer_steps=4)
     trainer = pl.Trainer(max_epochs=2, logger=False, callbacks=[callback], limit_val_batches=0,
                          enable_checkpointing=False, enable_progress_bar=False,
@@ -133,8 +134,8 @@ def test_fit_logs_the_same_scalars_with_the_rows(namespace, fake_cifar):
 
 
 def test_members_above_the_buffered_size_take_the_per_member_path(fake_cifar, monkeypatch):
-    from lightning_sig.lightning import grad_gather
-    monkeypatch.setattr(grad_gather, "SEGMENTED_MAX_NUMEL", 10)  # the large-model path
+    from lightning_sig.lightning import grad_sources
+    monkeypatch.setattr(grad_sources, "FLAT_MAX_NUMEL", 10)  # the large-model path
     records, calls = _fit_scalars("pytorch_lightning", fake_cifar, fast=True)
     assert calls == []  # it needs each member's tensors
     keys = set().union(*(metrics for _, _, metrics in records))

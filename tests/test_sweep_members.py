@@ -101,7 +101,12 @@ def test_members_sweep_equals_separate_runs_and_feeds_the_figures(fake_cifar, tm
         assert hparams == yaml.safe_load((ref / "hparams.yaml").read_text())
         assert (hparams["num_members"], hparams["member_seeds"]) == (1, None)
         got, want = _scalars(mine), _scalars(ref)
-        assert set(got) == set(want) and "grad/global/vanishing_frac" in got
+        # The paper configs' SaturationMonitor logs act/* in separate runs; members mode is
+        # not supported by it (a documented warning, nothing logged): every other tag matches.
+        saturation = {t for t in want if t.startswith("act/")}
+        assert "act/global/saturated_frac" in saturation and not any(
+            t.startswith("act/") for t in got)
+        assert set(got) == set(want) - saturation and "grad/global/vanishing_frac" in got
         assert [s for s, _ in got["train/loss"]] == [0, 1]
         compared = [t for t in got if t.startswith(COMPARED) and not t.endswith("abs_q0")]
         assert len(compared) == 4 + 2 + 2 * 9  # train/*, val/*, grad(_epoch)/global/*

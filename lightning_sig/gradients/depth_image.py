@@ -22,7 +22,7 @@ def depth_profile(names: Sequence[str], means: Sequence[float], statistics: Sequ
 
     Args:
         names: the table's G group names (``global`` first, then layers in model order).
-        means: its G × K values, row-major (:meth:`~lightning_sig.gradients.buffer.EpochSums.means`).
+        means: its G × K values, row-major (:meth:`~lightning_sig.gradients.epoch_sums.EpochSums.means`).
         statistics: the K statistic names of a row (``abs_q50``, ...).
         statistic: the one to profile; default the median |g|.
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-__all__ = ["DEFAULT_EPOCH_BUDGET_NUMEL", "epoch_step_interval", "check_budget"]
+__all__ = ["DEFAULT_EPOCH_BUDGET_NUMEL", "epoch_step_interval", "check_budget", "logs_at_step",
+           "check_interval"]
 
 #: Default budget B: 2^18 gradient coordinates per optimizer step (averaged), about 8 ms of
 #: exact statistics (global and per layer) per step on this CPU.
@@ -53,3 +54,24 @@ def epoch_step_interval(numel: int, log_every: int, budget: Optional[int]) -> in
     if need > log_every:
         return log_every * math.ceil(need / log_every)
     return min(d for d in range(need, log_every + 1) if log_every % d == 0)
+
+
+def logs_at_step(step: int, every: int) -> bool:
+    """Whether optimizer step ``step`` (0-based, counted before its update) is a logging step
+    for interval ``every``: Lightning's own rule for ``train/*`` (``(step + 1) % every == 0``;
+    ``every = 0`` logs no step, as ``Trainer(log_every_n_steps=0)``)."""
+    return every > 0 and (step + 1) % every == 0
+
+
+def check_interval(name: str, value: Optional[int], allow_none: bool = True,
+                   hint: str = "") -> Optional[int]:
+    """``value`` (a positive int, or None if ``allow_none``) unchanged.
+
+    Raises:
+        ValueError: anything else (names the argument and the value; ``hint`` appended).
+    """
+    if (value is None and not allow_none) or (value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1)):
+        valid = "a positive integer or None" if allow_none else "a positive integer"
+        raise ValueError(f"{name} must be {valid}, got {value!r}.{hint}")
+    return value

@@ -71,7 +71,7 @@ class GradientEventWriter:
 
     def __init__(self, statistics: Sequence[str]) -> None:
         self.statistics = list(statistics)
-        self._summaries: Dict[tuple, ScalarSummary] = {}  # (logger prefix, tag prefix, groups)
+        self._summaries: Dict[tuple, ScalarSummary] = {}  # (logger prefix, tags)
 
     def tags(self, prefix: str, names: Sequence[str]) -> List[str]:
         """``<prefix>/<group>/<statistic>`` for every group and statistic, row-major."""
@@ -80,21 +80,24 @@ class GradientEventWriter:
     def scalars(self, trainer, pl_module, member: int, prefix: str, names: Sequence[str],
                 values: Sequence[float], step: int) -> None:
         """Write one step's G × K ``values`` (row-major, as :meth:`tags`)."""
+        self.write(trainer, pl_module, member, self.tags(prefix, names), values, step)
+
+    def write(self, trainer, pl_module, member: int, tags: Sequence[str],
+              values: Sequence[float], step: int) -> None:
+        """Write one step's ``values`` under ``tags`` (one event per TensorBoardLogger)."""
         if member_seeds_of(pl_module):  # member s -> its own run directory
             if pl_module.member_logger is not None:
-                pl_module.member_logger.log(member, dict(zip(self.tags(prefix, names), values)),
-                                            step)
+                pl_module.member_logger.log(member, dict(zip(tags, values)), step)
             return
         for logger in trainer.loggers:
             if is_tensorboard_logger(logger):
-                key = (logger_prefix(logger), prefix, tuple(names))
+                key = (logger_prefix(logger), tuple(tags))
                 summary = self._summaries.get(key)
                 if summary is None:
-                    summary = self._summaries[key] = ScalarSummary(
-                        prefixed_tags(logger, self.tags(prefix, names)))
+                    summary = self._summaries[key] = ScalarSummary(prefixed_tags(logger, tags))
                 summary.write(logger.experiment, values, step)
             else:
-                logger.log_metrics(dict(zip(self.tags(prefix, names), values)), step=step)
+                logger.log_metrics(dict(zip(tags, values)), step=step)
 
     @staticmethod
     def histogram_writers(trainer, pl_module, member: int

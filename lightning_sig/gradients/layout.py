@@ -17,21 +17,21 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, List, Sequence
 
-from lightning_sig.gradients.stats import quantile_key
+from lightning_sig.gradients.log10_band import BAND_LEVELS, log10_band_tag
+from lightning_sig.gradients.stat_keys import quantile_key
 
 __all__ = ["custom_scalars_layout", "BAND_LEVELS"]
 
-#: (value, lower, upper) levels of the band: median with the quartiles, as the paper's figures.
-BAND_LEVELS = (0.5, 0.25, 0.75)
 
-
-def _band(prefix: str, group: str, tag: Callable[[str], str]) -> list:
+def _band(prefix: str, group: str, tag: Callable[[str], str], log10: bool = False) -> list:
+    if log10:
+        return ["Margin", [tag(log10_band_tag(prefix, group, q)) for q in BAND_LEVELS]]
     return ["Margin", [tag(f"{prefix}/{group}/{quantile_key(q)}") for q in BAND_LEVELS]]
 
 
 def custom_scalars_layout(groups: Sequence[str], levels: Sequence[float], data: bool,
                           activations: Sequence[str], tag: Callable[[str], str] = str,
-                          epoch: bool = True) -> Dict[str, Dict[str, list]]:
+                          epoch: bool = True, log10: bool = False) -> Dict[str, Dict[str, list]]:
     """The layout for the GradientQuantileCallback's tags.
 
     Args:
@@ -43,6 +43,9 @@ def custom_scalars_layout(groups: Sequence[str], levels: Sequence[float], data: 
             no saturation category).
         tag: maps a tag to the written one (e.g. a logger prefix).
         epoch: also the ``grad_epoch/*`` (and ``grad_data_epoch/*``) charts.
+        log10: the bands on a log scale: every layer's chart and a first chart per source in
+            the global category draw the ``|g|/...`` log10 tags
+            (:mod:`lightning_sig.gradients.log10_band`); the linear global charts follow.
 
     Returns:
         ``{category: {title: [kind, tags]}}``; categories ``gradient |g|: global``,
@@ -52,19 +55,26 @@ def custom_scalars_layout(groups: Sequence[str], levels: Sequence[float], data: 
     prefixes = ["grad"] + (["grad_data"] if data else [])
     prefixes += [p + "_epoch" for p in prefixes] if epoch else []
 
-    def chart(prefix: str, group: str) -> list:
+    log10 = log10 and band
+
+    def chart(prefix: str, group: str, logarithmic: bool = log10) -> list:
         if band:
-            return _band(prefix, group, tag)
+            return _band(prefix, group, tag, logarithmic)
         return ["Multiline", [re.escape(tag(f"{prefix}/{group}/")) + r"abs_q.*"]]
 
     title = "median |g| (band: quartiles)" if band else "quantiles of |g|"
-    layout: Dict[str, Dict[str, list]] = {
-        "gradient |g|: global": {f"{p} global {title}": chart(p, "global") for p in prefixes}}
+    # TensorBoard 2.21 shows a category's charts last first: with log10, the charts are listed
+    # in reverse, so that the page shows grad, grad_data, ... and the log scale first
+    order = (lambda items: list(reversed(items))) if log10 else list
+    global_charts = {f"{p} global {title}": chart(p, "global", False) for p in order(prefixes)}
+    if log10:
+        global_charts.update({f"{p} global median log10|g| (band: quartiles)": chart(p, "global")
+                              for p in order(prefixes)})
+    layout: Dict[str, Dict[str, list]] = {"gradient |g|: global": global_charts}
     layers: Dict[str, list] = {}
-    for group in groups:
-        if group != "global":
-            for p in prefixes:
-                layers[f"{p} {group}"] = chart(p, group)
+    for group in order([g for g in groups if g != "global"]):
+        for p in order(prefixes):
+            layers[f"{p} {group}"] = chart(p, group)
     if layers:
         layout["gradient |g|: layers"] = layers
     if activations:

@@ -104,7 +104,8 @@ class EpochSeededSampler(PositionedSampler, DistributedSampler):
     Args:
         n: dataset size.
         seed: the run's seed, an integer >= 0.
-        num_replicas, rank: world size W and this process's global rank (default 1, 0).
+        num_replicas: world size W (default 1).
+        rank: this process's global rank (default 0).
         batch_size: indices per batch of the loader it feeds (default 1), the unit of positions.
     """
 

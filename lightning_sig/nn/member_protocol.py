@@ -29,7 +29,7 @@ Optional (a module without it gets the per-member path above):
     penalty None. None when no parameter has a gradient. ``layer_parameters``: (layer name,
     parameter) pairs in model order that the caller has cached (the GradientQuantileCallback's,
     rebuilt at each epoch start), or None. The callback uses it for models of at most
-    ``SEGMENTED_MAX_NUMEL`` coordinates per member at steps without histograms (those need
+    ``FLAT_MAX_NUMEL`` coordinates per member at steps without histograms (those read
     each member's tensors).
 """
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""Sums over an epoch's optimizer steps of every gradient statistic (the callback's
+``grad_epoch/*`` means)."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["EpochSums"]
+
+
+class EpochSums:
+    """Sums over an epoch's steps of every statistic, per group name (NaN entries left out), so
+    that a layer whose gradient is missing at some steps is averaged over the others.
+
+    State: ``names`` (R,), ``total`` and ``count`` (R, K) float64 on the CPU.
+    """
+
+    def __init__(self, names: Sequence[str] = (), total: Optional[Tensor] = None,
+                 count: Optional[Tensor] = None) -> None:
+        self.names = list(names)
+        self.total, self.count = total, count
+        self._rows = {name: i for i, name in enumerate(self.names)}
+
+    def add(self, names: Sequence[str], table: Tensor) -> None:
+        """Add a (S, G, K) table of S steps for the G groups ``names``."""
+        defined = ~torch.isnan(table)
+        totals = torch.where(defined, table, 0.0).sum(0).double().cpu()  # (G, K)
+        counts = defined.sum(0).double().cpu()
+        if self.total is None:
+            self.total = torch.zeros(0, table.shape[-1], dtype=torch.float64)
+            self.count = torch.zeros(0, table.shape[-1], dtype=torch.float64)
+        new = [name for name in names if name not in self._rows]
+        if new:
+            for name in new:
+                self._rows[name] = len(self.names)
+                self.names.append(name)
+            pad = torch.zeros(len(new), self.total.shape[1], dtype=torch.float64)
+            self.total, self.count = torch.cat([self.total, pad]), torch.cat([self.count, pad])
+        rows = torch.tensor([self._rows[name] for name in names])
+        self.total.index_add_(0, rows, totals)
+        self.count.index_add_(0, rows, counts.to(self.count.dtype))
+
+    def means(self) -> List[float]:
+        """The (R, K) means, row-major; NaN where a statistic was never defined."""
+        return (self.total / self.count).reshape(-1).tolist()
+
+    def state(self) -> Tuple[List[str], Tensor, Tensor]:
+        """(names, total, count), copies (a checkpoint does not change with later steps)."""
+        return list(self.names), self.total.clone(), self.count.clone()

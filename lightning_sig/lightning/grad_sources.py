@@ -1,0 +1,162 @@
+"""What the GradientQuantileCallback reads from a module at an optimizer step: every gradient to
+record as a :class:`~lightning_sig.gradients.grad_row.GradientRow` (the total gradient, per
+member for many-seeds modules, and the data-loss gradient g − ∇penalty for modules with
+``penalty_gradients()``), from the parameters in model order (cached)."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from torch import Tensor
+
+from lightning_sig.gradients.grad_row import GradientRow
+from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
+from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient, \
+    member_data_layers
+from lightning_sig.gradients.row_key import RowKey
+from lightning_sig.nn.member_protocol import member_seeds_of
+
+if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
+    import pytorch_lightning as pl
+
+__all__ = ["GradientReader", "FLAT_MAX_NUMEL"]
+
+#: Gradients of up to this many coordinates (per member) are first concatenated into one flat
+#: tensor (one C++ op; also what the data-loss gradient and the members' rows are computed
+#: on); larger ones are copied tensor by tensor into the callback's buffer.
+FLAT_MAX_NUMEL = 1 << 22
+_WRAPPERS = re.compile(r"(^|\.)_(fsdp_wrapped_module|checkpoint_wrapped_module|orig_mod)(?=\.|$)")
+
+
+def layer_name(parameter_name: str) -> str:
+    """A parameter's layer (its module's qualified name, ``<root>`` for none), without the
+    wrapper modules FSDP, activation checkpointing and ``torch.compile`` insert."""
+    return _WRAPPERS.sub("", parameter_name.rpartition(".")[0]).lstrip(".") or "<root>"
+
+
+class GradientReader:
+    """The gradients of a module, cached parameter layouts.
+
+    Args:
+        per_layer: rows with a group per layer after "global" (else "global" only).
+        data_gradient: also the data-loss gradient of modules with ``penalty_gradients()``.
+    """
+
+    def __init__(self, per_layer: bool, data_gradient: bool) -> None:
+        self.per_layer, self.data_gradient = per_layer, data_gradient
+        self._module: Optional[object] = None
+        self._params: List[Tuple[str, Tensor]] = []  # (layer, parameter) in model order
+        self._numel = 0
+        self._seeds: Optional[List[int]] = None  # the module's member seeds (None: not members)
+        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout,
+        # parameters in the layout's order
+        self._last_params: List[Tensor] = []  # those of the last snapshot
+
+    def reset(self) -> None:
+        """Forget the cached parameters (they may have been added or replaced)."""
+        self._module, self._params, self._layouts, self._last_params = None, [], {}, []
+
+    def parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
+        """(layer name, parameter) of every parameter, in model order; cached per module (a
+        ``named_parameters`` walk costs ~100 µs per step)."""
+        if self._module is not pl_module:
+            self._module, self._layouts = pl_module, {}
+            self._params = [(layer_name(n), p) for n, p in pl_module.named_parameters()]
+            self._numel = sum(p.numel() for _, p in self._params if p.requires_grad)
+            self._seeds = member_seeds_of(pl_module)  # a Protocol check: ~20 µs, once
+        return self._params
+
+    def seeds(self, pl_module: pl.LightningModule) -> Optional[List[int]]:
+        """The member seeds of a many-seeds module, else None (cached with the parameters)."""
+        self.parameters(pl_module)
+        return self._seeds
+
+    def numel(self, pl_module: pl.LightningModule) -> int:
+        """N, coordinates of the trainable parameters (this process's, when sharded)."""
+        self.parameters(pl_module)
+        return self._numel
+
+    def read(self, pl_module: pl.LightningModule, histogram_step: bool) -> List[GradientRow]:
+        """The rows of this step (empty if no parameter has a gradient). ``histogram_step``:
+        a many-seeds module is read per member (its rows path is for other steps)."""
+        rows = None if histogram_step else self._member_rows(pl_module)
+        if rows is not None:
+            return rows
+        snapshots = self._snapshots(pl_module)
+        out, flats = [], []
+        for member, snap in enumerate(snapshots):
+            flat = flatten_gradients(snap.grads) if sum(snap.sizes) <= FLAT_MAX_NUMEL else None
+            flats.append(flat)
+            out.append(self._row(RowKey(member, "grad"), snap, snap.grads if flat is None
+                                 else flat))
+        return out + self._data_rows(pl_module, snapshots, flats)
+
+    def _row(self, key: RowKey, snap: GradientSnapshot, data) -> GradientRow:
+        if self.per_layer:
+            return GradientRow(key, snap.names, snap.sizes, True, data)
+        return GradientRow(key, snap.names[:1], (sum(snap.sizes),), False, data)
+
+    def _member_rows(self, pl_module: pl.LightningModule) -> Optional[List[GradientRow]]:
+        """Rows of a members module with ``member_gradient_rows`` (each member's flat gradient
+        a row of one (S, N) tensor); None where that does not apply (no members, no method,
+        more than :data:`FLAT_MAX_NUMEL` coordinates per member)."""
+        seeds = self.seeds(pl_module)
+        method = getattr(pl_module, "member_gradient_rows", None) if seeds else None
+        if method is None or -(-self.numel(pl_module) // len(seeds)) > FLAT_MAX_NUMEL:
+            return None
+        rows = method(self.data_gradient and hasattr(pl_module, "penalty_gradients"),
+                      self.parameters(pl_module))
+        if rows is None:
+            return []
+        if rows.rows.shape[1] > FLAT_MAX_NUMEL:  # not stacked as counted: per member
+            return None
+        snap = GradientSnapshot(rows.names, rows.sizes, rows.counts, [])
+        out = [self._row(RowKey(s, "grad"), snap, row) for s, row in enumerate(rows.rows)]
+        if rows.data is not None:
+            out += [self._row(RowKey(s, "grad_data"), snap, row)
+                    for s, row in enumerate(rows.data)]
+        return out
+
+    def _snapshots(self, pl_module: pl.LightningModule) -> List[GradientSnapshot]:
+        """One snapshot, or one per member for ``num_members > 1`` modules (a single network's
+        layer names, so members get the tags of separate runs); empty without gradients."""
+        if self.seeds(pl_module):  # lightning_sig.nn.member_protocol
+            return [GradientSnapshot.of_layers(layers) for layers in
+                    pl_module.member_gradients() if layers]
+        params = self.parameters(pl_module)
+        present = tuple(i for i, (_, p) in enumerate(params)
+                        if p.grad is not None and p.requires_grad)
+        layout = self._layouts.get(present)
+        if layout is None:
+            layers: Dict[str, List[Tensor]] = {}
+            for i in present:
+                layers.setdefault(params[i][0], []).append(params[i][1])
+            ordered = [p for ps in layers.values() for p in ps]
+            names, sizes, counts, _ = GradientSnapshot.of_layers(layers)
+            layout = self._layouts[present] = ((names, sizes, counts), ordered)
+        self._last_params = layout[1]
+        grads = [p.grad for p in layout[1]]
+        return [GradientSnapshot(*layout[0], grads)] if grads else []
+
+    def _data_rows(self, pl_module: pl.LightningModule, snapshots: List[GradientSnapshot],
+                   flats: List[Optional[Tensor]]) -> List[GradientRow]:
+        """Rows of the data-loss gradient g − ∇penalty with the total ones' layouts; none
+        without the ``penalty_gradients`` protocol, with a zero penalty or when off."""
+        if not snapshots or not self.data_gradient or \
+                not hasattr(pl_module, "penalty_gradients"):
+            return []
+        key = RowKey(0, "grad_data")
+        seeds = self.seeds(pl_module)
+        if seeds:
+            snaps = [GradientSnapshot.of_layers(layers) for layers in
+                     member_data_layers(pl_module, len(seeds)) if layers]
+            return [self._row(key._replace(member=s), snap, flatten_gradients(snap.grads)
+                              if sum(snap.sizes) <= FLAT_MAX_NUMEL else snap.grads)
+                    for s, snap in enumerate(snaps)]
+        snap, flat = snapshots[0], flats[0]
+        params = self.parameters(pl_module)
+        if flat is not None:  # one flat op; the parameters in the snapshot's order
+            data = flat_data_gradient(pl_module, flat, self._last_params)
+        else:
+            data = data_gradients(pl_module, params, snap.grads)
+        return [] if data is None else [self._row(key, snap, data)]

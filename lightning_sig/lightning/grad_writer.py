@@ -1,0 +1,136 @@
+"""Where the GradientQuantileCallback's results go: scalars (one TensorBoard event per step,
+``log_metrics`` for other loggers, a member's own run for many-seeds modules), the log10|g|
+histograms, the per-epoch depth-profile image (:mod:`lightning_sig.gradients.depth_image`),
+the custom-scalars layout at fit start (:mod:`lightning_sig.gradients.layout`) and one-time
+warnings. Called on the training thread only."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from lightning_utilities.core.rank_zero import rank_zero_warn
+
+from lightning_sig._compat import is_tensorboard_logger
+from lightning_sig.gradients.depth_image import depth_profile, depth_profile_image
+from lightning_sig.gradients.epoch_sums import EpochSums
+from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
+from lightning_sig.gradients.layout import custom_scalars_layout
+from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
+    log10_band_values
+from lightning_sig.nn.member_protocol import member_seeds_of
+
+if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
+    import pytorch_lightning as pl
+
+__all__ = ["GradientWriter"]
+
+
+class GradientWriter:
+    """The callback's outputs.
+
+    Args:
+        statistics: the statistic names of a group (``abs_q50``, ...), in table column order.
+        layer_statistics: those written for layers (None: all); ``global`` gets all.
+        log10: also the log10 band tags (:mod:`lightning_sig.gradients.log10_band`), where the
+            statistics hold the quartiles and the median.
+    """
+
+    def __init__(self, statistics: Sequence[str], layer_statistics: Optional[Sequence[str]] = None,
+                 log10: bool = True) -> None:
+        self.statistics = list(statistics)
+        self._layer_columns = None if layer_statistics is None else \
+            [self.statistics.index(k) for k in layer_statistics]
+        self._band = band_columns(self.statistics) if log10 else None
+        self._tags: Dict[Tuple[str, Tuple[str, ...]], Tuple[List[str], list]] = {}
+        self._events = GradientEventWriter(self.statistics)
+        self._step_events = GradientEventWriter(["every_k", "count"])
+        self._warned: set = set()
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            rank_zero_warn(message)
+
+    def layout(self, trainer: pl.Trainer, groups: List[str], levels: Sequence[float],
+               data: bool, activations: List[str], epoch: bool) -> None:
+        """The custom-scalars layout for each TensorBoardLogger (``groups``: "global" and the
+        layers; ``data``: the ``grad_data`` charts too; ``activations``: the
+        SaturationMonitor's layers)."""
+        for logger in trainer.loggers:
+            if is_tensorboard_logger(logger):
+                tag: Callable[[str], str] = lambda t, lg=logger: prefixed_tags(lg, [t])[0]
+                logger.experiment.add_custom_scalars(custom_scalars_layout(
+                    groups, levels, data, activations, tag, epoch, self._band is not None))
+
+    def scalars(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                prefix: str, names: Sequence[str], values: Sequence[float], step: int) -> None:
+        """One step's G × K ``values`` (row-major) as ``<prefix>/<group>/<statistic>`` (layers:
+        the layer statistics) and ``|g|/<prefix>/<group>/log10_q<p>``, one event."""
+        tags, columns = self._layout(prefix, tuple(names))
+        table = np.asarray(values, dtype=np.float64).reshape(len(names), -1)
+        out = [table[g, c] for g, c in columns]
+        if self._band is not None:
+            out.append(log10_band_values(table[:, self._band]).reshape(-1))
+        self._events.write(trainer, pl_module, member, tags, np.concatenate(out).tolist(), step)
+
+    def _layout(self, prefix: str, names: Tuple[str, ...]) -> Tuple[List[str], list]:
+        """(tags, [(group row, columns)]) of a step's event, cached per prefix and groups."""
+        key = (prefix, names)
+        if key not in self._tags:
+            every = list(range(len(self.statistics)))
+            columns = [(g, every if name == "global" or self._layer_columns is None
+                        else self._layer_columns) for g, name in enumerate(names)]
+            tags = [f"{prefix}/{names[g]}/{self.statistics[c]}" for g, cols in columns
+                    for c in cols]
+            if self._band is not None:
+                tags += [log10_band_tag(prefix, name, q) for name in names for q in BAND_LEVELS]
+            self._tags[key] = (tags, columns)
+        return self._tags[key]
+
+    def epoch_steps(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                    every_k: int, count: int) -> None:
+        """``grad_epoch_steps/global/{every_k,count}`` at the epoch end."""
+        self._step_events.scalars(trainer, pl_module, member, "grad_epoch_steps", ["global"],
+                                  [float(every_k), float(count)], trainer.global_step)
+
+    def histogram_limits(self, trainer: pl.Trainer,
+                         pl_module: pl.LightningModule) -> Optional[np.ndarray]:
+        """TensorBoard's bucket edges of the histograms, None (with one warning if there are
+        loggers) when no histogram writer exists."""
+        writers = self._events.histogram_writers(trainer, pl_module, 0)
+        if writers:
+            return np.asarray(writers[0][0].default_bins)
+        if trainer.loggers:
+            self.warn_once("hist", "GradientQuantileCallback: histograms need a "
+                           "TensorBoardLogger; skipping them (scalars are still logged).")
+        return None
+
+    def histograms(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                   names: Sequence[str], histograms: list, step: int) -> None:
+        """``grad_hist/<group>/log10_abs`` of one step (None entries skipped)."""
+        writers = self._events.histogram_writers(trainer, pl_module, member)
+        if writers:
+            self._events.histograms(writers, [f"grad_hist/{n}/log10_abs" for n in names],
+                                    histograms, step)
+
+    def depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
+                    sums: EpochSums) -> None:
+        """``grad_depth/abs_q50``: the epoch's median |g| per layer in model order, an image
+        (TensorBoard writers only)."""
+        writers = self._events.histogram_writers(trainer, pl_module, member)
+        if not writers or "abs_q50" not in self.statistics:
+            return
+        layers, values = depth_profile(sums.names, sums.means(), self.statistics)
+        image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
+                                                    f"per layer")  # (3, H, W) uint8
+        for writer, logger in writers:
+            tag = "grad_depth/abs_q50" if logger is None else \
+                prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
+            writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
+
+    @staticmethod
+    def writes_late(trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
+        """Whether scalars may reach the loggers a few steps after their step: TensorBoard
+        (each event carries its step) and member runs; other loggers get them at once."""
+        return bool(member_seeds_of(pl_module)) or all(
+            is_tensorboard_logger(logger) for logger in trainer.loggers)
