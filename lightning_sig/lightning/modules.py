@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
 
-from lightning_sig.lightning.fit_summary import FitSummary
+from lightning_sig.lightning.fit_summary import FitSummary, fit_progress
 from lightning_sig.lightning.member_steps import MemberStepsMixin
 from lightning_sig.lightning.namespace import check_namespace
 
@@ -254,10 +254,12 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
 
     @override
     def on_fit_end(self) -> None:
-        """One line on the console: epochs, best and last val/acc, wall time, log dir."""
-        summary = getattr(self, "_fit_summary", None)
+        """One line on the console: epochs and steps, wall time, last and best val/acc, log dir
+        (``no logger`` when the Trainer has none)."""
+        summary, trainer = getattr(self, "_fit_summary", None), self.trainer
         if summary is not None:
-            rank_zero_info(summary.line(self.trainer.current_epoch, self.trainer.log_dir))
+            log_dir = trainer.log_dir if trainer.loggers else None
+            rank_zero_info(summary.line(fit_progress(trainer), log_dir))
 
     @override
     def on_test_epoch_end(self) -> None:
