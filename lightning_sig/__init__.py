@@ -7,41 +7,33 @@ CIFAR-10 DataModule and a gradient-statistics callback.
 
 Public names are imported lazily: ``import lightning_sig`` imports neither torch nor Lightning,
 so ``python -m lightning_sig.sweep`` and ``lightning_sig.figures`` start fast. The Lightning
-classes here are built on ``pytorch_lightning``; their ``lightning.pytorch`` twins are in
-:mod:`lightning_sig.lightning.pytorch`.
+classes here are those of :mod:`lightning_sig.lightning.pytorch_lightning` (built on
+``pytorch_lightning``); their ``lightning.pytorch`` twins are in
+:mod:`lightning_sig.lightning.pytorch`. The list of public names: :mod:`lightning_sig.public_names`.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
+
+from lightning_sig.public_names import LIGHTNING_CLASSES, NAMESPACE_MODULES, TORCH_NAMES
+
+if TYPE_CHECKING:  # for type checkers and static API-doc tools; at run time see __getattr__
+    from lightning_sig.lightning.pytorch_lightning import CIFAR10DataModule, CombinedNet, \
+        GradientQuantileCallback, LargeParamsNet, ManyLayersNet, NonFiniteLossGuard, \
+        SaturationMonitor, SigmoidNetModule
+    from lightning_sig.nn.activations import ACTIVATIONS, ScaledActivation, scaled_activation
+    from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, SigmoidConvNet, \
+        init_parameters
+    from lightning_sig.speedups import disable_speedups, enable_speedups
+    from lightning_sig.thread_choice import choose_threads, restore_threads
 
 __version__ = "0.1.0"
 
-_LIGHTNING = "lightning_sig.lightning.pytorch_lightning"
-#: public name -> module that defines it
+#: public name -> module that defines it (the one list: lightning_sig/public_names.py)
 _EXPORTS: Dict[str, str] = {
-    "ACTIVATIONS": "lightning_sig.nn.activations",
-    "ScaledActivation": "lightning_sig.nn.activations",
-    "scaled_activation": "lightning_sig.nn.activations",
-    "ConvNetSpec": "lightning_sig.nn.convnets",
-    "SigmoidConvNet": "lightning_sig.nn.convnets",
-    "TABLE1": "lightning_sig.nn.convnets",
-    "TABLE2": "lightning_sig.nn.convnets",
-    "TABLE3": "lightning_sig.nn.convnets",
-    "init_parameters": "lightning_sig.nn.convnets",
-    "SigmoidNetModule": _LIGHTNING,
-    "LargeParamsNet": _LIGHTNING,
-    "ManyLayersNet": _LIGHTNING,
-    "CombinedNet": _LIGHTNING,
-    "CIFAR10DataModule": _LIGHTNING,
-    "GradientQuantileCallback": _LIGHTNING,
-    "NonFiniteLossGuard": _LIGHTNING,
-    "SaturationMonitor": _LIGHTNING,
-    "enable_speedups": "lightning_sig.speedups",
-    "disable_speedups": "lightning_sig.speedups",
-    "choose_threads": "lightning_sig.thread_choice",
-    "restore_threads": "lightning_sig.thread_choice",
-}
+    **TORCH_NAMES,
+    **{name: NAMESPACE_MODULES["pytorch_lightning"] for name in LIGHTNING_CLASSES}}
 __all__ = sorted(_EXPORTS)
 
 

@@ -22,24 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "lightning_sig"
 Graph = Dict[str, Set[str]]
 
-#: Import edges that close a circle, kept until the part of issue 19 that owns the files lands;
-#: the lead empties this list then (a listed edge that is gone fails the test, so the list only
-#: shrinks). Each edge is (importer, imported).
-ALLOWED_CYCLE_EDGES: Set[Tuple[str, str]] = {
-    # Part "Classes nobody can find" (real class statements for both Lightning namespaces):
-    # lightning/namespace.py builds the public classes from these mixins and they import
-    # check_namespace back from it.
-    ("lightning_sig.lightning.cli", "lightning_sig.lightning.namespace"),
-    ("lightning_sig.lightning.grad_callback", "lightning_sig.lightning.namespace"),
-    ("lightning_sig.lightning.modules", "lightning_sig.lightning.namespace"),
-    ("lightning_sig.lightning.nonfinite", "lightning_sig.lightning.namespace"),
-    ("lightning_sig.lightning.saturation", "lightning_sig.lightning.namespace"),
-}
-#: Module names (file stems) used twice, kept until the part that owns them lands.
-ALLOWED_DUPLICATE_NAMES: Set[str] = {
-    # Part "gradient callback rewrite": gradients/saturation.py and lightning/saturation.py.
-    "saturation",
-}
+#: Import edges that close a circle (importer, imported): none since issue 19's parts landed
+#: (a listed edge that is gone fails the test, so the list only shrinks).
+ALLOWED_CYCLE_EDGES: Set[Tuple[str, str]] = set()
+#: Module names (file stems) used twice: none (lightning/saturation.py became
+#: lightning/saturation_monitor.py beside gradients/saturation.py).
+ALLOWED_DUPLICATE_NAMES: Set[str] = set()
 
 
 def module_files(root: Path, package: str) -> Dict[str, Tuple[Path, bool]]:
@@ -161,8 +149,10 @@ def test_the_sweep_flows_one_way():
 def test_module_names_are_unique_but_the_listed_ones():
     duplicates = duplicate_names(ROOT / PACKAGE)
     assert set(duplicates) == ALLOWED_DUPLICATE_NAMES, duplicates
-    assert duplicates["saturation"] == ["lightning_sig.gradients.saturation",
-                                        "lightning_sig.lightning.saturation"]
+    graph = import_graph(ROOT / PACKAGE)
+    assert "lightning_sig.gradients.saturation" in graph
+    assert "lightning_sig.lightning.saturation_monitor" in graph
+    assert "lightning_sig.lightning.saturation" not in graph
 
 
 # --- the checks on a package made here ----------------------------------------------------

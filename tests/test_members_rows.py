@@ -10,7 +10,7 @@ from lightning_sig import ManyLayersNet
 from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
 from lightning_sig.gradients.penalty import member_data_layers
 from lightning_sig.lightning.member_logging import MemberLogger
-from lightning_sig.lightning.namespace import build_classes
+from lightning_sig.lightning.namespace import lightning_classes
 from lightning_sig.nn.members import member_gradient_rows, member_layer_gradients
 
 S = 3
@@ -94,7 +94,7 @@ class _RecordingMembers(MemberLogger):
 def _fit_scalars(namespace, data_dir, fast):
     """Callback scalars (member, step, tag → value) of a 2-epoch fit with S members."""
     pl = importlib.import_module(namespace)
-    ours = build_classes(namespace)
+    ours = lightning_classes(namespace)
     pl.seed_everything(0)
     module = ours["CombinedNet"](activation="tanh", alpha=2.0, learnable_alpha=True,
                                  l2_strength=0.01, num_members=S)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig.lightning.namespace import build_classes, check_namespace
+from lightning_sig.lightning.namespace import lightning_classes, check_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACES = ["pytorch_lightning", "lightning.pytorch"]
@@ -26,7 +26,7 @@ NAMESPACES = ["pytorch_lightning", "lightning.pytorch"]
 def _fit(namespace: str, data: Path, save_dir: Path, **trainer_kwargs):
     import importlib
     pl = importlib.import_module(namespace)
-    ours = build_classes(namespace)
+    ours = lightning_classes(namespace)
     model = ours["CombinedNet"](activation="tanh", alpha=2.0, l2_strength=0.01)
     dm = ours["CIFAR10DataModule"](str(data), batch_size=20)
     logger = pl.loggers.TensorBoardLogger(str(save_dir), name="run", version=0)
@@ -77,14 +77,14 @@ def test_readme_command_with_lightning_pytorch(fake_cifar, tmp_path):
 
 def test_mixing_namespaces_is_refused_with_both_names(fake_cifar, tmp_path):
     import lightning.pytorch as L
-    callback = build_classes("pytorch_lightning")["GradientQuantileCallback"]()
+    callback = lightning_classes("pytorch_lightning")["GradientQuantileCallback"]()
     with pytest.raises(TypeError, match=r"lightning_sig\.GradientQuantileCallback is built on "
                                         r"pytorch_lightning.*lightning\.pytorch\.Trainer.*"
                                         r"lightning_sig\.lightning\.pytorch\.GradientQuantileCallback"):
         check_namespace(callback, L.Trainer(logger=False, enable_progress_bar=False))
     with pytest.raises(TypeError, match="built on pytorch_lightning"):
         _fit("lightning.pytorch", fake_cifar, tmp_path,
-             callbacks=[build_classes("pytorch_lightning")["NonFiniteLossGuard"]()])
+             callbacks=[lightning_classes("pytorch_lightning")["NonFiniteLossGuard"]()])
 
 
 def test_lightning_pytorch_cli_print_config_round_trip(fake_cifar, tmp_path, capsys):
@@ -121,6 +121,8 @@ def test_progress_bar_shows_loss_and_accuracy_and_fit_prints_a_summary(fake_cifa
     line = next(r.getMessage() for r in caplog.records if "fit done" in r.getMessage())
     assert f"val/acc last {val_acc:.4f}, best {val_acc:.4f}" in line
     assert "1 epoch(s)" in line and str(trainer.log_dir) in line
+    assert "fit done: 1 epoch(s), 5 step(s) in " in line  # 100 images / 20 per batch
+    assert line.endswith(f"; logs in {trainer.log_dir}")
 
 
 def test_repr_of_learnable_activation_warns_nothing():

@@ -19,7 +19,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_sig.lightning.namespace import build_classes
+from lightning_sig.lightning.namespace import lightning_classes
 from lightning_sig.lightning.cli import main
 from lightning_sig.lightning.data_files import write_batches
 
@@ -147,7 +147,7 @@ def _last_ckpt(cli) -> Path:
 
 
 def test_load_from_checkpoint_restores_every_hyperparameter(runs):
-    combined_net = build_classes(runs["namespace"])["CombinedNet"]
+    combined_net = lightning_classes(runs["namespace"])["CombinedNet"]
     loaded = combined_net.load_from_checkpoint(_last_ckpt(runs["a"]))
     assert {k: loaded.hparams[k] for k in HPARAMS} == HPARAMS
     assert loaded.hparams.lr == 1e-3 and loaded.l2_strength == 0.02
@@ -165,7 +165,7 @@ def test_evaluate_with_ckpt_path_uses_trained_model_without_config(runs, subcomm
                 "--trainer.default_root_dir", str(root / subcommand),
                 "--trainer.enable_progress_bar", "false", "--trainer.deterministic", "true"],
                namespace=runs["namespace"])
-    assert type(cli.model) is build_classes(runs["namespace"])["CombinedNet"]
+    assert type(cli.model) is lightning_classes(runs["namespace"])["CombinedNet"]
     assert {k: cli.model.hparams[k] for k in HPARAMS} == HPARAMS  # not the defaults (tanh, 1, 0)
     _assert_same_parameters(cli.model, a.model)  # trained α included
     final = _events(Path(a.trainer.log_dir))

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from lightning_sig.lightning.data_files import write_batches
-from lightning_sig.lightning.namespace import build_classes, import_namespace
+from lightning_sig.lightning.namespace import lightning_classes, import_namespace
 
 STEPS, EPOCHS, STEPS_PER_EPOCH, HPC_STEP = 20, 4, 5, 8
 CASES = {  # case -> what the checkpoint is
@@ -60,7 +60,7 @@ def _fit(ns, data, root, setup, ckpt_path=None, callbacks=(), sigusr1_at=None, *
     rebuilt every epoch (then Lightning creates iterators before restoring its counters)."""
     members, workers = setup
     pl = import_namespace(ns)
-    classes = build_classes(ns)
+    classes = lightning_classes(ns)
     pl.seed_everything(0)
     model = classes["CombinedNet"](activation="tanh", alpha=2.0, l2_strength=0.01,
                                    num_members=members)

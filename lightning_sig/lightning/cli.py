@@ -19,7 +19,8 @@ the config files and on the command line before LightningCLI parses them.
 
 Resuming into the same TensorBoard run (``--ckpt_path ... --trainer.logger.init_args.version N``)
 keeps that run's ``config.yaml`` and writes the resumed run's config next to it as
-``config_resumed.yaml`` (Lightning's own SaveConfigCallback would refuse to start).
+``config_resumed.yaml`` (Lightning's own SaveConfigCallback would refuse to start;
+:mod:`lightning_sig.lightning.resume_config`).
 
 Errors (:mod:`lightning_sig.lightning.cli_errors`): our own ``ValueError`` s print as one
 ``error:`` line (exit status 2); option abbreviations are off. A run that fails before training
@@ -27,55 +28,39 @@ leaves no empty ``version_N`` (:mod:`lightning_sig.lightning.failed_start`).
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 from lightning_utilities.core.rank_zero import rank_zero_info
-from typing_extensions import override
 
 from lightning_sig.lightning.cli_errors import exit_with_error, no_abbreviations, own_error
+from lightning_sig.lightning.namespace import lightning_classes
+from lightning_sig.public_names import CLI_CLASSES, LIGHTNING_CLASSES, PUBLIC_MODULES
 from lightning_sig.speedups import enable_speedups, speedup_report
 from lightning_sig.thread_choice import choose_threads, restore_threads
 
-if TYPE_CHECKING:
-    import pytorch_lightning as pl
+__all__ = ["main", "translate_class_paths"]
 
-__all__ = ["main", "ResumeSaveConfigCallbackMixin", "translate_class_paths"]
-
-_PUBLIC = ("SigmoidNetModule", "LargeParamsNet", "ManyLayersNet", "CombinedNet",
-           "CIFAR10DataModule", "GradientQuantileCallback", "NonFiniteLossGuard",
-           "SaturationMonitor")
-_OURS = re.compile(r"\blightning_sig\.(" + "|".join(_PUBLIC) + r")\b")
-_PL = re.compile(r"\bpytorch_lightning\.")
+#: ``lightning_sig.<Name>`` or ``lightning_sig.lightning.pytorch_lightning.<Name>`` for each of
+#: our Lightning classes (the one list, :mod:`lightning_sig.public_names`).
+_OURS = re.compile(r"(?<![\w.])lightning_sig\.(?:lightning\.pytorch_lightning\.)?("
+                   + "|".join(LIGHTNING_CLASSES + CLI_CLASSES) + r")\b")
+#: ``pytorch_lightning.<x>`` of the package itself (not of
+#: ``lightning_sig.lightning.pytorch_lightning``).
+_PL = re.compile(r"(?<![\w.])pytorch_lightning\.")
+_TWINS = PUBLIC_MODULES["lightning.pytorch"]
 _CONFIG_FLAGS = ("--config", "-c")
-
-
-class ResumeSaveConfigCallbackMixin:
-    """SaveConfigCallback that lets a run given ``ckpt_path`` continue an existing log dir.
-
-    If ``fit`` is given ``ckpt_path`` and the log dir already holds ``config.yaml``, this run's
-    config is saved as ``config_resumed.yaml`` (overwriting an earlier resume's); the original
-    is kept. Otherwise Lightning's behaviour is unchanged (it refuses to overwrite an existing
-    config).
-    """
-
-    @override
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit" and self.config.get("ckpt_path") is not None and trainer.log_dir:
-            exists = os.path.isfile(os.path.join(trainer.log_dir, self.config_filename))
-            if trainer.strategy.broadcast(exists):
-                self.config_filename, self.overwrite = "config_resumed.yaml", True
-        super().setup(trainer, pl_module, stage)
 
 
 def translate_class_paths(text: str) -> str:
     """``pytorch_lightning`` class paths in ``text`` → their ``lightning.pytorch`` twins:
-    ``lightning_sig.<Public>`` → ``lightning_sig.lightning.pytorch.<Public>`` and
+    ``lightning_sig.<Name>`` and ``lightning_sig.lightning.pytorch_lightning.<Name>`` →
+    ``lightning_sig.lightning.pytorch.<Name>`` for each of our Lightning classes
+    (:data:`~lightning_sig.public_names.LIGHTNING_CLASSES`, ``CLI_CLASSES``), and
     ``pytorch_lightning.<x>`` → ``lightning.pytorch.<x>``."""
-    return _PL.sub("lightning.pytorch.", _OURS.sub(r"lightning_sig.lightning.pytorch.\1", text))
+    return _PL.sub("lightning.pytorch.", _OURS.sub(_TWINS + r".\1", text))
 
 
 def _translated_args(args: List[str]) -> List[str]:
@@ -105,9 +90,7 @@ def main(args: Optional[List[str]] = None, run: bool = True,
     """
     import importlib
 
-    from lightning_sig.lightning.namespace import build_classes
-
-    classes = build_classes(namespace)
+    classes = lightning_classes(namespace)
     cli_module = importlib.import_module(f"{namespace}.cli")
     if namespace == "lightning.pytorch":
         args = _translated_args(list(sys.argv[1:] if args is None else args))

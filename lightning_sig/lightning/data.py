@@ -208,29 +208,6 @@ class MemberCollate:
 class CIFAR10DataModuleMixin:
     """CIFAR-10 from the official python-version batches, held in memory.
 
-    Args:
-        data_dir: folder that *contains* ``cifar-10-batches-py/`` (e.g. ``../shared/cifar10``).
-        batch_size: images per batch, ≥ 1; default 32 (assumption: Keras' default, the paper
-            gives none).
-        val_split: 0 (default) validates on the official 10,000-image test split, as the
-            paper's accuracy curves do; n > 0 holds out n training images (seeded split) for
-            validation and leaves the test split to ``trainer.test``.
-        normalize: standardise each channel with the mean/std of the training images used for
-            fitting (computed at ``setup``); default False: pixels in [0, 1] (assumption).
-        num_workers: DataLoader worker processes; default 0 (indexing is cheap).
-        download: download the official archive (with its MD5) if the batches are missing.
-        split_seed: seed of the generator for the ``val_split`` hold-out.
-        shuffle_seed: seed of the training order (epoch e is :func:`epoch_order` of
-            ``shuffle_seed`` and e); None (default) takes the seed of ``seed_everything``
-            (``torch.initial_seed()``), so runs with the same seed see the same order, and a
-            resumed run sees the order the uninterrupted run would have seen.
-        pin_memory: pin host memory for faster GPU transfers.
-        member_seeds: for training S members at once (``num_members`` of our modules, which
-            sets it at ``setup`` when None): the training loader yields member batches
-            (images (S, B, 3, 32, 32), labels (S, B)), member s in the order of shuffle seed
-            ``member_seeds[s]`` (:class:`MemberBatchSampler`). Validation and test batches
-            stay (B, ...), shared by all members. Default None: one order, plain batches.
-
     Raises:
         ValueError: ``batch_size`` < 1, ``val_split`` < 0 (here) or ≥ the training set size
             (at ``setup``), ``num_workers`` < 0; a truncated or malformed batch file (names it).
@@ -249,6 +226,37 @@ class CIFAR10DataModuleMixin:
                  normalize: bool = False, num_workers: int = 0, download: bool = False,
                  split_seed: int = 42, shuffle_seed: Optional[int] = None,
                  pin_memory: bool = False, member_seeds: Optional[List[int]] = None) -> None:
+        """Check and keep the settings; the batches are read (or downloaded) by ``prepare_data`` and
+        ``setup``.
+
+        Args:
+            data_dir: folder that *contains* ``cifar-10-batches-py/`` (e.g. ``../shared/cifar10``).
+            batch_size: images per batch, ≥ 1; default 32 (assumption: Keras' default, the paper
+                gives none).
+            val_split: 0 (default) validates on the official 10,000-image test split, as the
+                paper's accuracy curves do; n > 0 holds out n training images (seeded split) for
+                validation and leaves the test split to ``trainer.test``.
+            normalize: standardise each channel with the mean/std of the training images used for
+                fitting (computed at ``setup``); default False: pixels in [0, 1] (assumption).
+            num_workers: DataLoader worker processes; default 0 (indexing is cheap).
+            download: download the official archive (with its MD5) if the batches are missing.
+            split_seed: seed of the generator for the ``val_split`` hold-out.
+            shuffle_seed: seed of the training order (epoch e is :func:`epoch_order` of
+                ``shuffle_seed`` and e); None (default) takes the seed of ``seed_everything``
+                (``torch.initial_seed()``), so runs with the same seed see the same order, and a
+                resumed run sees the order the uninterrupted run would have seen.
+            pin_memory: pin host memory for faster GPU transfers.
+            member_seeds: for training S members at once (``num_members`` of our modules, which
+                sets it at ``setup`` when None): the training loader yields member batches
+                (images (S, B, 3, 32, 32), labels (S, B)), member s in the order of shuffle seed
+                ``member_seeds[s]`` (:class:`MemberBatchSampler`). Validation and test batches
+                stay (B, ...), shared by all members. Default None: one order, plain batches.
+
+        Raises:
+            ValueError: ``batch_size`` < 1, ``val_split`` < 0 or ``num_workers`` < 0, or one of
+                them not an integer (the errors of ``prepare_data``/``setup``: the class's
+                Raises).
+        """
         super().__init__()
         for name, value, low in (("batch_size", batch_size, 1), ("val_split", val_split, 0),
                                  ("num_workers", num_workers, 0)):

@@ -38,6 +38,7 @@ class RemoveFailedStartLogsMixin:
     """
 
     def __init__(self) -> None:
+        """No arguments: the callback reads the Trainer's loggers when a run fails."""
         super().__init__()
         self._setup_done = False
 

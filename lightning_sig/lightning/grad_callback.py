@@ -30,7 +30,7 @@ from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags
 from lightning_sig.lightning.grad_sources import GradientReader
 from lightning_sig.lightning.grad_writer import GradientWriter
 from lightning_sig.lightning.namespace import check_namespace
-from lightning_sig.lightning.saturation import SaturationMonitorMixin
+from lightning_sig.lightning.saturation_monitor import SaturationMonitorMixin
 from lightning_sig.nn.member_protocol import member_seeds_of
 
 __all__ = ["GradientQuantileCallbackMixin", "logs_at_step"]
@@ -55,58 +55,6 @@ class GradientQuantileCallbackMixin:
     under FSDP (``FSDPStrategy``, ``ModelParallelStrategy``) every rank reads its shard and the
     exact statistics of the whole gradient come from summed histograms
     (:mod:`lightning_sig.gradients.sharded_stats`; no histograms there).
-
-    Args:
-        quantiles: levels q in [0, 1] of the |g_j| quantiles (numpy "linear" interpolation,
-            exact for any size); default (0, 0.25, 0.5, 0.75, 1).
-        vanishing_threshold: t ≥ 0 for ``vanishing_frac``; default 1e-8 (Adam's eps, an
-            assumption: the paper gives no number).
-        signed: also log the quantiles of the signed values g_j.
-        per_layer: also log each layer's statistics (default True).
-        log_every_n_steps: interval of the per-step scalars in optimizer steps; None (default)
-            takes the Trainer's ``log_every_n_steps``. Step s is logged when (s + 1) % n == 0,
-            the steps at which Lightning writes the module's ``train/*`` metrics.
-        histogram_every_n_steps: interval of the log10|g| histograms (TensorBoardLogger only);
-            None (default) is 10 × the scalar interval; 0 is refused, use ``histograms=False``.
-        histograms: log histograms at all (default True).
-        epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
-            (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
-        epoch_budget_numel: B, gradient coordinates per optimizer step (on average) that the
-            epoch means may cost; default 2^18. A model of N ≤ B coordinates (the paper's
-            networks: ~1,500) gets the mean over every step; a larger one the mean over every
-            k-th step (steps with (step + 1) % k == 0), k the smallest divisor or multiple of
-            the logging interval n with k ≥ N / B (:mod:`lightning_sig.gradients.epoch_steps`;
-            e.g. ResNet-18, N = 11.2 M, n = 50: k = 50, the logged steps). k and the number of
-            steps used are logged. None: every step, whatever it costs.
-        data_gradient: for a module with the ``penalty_gradients()`` protocol
-            (:mod:`lightning_sig.gradients.penalty`; ours when r > 0), also log the statistics
-            of the data-loss gradient g − ∇penalty = g − r·θ (default True; a second copy).
-        buffer_steps: the gradients of up to this many steps (default 32; at most 2^18
-            coordinates in all) are copied and their statistics computed in one call, which
-            for small models costs about as much as one step's; a large model's buffer holds
-            one step, reused. 1 computes at every recorded step.
-        async_stats: compute in a background thread while training goes on (default True;
-            same values as ``False``, which computes on the training thread).
-        layer_statistics: the statistics written per layer: ``"default"`` the median and
-            quartiles of |g| (``abs_q25``, ``abs_q50``, ``abs_q75``: three cards per layer in
-            TensorBoard; an assumption, the paper shows no per-layer panel), ``"all"`` every
-            one, or a list such as ``["abs_q50", "l2_norm"]``. ``global`` always gets all.
-        log10_band: also write log10 of the median and quartiles of |g| under the group
-            ``|g|`` (listed after the user's groups) and draw the custom-scalars bands from
-            them, on a log scale as the paper (default True; needs levels 0.25, 0.5, 0.75).
-
-    Every recorded step's gradient is copied (in ``on_before_optimizer_step``) and its
-    statistics computed later; values are written on the training thread, in step order, each
-    with its own step, at the latest at the end of each epoch, of training, on an exception and
-    before each checkpoint (``state_dict``); with async_stats or buffering they may reach the
-    loggers a few steps after their step. An error in the computation is raised in the training
-    process at the next hook. Sparse gradients are made dense (their zeros count); fp16/bf16
-    are upcast; a TensorBoardLogger's ``prefix`` is put before the tags, as ``log_metrics``.
-
-    Raises:
-        ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
-            threshold, an interval or ``buffer_steps`` that is not a positive integer, an
-            unknown name in ``layer_statistics`` (each message names the value).
 
     Logged metrics (step = ``trainer.global_step`` before the update; also the last step when
     training stops early, as Lightning; ``<g>`` is ``global`` or a layer name; gradient values in
@@ -148,6 +96,61 @@ class GradientQuantileCallbackMixin:
                  data_gradient: bool = True, async_stats: bool = True,
                  layer_statistics: Union[str, Sequence[str]] = "default",
                  log10_band: bool = True) -> None:
+        """Check and keep the settings; nothing is computed before the first training step.
+
+        Args:
+            quantiles: levels q in [0, 1] of the |g_j| quantiles (numpy "linear" interpolation,
+                exact for any size); default (0, 0.25, 0.5, 0.75, 1).
+            vanishing_threshold: t ≥ 0 for ``vanishing_frac``; default 1e-8 (Adam's eps, an
+                assumption: the paper gives no number).
+            signed: also log the quantiles of the signed values g_j.
+            per_layer: also log each layer's statistics (default True).
+            log_every_n_steps: interval of the per-step scalars in optimizer steps; None (default)
+                takes the Trainer's ``log_every_n_steps``. Step s is logged when (s + 1) % n == 0,
+                the steps at which Lightning writes the module's ``train/*`` metrics.
+            histogram_every_n_steps: interval of the log10|g| histograms (TensorBoardLogger only);
+                None (default) is 10 × the scalar interval; 0 is refused, use ``histograms=False``.
+            histograms: log histograms at all (default True).
+            epoch_aggregates: log the mean over each epoch's optimizer steps of every statistic
+                (steps where a statistic is undefined, e.g. no finite coordinate, are left out).
+            epoch_budget_numel: B, gradient coordinates per optimizer step (on average) that the
+                epoch means may cost; default 2^18. A model of N ≤ B coordinates (the paper's
+                networks: ~1,500) gets the mean over every step; a larger one the mean over every
+                k-th step (steps with (step + 1) % k == 0), k the smallest divisor or multiple of
+                the logging interval n with k ≥ N / B (:mod:`lightning_sig.gradients.epoch_steps`;
+                e.g. ResNet-18, N = 11.2 M, n = 50: k = 50, the logged steps). k and the number of
+                steps used are logged. None: every step, whatever it costs.
+            data_gradient: for a module with the ``penalty_gradients()`` protocol
+                (:mod:`lightning_sig.gradients.penalty`; ours when r > 0), also log the
+                statistics of the data-loss gradient g − ∇penalty = g − r·θ (default True; a
+                second copy).
+            buffer_steps: the gradients of up to this many steps (default 32; at most 2^18
+                coordinates in all) are copied and their statistics computed in one call, which
+                for small models costs about as much as one step's; a large model's buffer holds
+                one step, reused. 1 computes at every recorded step.
+            async_stats: compute in a background thread while training goes on (default True;
+                same values as ``False``, which computes on the training thread).
+            layer_statistics: the statistics written per layer: ``"default"`` the median and
+                quartiles of |g| (``abs_q25``, ``abs_q50``, ``abs_q75``: three cards per layer
+                in TensorBoard; an assumption, the paper shows no per-layer panel), ``"all"``
+                every one, or a list such as ``["abs_q50", "l2_norm"]``. ``global`` gets all.
+            log10_band: also write log10 of the median and quartiles of |g| under the group
+                ``|g|`` (listed after the user's groups) and draw the custom-scalars bands from
+                them, on a log scale as the paper (default True; needs levels 0.25, 0.5, 0.75).
+
+        Every recorded step's gradient is copied (in ``on_before_optimizer_step``) and its
+        statistics computed later; values are written on the training thread, in step order, each
+        with its own step, at the latest at the end of each epoch, of training, on an exception and
+        before each checkpoint (``state_dict``); with async_stats or buffering they may reach the
+        loggers a few steps after their step. An error in the computation is raised in the training
+        process at the next hook. Sparse gradients are made dense (their zeros count); fp16/bf16
+        are upcast; a TensorBoardLogger's ``prefix`` is put before the tags, as ``log_metrics``.
+
+        Raises:
+            ValueError: a quantile level outside [0, 1] or not a number, a negative or non-finite
+                threshold, an interval or ``buffer_steps`` that is not a positive integer, an
+                unknown name in ``layer_statistics`` (each message names the value).
+        """
         super().__init__()
         self.quantiles = check_quantile_levels(quantiles)
         self.vanishing_threshold = check_vanishing_threshold(vanishing_threshold)

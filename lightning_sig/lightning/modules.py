@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
 
-from lightning_sig.lightning.fit_summary import FitSummary
+from lightning_sig.lightning.fit_summary import FitSummary, fit_progress
 from lightning_sig.lightning.member_steps import MemberStepsMixin
 from lightning_sig.lightning.namespace import check_namespace
 
@@ -59,51 +59,6 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
     for that experiment). Use :class:`LargeParamsNet`, :class:`ManyLayersNet` or
     :class:`CombinedNet`.
 
-    Args:
-        activation: activation family (``tanh``, ``sigmoid``/``logistic``, ``arctan``,
-            ``softsign``, ``relu``, ``identity``, ``logsigmoid``); default ``tanh``.
-        alpha: the scale α of f_α(z) = α·f(z/α) (eq. 1), finite and > 0; default 1.0.
-        learnable_alpha: one trainable α per activation layer (excluded from the l2 term).
-        l2_strength: the paper's r ≥ 0 (dimensionless); the loss is CE + r/2·Σθ² over all
-            weights and biases (Sec. 2.2); default 0.
-        lr: Adam's learning rate; default 1e-3 (Sec. 3).
-        init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
-            ``"normal"``, ``"default"`` (PyTorch's), ``"he_normal"`` or ``"glorot_uniform"``;
-            see :func:`~lightning_sig.nn.convnets.init_parameters`. The parameters are drawn
-            from the stream of (seed, "init") (:func:`~lightning_sig.nn.convnets.build_initialised_net`),
-            seed = ``torch.initial_seed()`` (the ``seed_everything`` value) or the member's seed.
-        init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
-            this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
-        zero_bias: initialise biases at 0 instead of with the weights' scheme.
-        num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
-            s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,
-            loss, l2 term and Adam state (see :mod:`lightning_sig.nn.members`). The loss returned
-            to Lightning is the sum over members; forward maps (S, B, 3, 32, 32) or
-            (B, 3, 32, 32) to (S, B, 10). Refused with global-norm gradient clipping or DDP.
-        member_seeds: the S seeds; None (default) = s0, s0+1, …, s0+S−1 with s0 the current
-            ``torch.initial_seed()`` (the ``seed_everything`` value). Saved resolved.
-        member_log_dir: where member s writes its metrics (one TensorBoard run each, the tags
-            of a separate run), a template with ``{log_dir}``, ``{save_dir}``, ``{name}``,
-            ``{version}``, ``{seed}``, ``{member}``; default ``{log_dir}/seed_{seed}``.
-        compile_net: ``torch.compile`` the network in place (``nn.Module.compile``, same
-            state_dict) at ``setup``. Default False: ×0.91–0.97 per CPU step here after a first
-            compilation of 30–40 s; needs a C++ compiler, recompiles for new input shapes.
-        backend: ``"auto"`` (default), ``"torch"`` or ``"fused"``: the C++ CPU kernels of
-            :mod:`lightning_sig.nn.fused` (3×3 conv + bias + f + 2×2 max pooling, forward and
-            backward, one net or S members) or torch's ops; auto = fused on CPU when the
-            kernels build (first use: a ~1 min compilation, cached), else torch. The same
-            function up to float rounding (tests/test_fused.py). Resolved at ``setup`` (one
-            info line names it) or at the first forward; ``self.backend`` holds the result.
-        adam_eps: Adam's ε (> 0), default 1e-8, torch's default. An assumption: the paper
-            (Keras) does not state it, and Keras' default is 1e-7, which damps the updates of
-            coordinates whose gradients are below ~1e-7 (the vanishing regime) more.
-
-    Raises:
-        ValueError: bad family or α (see :class:`~lightning_sig.ScaledActivation`), r negative
-            or not finite, lr or adam_eps not > 0, unknown init scheme, init_scale not > 0,
-            num_members < 1, bad member_seeds or member_log_dir, unknown backend or
-            ``"fused"`` with ``compile_net``.
-
     Logged metrics:
         ``train/loss`` (CE + penalty, nats), ``train/data_loss`` (CE, nats),
         ``train/l2_penalty`` (r/2·Σθ², nats), ``train/acc`` (fraction) per step;
@@ -122,6 +77,55 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
                  num_members: int = 1, member_seeds: Optional[List[int]] = None,
                  member_log_dir: str = DEFAULT_MEMBER_LOG_DIR, compile_net: bool = False,
                  backend: str = "auto", adam_eps: float = 1e-8) -> None:
+        """Check the hyperparameters, save them (``self.hparams``) and build the network of ``spec``
+        (or its ``num_members`` copies), initialised as ``init`` says.
+
+        Args:
+            activation: activation family (``tanh``, ``sigmoid``/``logistic``, ``arctan``,
+                ``softsign``, ``relu``, ``identity``, ``logsigmoid``); default ``tanh``.
+            alpha: the scale α of f_α(z) = α·f(z/α) (eq. 1), finite and > 0; default 1.0.
+            learnable_alpha: one trainable α per activation layer (excluded from the l2 term).
+            l2_strength: the paper's r ≥ 0 (dimensionless); the loss is CE + r/2·Σθ² over all
+                weights and biases (Sec. 2.2); default 0.
+            lr: Adam's learning rate; default 1e-3 (Sec. 3).
+            init: ``"paper"`` (the scheme of this experiment in the paper), ``"uniform"``,
+                ``"normal"``, ``"default"`` (PyTorch's), ``"he_normal"`` or ``"glorot_uniform"``;
+                see :func:`~lightning_sig.nn.convnets.init_parameters`. The parameters are
+                drawn from the stream of (seed, "init")
+                (:func:`~lightning_sig.nn.convnets.build_initialised_net`), seed =
+                ``torch.initial_seed()`` (the ``seed_everything`` value) or the member's seed.
+            init_scale: half-width (uniform) or std (normal), > 0; None takes the paper's scale of
+                this experiment when ``init="paper"`` (10 for uniform, 0.05 for normal), else 1.0.
+            zero_bias: initialise biases at 0 instead of with the weights' scheme.
+            num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
+                s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,
+                loss, l2 term and Adam state (see :mod:`lightning_sig.nn.members`). The loss
+                returned to Lightning is the sum over members; forward maps (S, B, 3, 32, 32) or
+                (B, 3, 32, 32) to (S, B, 10). Refused with global-norm gradient clipping or DDP.
+            member_seeds: the S seeds; None (default) = s0, s0+1, …, s0+S−1 with s0 the current
+                ``torch.initial_seed()`` (the ``seed_everything`` value). Saved resolved.
+            member_log_dir: where member s writes its metrics (one TensorBoard run each, the tags
+                of a separate run), a template with ``{log_dir}``, ``{save_dir}``, ``{name}``,
+                ``{version}``, ``{seed}``, ``{member}``; default ``{log_dir}/seed_{seed}``.
+            compile_net: ``torch.compile`` the network in place (``nn.Module.compile``, same
+                state_dict) at ``setup``. Default False: ×0.91–0.97 per CPU step here after a
+                first compilation of 30–40 s; needs a C++ compiler, recompiles for new input shapes.
+            backend: ``"auto"`` (default), ``"torch"`` or ``"fused"``: the C++ CPU kernels of
+                :mod:`lightning_sig.nn.fused` (3×3 conv + bias + f + 2×2 max pooling, forward and
+                backward, one net or S members) or torch's ops; auto = fused on CPU when the
+                kernels build (first use: a ~1 min compilation, cached), else torch. The same
+                function up to float rounding (tests/test_fused.py). Resolved at ``setup`` (one
+                info line names it) or at the first forward; ``self.backend`` holds the result.
+            adam_eps: Adam's ε (> 0), default 1e-8, torch's default. An assumption: the paper
+                (Keras) does not state it, and Keras' default is 1e-7, which damps the updates of
+                coordinates whose gradients are below ~1e-7 (the vanishing regime) more.
+
+        Raises:
+            ValueError: bad family or α (see :class:`~lightning_sig.ScaledActivation`), r negative
+                or not finite, lr or adam_eps not > 0, unknown init scheme, init_scale not > 0,
+                num_members < 1, bad member_seeds or member_log_dir, unknown backend or
+                ``"fused"`` with ``compile_net``.
+        """
         super().__init__()
         check_backend(backend, compile_net)
         l2_strength = _check_number("l2_strength (r)", l2_strength, 0.0, strict=False)
@@ -250,10 +254,12 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
 
     @override
     def on_fit_end(self) -> None:
-        """One line on the console: epochs, best and last val/acc, wall time, log dir."""
-        summary = getattr(self, "_fit_summary", None)
+        """One line on the console: epochs and steps, wall time, last and best val/acc, log dir
+        (``no logger`` when the Trainer has none)."""
+        summary, trainer = getattr(self, "_fit_summary", None), self.trainer
         if summary is not None:
-            rank_zero_info(summary.line(self.trainer.current_epoch, self.trainer.log_dir))
+            log_dir = trainer.log_dir if trainer.loggers else None
+            rank_zero_info(summary.line(fit_progress(trainer), log_dir))
 
     @override
     def on_test_epoch_end(self) -> None:

@@ -1,32 +1,36 @@
-"""One body, two Lightning namespaces: our Lightning classes for ``pytorch_lightning`` and for
-``lightning.pytorch``.
+"""Which Lightning namespace an object belongs to, and our classes for each namespace.
 
 Lightning ships the same framework under two package names, and each checks ``isinstance``
 against its own base classes: a ``pytorch_lightning.LightningModule`` is refused by a
-``lightning.pytorch.Trainer``. So every Lightning class here is written once as a mixin without
-a Lightning base (``lightning_sig.lightning.modules``, ``data``, ``grad_callback``, ``nonfinite``,
-``saturation``) and :func:`build_classes` derives one class per namespace from it, as Lightning-AI's
-litmodels does for its checkpoint callbacks. The classes live in
+``lightning.pytorch.Trainer``. So every Lightning class of ours is written once as a mixin
+without a Lightning base (``lightning_sig.lightning.modules``, ``data``, ``grad_callback``,
+``nonfinite``, ``saturation_monitor``, ``failed_start``, ``resume_config``) and gets one
+``class`` statement per namespace, as Lightning-AI's litmodels does for its checkpoint
+callbacks:
 
-- ``lightning_sig`` (``lightning_sig.CombinedNet``, ...) for ``pytorch_lightning`` (the default,
-  and what the configs' ``class_path`` s name);
-- ``lightning_sig.lightning.pytorch`` for ``lightning.pytorch`` (``pip install lightning``).
+- :mod:`lightning_sig.lightning.pytorch_lightning` for ``pytorch_lightning`` (the default;
+  also ``lightning_sig.CombinedNet``, ..., what the configs' ``class_path`` s name);
+- :mod:`lightning_sig.lightning.pytorch` for ``lightning.pytorch`` (``pip install lightning``).
 
-Both sets exist side by side in one process; nothing picks a namespace per process.
+Both sets exist side by side in one process; nothing picks a namespace per process. This
+module imports neither the mixins nor the namespace modules (they import it): it looks the
+classes up by name (:data:`~lightning_sig.public_names.NAMESPACE_MODULES`).
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Dict, Tuple
+from typing import Dict
 
-__all__ = ["NAMESPACES", "import_namespace", "build_classes", "namespace_of", "check_namespace"]
+from lightning_sig.public_names import CLI_CLASSES, LIGHTNING_CLASSES, NAMESPACE_MODULES, \
+    PUBLIC_MODULES
 
-#: Lightning namespace → the module our classes for it live in.
-NAMESPACES: Dict[str, str] = {"pytorch_lightning": "lightning_sig",
-                              "lightning.pytorch": "lightning_sig.lightning.pytorch"}
+__all__ = ["NAMESPACES", "import_namespace", "lightning_classes", "build_classes",
+           "namespace_of", "check_namespace"]
+
+#: Lightning namespace → the module users name our classes for it by.
+NAMESPACES: Dict[str, str] = PUBLIC_MODULES
 _PIP_NAME = {"pytorch_lightning": "pytorch-lightning", "lightning.pytorch": "lightning"}
-_built: Dict[str, Dict[str, type]] = {}
 
 
 def import_namespace(namespace: str) -> ModuleType:
@@ -45,51 +49,31 @@ def import_namespace(namespace: str) -> ModuleType:
                           f"{_PIP_NAME[namespace]}` ({error}).") from error
 
 
-def _derive(mixin: type, bases: Tuple[type, ...], namespace: str) -> type:
-    """``class <Name>(mixin, *bases)`` named after the mixin without its ``Mixin`` suffix."""
-    name = mixin.__name__[: -len("Mixin")]
-    return type(name, (mixin, *bases), {
-        "__module__": NAMESPACES[namespace], "__qualname__": name, "__doc__": mixin.__doc__,
-        "lightning_namespace": namespace})
-
-
-def build_classes(namespace: str) -> Dict[str, type]:
-    """Our LightningModules, DataModule and callbacks for ``namespace`` (built once, cached).
+def lightning_classes(namespace: str) -> Dict[str, type]:
+    """Our Lightning classes for ``namespace`` (``pytorch_lightning`` or ``lightning.pytorch``).
 
     Returns:
-        name → class for ``SigmoidNetModule``, ``LargeParamsNet``, ``ManyLayersNet``,
-        ``CombinedNet``, ``CIFAR10DataModule``, ``GradientQuantileCallback``,
-        ``NonFiniteLossGuard``, ``SaturationMonitor`` and the CLI's ``ResumeSaveConfigCallback`` and
-        ``RemoveFailedStartLogs``.
+        name → class for each of :data:`~lightning_sig.public_names.LIGHTNING_CLASSES`
+        (``SigmoidNetModule``, ..., ``SaturationMonitor``) and the CLI's
+        ``ResumeSaveConfigCallback`` and ``RemoveFailedStartLogs``, as defined in
+        :data:`~lightning_sig.public_names.NAMESPACE_MODULES` ``[namespace]``.
+
+    Raises:
+        ValueError: unknown ``namespace``. ImportError: its package is not installed.
     """
-    if namespace in _built:
-        return _built[namespace]
-    pl = import_namespace(namespace)
-    from lightning_sig.lightning import cli, data, failed_start, grad_callback, modules, nonfinite, \
-        saturation
-    cli_module = importlib.import_module(f"{namespace}.cli")
-    base = _derive(modules.SigmoidNetModuleMixin, (pl.LightningModule,), namespace)
-    classes = {"SigmoidNetModule": base}
-    for mixin in (modules.LargeParamsNetMixin, modules.ManyLayersNetMixin,
-                  modules.CombinedNetMixin):
-        cls = _derive(mixin, (base,), namespace)
-        classes[cls.__name__] = cls
-    for mixin, lightning_base in (
-            (data.CIFAR10DataModuleMixin, pl.LightningDataModule),
-            (grad_callback.GradientQuantileCallbackMixin, pl.Callback),
-            (nonfinite.NonFiniteLossGuardMixin, pl.Callback),
-            (saturation.SaturationMonitorMixin, pl.Callback),
-            (failed_start.RemoveFailedStartLogsMixin, pl.Callback),
-            (cli.ResumeSaveConfigCallbackMixin, cli_module.SaveConfigCallback)):
-        cls = _derive(mixin, (lightning_base,), namespace)
-        classes[cls.__name__] = cls
-    _built[namespace] = classes
-    return classes
+    import_namespace(namespace)
+    module = importlib.import_module(NAMESPACE_MODULES[namespace])
+    return {name: getattr(module, name) for name in LIGHTNING_CLASSES + CLI_CLASSES}
+
+
+#: The name of :func:`lightning_classes` before issue 19 (when it built the classes with type()).
+build_classes = lightning_classes
 
 
 def namespace_of(obj: object) -> str:
     """``pytorch_lightning`` or ``lightning.pytorch``: the namespace ``obj``'s class comes from
-    (``lightning.pytorch.Trainer`` → ``lightning.pytorch``); ``""`` for neither."""
+    (``lightning.pytorch.Trainer`` → ``lightning.pytorch``; our ``CombinedNet`` from either
+    module → the namespace of its LightningModule base); ``""`` for neither."""
     for cls in type(obj).__mro__:
         module = cls.__module__
         if module.startswith("lightning.pytorch") or module.startswith("pytorch_lightning"):
@@ -105,8 +89,7 @@ def check_namespace(component: object, trainer: object) -> None:
         TypeError: e.g. ``lightning_sig.GradientQuantileCallback`` (pytorch_lightning) given to a
             ``lightning.pytorch.Trainer``.
     """
-    ours = getattr(component, "lightning_namespace", "")
-    theirs = namespace_of(trainer)
+    ours, theirs = namespace_of(component), namespace_of(trainer)
     if ours and theirs and ours != theirs:
         name = type(component).__qualname__
         raise TypeError(

@@ -53,11 +53,6 @@ class NonFiniteLossGuardMixin:
     * with ``action="continue"``, keeps training (e.g. to watch the non-finite counts of
       :class:`~lightning_sig.GradientQuantileCallback`); checkpointing stays off.
 
-    Args:
-        action: ``"stop"`` (default) or ``"continue"``.
-        check_parameters: also treat a non-finite parameter as a non-finite step (default
-            True; costs one ``isfinite`` reduction per parameter tensor per step).
-
     Attributes:
         nonfinite_steps: global steps (counted before the step's update, as Lightning's
             ``trainer.global_step`` inside ``training_step``) whose loss or parameters were
@@ -66,9 +61,6 @@ class NonFiniteLossGuardMixin:
 
     Logged metrics (per step, through ``pl_module.log``):
         ``train/nonfinite_steps``: the number of non-finite steps so far (count).
-
-    Raises:
-        ValueError: ``action`` not one of ``"stop"``, ``"continue"`` (names the value).
 
     Example::
 
@@ -82,6 +74,16 @@ class NonFiniteLossGuardMixin:
     """
 
     def __init__(self, action: str = "stop", check_parameters: bool = True) -> None:
+        """Check and keep ``action`` and ``check_parameters``.
+
+        Args:
+            action: ``"stop"`` (default) or ``"continue"``.
+            check_parameters: also treat a non-finite parameter as a non-finite step (default
+                True; costs one ``isfinite`` reduction per parameter tensor per step).
+
+        Raises:
+            ValueError: ``action`` not one of ``"stop"``, ``"continue"`` (names the value).
+        """
         super().__init__()
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(map(repr, ACTIONS))}, "

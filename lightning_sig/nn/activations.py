@@ -95,21 +95,8 @@ def scaled_activation(z: Tensor, family: str, alpha: float | Tensor = 1.0) -> Te
 class ScaledActivation(nn.Module):
     """The α-scaled activation f_α(z) = α·f(z/α) as a module (paper eq. 1, Sec. 2.3).
 
-    Args:
-        family: ``tanh``, ``sigmoid`` (alias ``logistic``), ``arctan``, ``softsign``, ``relu``,
-            ``identity`` or ``logsigmoid`` (case-insensitive).
-        alpha: the scale α, a finite float > 0; default 1.0 (the unscaled activation).
-        learnable_alpha: if True, α is a trainable parameter of this layer, stored as
-            ``log_alpha`` so it stays positive and initialised at ``alpha``. The paper mentions
-            learning α (end of Sec. 2.3) but does not test it. Exclude it from the l2 penalty
-            (our LightningModules do). Not allowed for relu/identity, where α has no effect.
-
     Shape:
         input (*), output (*), same dtype.
-
-    Raises:
-        ValueError: unknown family (lists the valid names); α not finite and > 0;
-            ``learnable_alpha`` with a positively homogeneous family.
 
     Example:
         >>> act = ScaledActivation("tanh", alpha=2.0)
@@ -118,6 +105,21 @@ class ScaledActivation(nn.Module):
     """
 
     def __init__(self, family: str, alpha: float = 1.0, learnable_alpha: bool = False) -> None:
+        """f_α(z) = α·f(z/α) for ``family``, α fixed or trainable (eq. 1).
+
+        Args:
+            family: ``tanh``, ``sigmoid`` (alias ``logistic``), ``arctan``, ``softsign``, ``relu``,
+                ``identity`` or ``logsigmoid`` (case-insensitive).
+            alpha: the scale α, a finite float > 0; default 1.0 (the unscaled activation).
+            learnable_alpha: if True, α is a trainable parameter of this layer, stored as
+                ``log_alpha`` so it stays positive and initialised at ``alpha``. The paper mentions
+                learning α (end of Sec. 2.3) but does not test it. Exclude it from the l2 penalty
+                (our LightningModules do). Not allowed for relu/identity, where α has no effect.
+
+        Raises:
+            ValueError: unknown family (lists the valid names); α not finite and > 0;
+                ``learnable_alpha`` with a positively homogeneous family.
+        """
         super().__init__()
         self.family = resolve_family(family)
         alpha = check_alpha(alpha)

@@ -65,12 +65,6 @@ TABLE3 = ConvNetSpec(blocks=3, convs_per_block=2, channels=3, hidden=(8, 8, 8))
 class SigmoidConvNet(nn.Module):
     """A plain conv net with one α-scaled activation layer after every conv and hidden dense layer.
 
-    Args:
-        spec: the architecture (:data:`TABLE1`, :data:`TABLE2`, :data:`TABLE3` or your own).
-        activation: activation family, see :class:`~lightning_sig.ScaledActivation`.
-        alpha: the scale α of eq. 1 (finite, > 0; default 1.0).
-        learnable_alpha: one trainable α per activation layer.
-
     Shape:
         input (N, 3, image_size, image_size) float; output (N, num_classes) logits.
 
@@ -79,12 +73,21 @@ class SigmoidConvNet(nn.Module):
     the activation modules hold f and α but their own ``forward`` (and hooks on them) is not
     called. Call ``net.classifier(net.features(x))`` for the layer-by-layer path.
 
-    Raises:
-        ValueError: from :class:`~lightning_sig.ScaledActivation` for a bad family or α.
     """
 
     def __init__(self, spec: ConvNetSpec, activation: str = "tanh", alpha: float = 1.0,
                  learnable_alpha: bool = False) -> None:
+        """The layers of ``spec``, one ScaledActivation after every conv and hidden dense layer.
+
+        Args:
+            spec: the architecture (:data:`TABLE1`, :data:`TABLE2`, :data:`TABLE3` or your own).
+            activation: activation family, see :class:`~lightning_sig.ScaledActivation`.
+            alpha: the scale α of eq. 1 (finite, > 0; default 1.0).
+            learnable_alpha: one trainable α per activation layer.
+
+        Raises:
+            ValueError: from :class:`~lightning_sig.ScaledActivation` for a bad family or α.
+        """
         super().__init__()
         self.spec = spec
 

@@ -21,7 +21,7 @@ import torch
 
 import lightning_sig.lightning.data as data_module
 from lightning_sig.lightning.data_files import write_batches
-from lightning_sig.lightning.namespace import build_classes
+from lightning_sig.lightning.namespace import lightning_classes
 
 SEED, N_PER_BATCH = 0, 20
 
@@ -56,7 +56,7 @@ def run(out: Path, data: Path, devices: int, batch_size: int, epochs: int,
     """Fit ``epochs`` epochs; ``devices`` > 1 uses strategy="ddp" on CPU (gloo); Trainer,
     logger and our classes from the Lightning ``namespace``."""
     pl = importlib.import_module(namespace)
-    ours = build_classes(namespace)
+    ours = lightning_classes(namespace)
     CombinedNet, CIFAR10DataModule = ours["CombinedNet"], ours["CIFAR10DataModule"]
     BatchRecorder = type("BatchRecorder", (BatchRecorderMixin, pl.Callback), {})
     out.mkdir(parents=True, exist_ok=True)

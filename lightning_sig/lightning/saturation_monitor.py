@@ -49,12 +49,6 @@ class SaturationMonitorMixin:
     f_α′(z) (f_α(z) = α·f(z/α), eq. 1, so f_α′(z) = f′(z/α)). Computed only on the steps
     Lightning writes (``trainer.log_every_n_steps``), on the device, one host transfer per step.
 
-    Args:
-        eps: ε in (0, 1]; default 0.01 (an assumption: the paper gives no number).
-
-    Raises:
-        ValueError: ``eps`` not in (0, 1].
-
     Logged metrics (at the logging steps, step = ``trainer.global_step`` as the
     GradientQuantileCallback's; one TensorBoard event per step, global rank 0 only):
         - ``act/<layer>/saturated_frac``: fraction (0–1) of the layer's pre-activations with
@@ -72,6 +66,14 @@ class SaturationMonitorMixin:
     """
 
     def __init__(self, eps: float = DEFAULT_EPSILON) -> None:
+        """Check and keep ``eps``.
+
+        Args:
+            eps: ε in (0, 1]; default 0.01 (an assumption: the paper gives no number).
+
+        Raises:
+            ValueError: ``eps`` not in (0, 1].
+        """
         super().__init__()
         self.eps = check_epsilon(eps)
         self._hooks: List[Any] = []
