@@ -14,6 +14,9 @@ it)::
         return {p: self.l2_strength * p.detach() for p in self.penalized_parameters()}
 
 An empty mapping means "no penalty" (e.g. r = 0): then g_data = g and nothing extra is logged.
+Optional fast path (ours has it): ``penalty_l2() -> (r, [θ]) or None`` when the penalty is
+exactly r/2·Σθ² over those parameters; when they are the gradient's parameters in its order,
+g − r·θ is one flat operation per step (same values) instead of the mapping.
 """
 from __future__ import annotations
 
@@ -100,6 +103,12 @@ def flat_data_gradient(module: object, flat: Tensor, params: Sequence[Tensor]) -
     Raises:
         ValueError: the entries have more or fewer elements than the parameters.
     """
+    l2 = getattr(module, "penalty_l2", None)  # the optional fast path (module docstring)
+    spec = l2() if l2 is not None else None
+    if spec is not None and len(spec[1]) == len(params) and all(
+            a is b for a, b in zip(spec[1], params)):
+        # the same values as below, bitwise: fl(r·θ) per coordinate, then fl(g − r·θ)
+        return flat - flatten_dense_tensors(spec[1]).mul_(spec[0]).to(flat.dtype)
     penalty = module.penalty_gradients()
     if not penalty:
         return None

@@ -174,13 +174,24 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
         """
         if self.l2_strength == 0:
             return {}
-        cache = self.__dict__.get("_penalized_cache")  # (net, θ list): a walk costs ~0.5 ms
+        params = self._penalized_cached()
+        with torch.no_grad():  # no detach per tensor: one fused call
+            return dict(zip(params, foreach_mul(params, self.l2_strength)))
+
+    def penalty_l2(self) -> Optional[Tuple[float, List[nn.Parameter]]]:
+        """(r, [θ]) of the explicit l2 term r/2·Σθ² (Sec. 2.2), or None when r = 0: the
+        optional fast path of :mod:`lightning_sig.gradients.penalty` (g − r·θ as one flat
+        operation instead of a mapping per step). The list is cached: do not modify it."""
+        return None if self.l2_strength == 0 else (float(self.l2_strength),
+                                                   self._penalized_cached())
+
+    def _penalized_cached(self) -> List[nn.Parameter]:
+        """:meth:`penalized_parameters`, cached per ``self.net`` (a walk costs ~0.5 ms)."""
+        cache = self.__dict__.get("_penalized_cache")
         if cache is None or cache[0] is not self.net:
             cache = (self.net, self.penalized_parameters())
             object.__setattr__(self, "_penalized_cache", cache)
-        params = cache[1]
-        with torch.no_grad():  # no detach per tensor: one fused call
-            return dict(zip(params, foreach_mul(params, self.l2_strength)))
+        return cache[1]
 
     def _resolve_backend(self, device: Optional[torch.device] = None) -> str:
         """Resolve the ``backend`` hyperparameter once into ``self.backend`` (see
