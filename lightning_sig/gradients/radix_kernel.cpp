@@ -40,6 +40,7 @@ typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
 
 constexpr int64_t kSortMax = 2048;  // segments up to this size sort their keys
+constexpr int64_t kSortAllMax = 256;  // groups up to this size sort all keys, not per rank
 constexpr int64_t kBuckets = 1 << 16;
 constexpr int kWays = 4;  // interleaved histograms: value i counts in way i % 4 (runs of one
                           // bucket, e.g. exact zeros, would serialise on one counter)
@@ -274,6 +275,13 @@ class Selector {
   std::vector<std::vector<uint32_t>> seg_sub_, row_sub_;  // digit counts per slot
   std::vector<uint32_t> scratch_;
   std::vector<int64_t> ranks_;
+  // a small row's total (N <= kSortMax): its segments' sorted finite keys, one run each, merged
+  // into the total's order instead of selected again from the values
+  bool keep_runs_ = false;
+  std::vector<uint32_t> runs_;
+  std::vector<size_t> run_ends_;
+  void emit_sorted(const std::vector<uint32_t>& keys, int64_t F, double* out) const;
+  void merge_runs();
 
   void first_pass(const Spans& spans, int64_t n, Group* g, uint32_t tkey, bool with_hist);
   void merge_ways(const Group& g, int64_t n);
@@ -350,17 +358,52 @@ void Selector<K>::sorted(const Spans& spans, int64_t F, double* out, bool add_to
   }
   std::sort(ranks_.begin(), ranks_.end());
   ranks_.erase(std::unique(ranks_.begin(), ranks_.end()), ranks_.end());
-  auto first = scratch_.begin();
-  for (int64_t r : ranks_) {
-    std::nth_element(first, scratch_.begin() + r, scratch_.end());
-    first = scratch_.begin() + r + 1;
+  if (F <= kSortAllMax || keep_runs_) {  // a small group: one sort beats a selection per rank
+    std::sort(scratch_.begin(), scratch_.end());
+    if (keep_runs_) {
+      runs_.insert(runs_.end(), scratch_.begin(), scratch_.end());
+      run_ends_.push_back(runs_.size());
+    }
+  } else {
+    auto first = scratch_.begin();
+    for (int64_t r : ranks_) {
+      std::nth_element(first, scratch_.begin() + r, scratch_.end());
+      first = scratch_.begin() + r + 1;
+    }
   }
+  emit_sorted(scratch_, F, out);
+}
+
+// the level pairs from keys whose wanted ranks hold their order statistics
+template <class K>
+void Selector<K>::emit_sorted(const std::vector<uint32_t>& keys, int64_t F, double* out) const {
   for (size_t l = 0; l < levels_.size(); ++l) {
     if (F == 0) { out[2 * l] = out[2 * l + 1] = kNaN; continue; }
     int64_t lo, hi;
     rank_plan(F, levels_[l], &lo, &hi);
-    out[2 * l] = K::value(scratch_[lo]);
-    out[2 * l + 1] = K::value(scratch_[hi]);
+    out[2 * l] = K::value(keys[lo]);
+    out[2 * l + 1] = K::value(keys[hi]);
+  }
+}
+
+// runs_ := one sorted sequence (bottom-up pairwise merges of the sorted runs, O(N log runs))
+template <class K>
+void Selector<K>::merge_runs() {
+  std::vector<size_t> ends = run_ends_;
+  while (ends.size() > 1) {
+    std::vector<size_t> merged;
+    size_t begin = 0;
+    for (size_t i = 0; i < ends.size(); i += 2) {
+      if (i + 1 < ends.size()) {
+        std::inplace_merge(runs_.begin() + begin, runs_.begin() + ends[i],
+                           runs_.begin() + ends[i + 1]);
+        begin = ends[i + 1];
+        merged.push_back(ends[i + 1]);
+      } else {
+        merged.push_back(ends[i]);
+      }
+    }
+    ends.swap(merged);
   }
 }
 
@@ -509,6 +552,9 @@ void Selector<K>::row(const std::vector<Spans>& segs, const std::vector<int64_t>
   bool radix_any = total_radix;
   for (int64_t s : sizes) radix_any = radix_any || s > kSortMax;
   if (radix_any) ensure_tables();
+  keep_runs_ = with_total && !total_radix;
+  runs_.clear();
+  run_ends_.clear();
   std::vector<RadixGroup> rg(G);
   RadixGroup total;
   total.F = (*groups)[0].F;
@@ -543,10 +589,10 @@ void Selector<K>::row(const std::vector<Spans>& segs, const std::vector<int64_t>
       t.sum_abs += g.sum_abs; t.sum_sq += g.sum_sq;
     }
     total.F = t.F;
-    if (!total_radix) {
-      Spans all;
-      for (const Spans& sp : segs) all.insert(all.end(), sp.begin(), sp.end());
-      sorted(all, t.F, order, false);
+    if (!total_radix) {  // every segment was sorted into runs_ (N <= kSortMax)
+      merge_runs();
+      emit_sorted(runs_, t.F, order);
+      keep_runs_ = false;
     } else {
       total.ranks = inner_ranks(t.F, levels_);
       plan(&total, &row_sub_, true);
