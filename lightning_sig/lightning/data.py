@@ -143,7 +143,7 @@ class _MemberOrders:
 
 
 class MemberBatchSampler(PositionedSampler, Sampler[Tensor]):
-    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.nn.members`).
+    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.members`).
 
     Member s walks through its own epoch order, the permutation of
     ``EpochSeededSampler(n, seeds[s])`` (what a separate run with shuffle seed ``seeds[s]``
