@@ -11,8 +11,8 @@ single network's names (``features.0.weight`` (S, 3, 3, 3, 3)); convolutions run
 convolution (``groups = S``), dense layers as one batched matmul; training batches are
 (S, B, 3, 32, 32) images and (S, B) labels; logits (S, B, 10); losses, metrics and seeds (S,).
 
-Modules (imports flow one way: interface ← gradients, networks ← loggers ← steps; nothing here
-imports the Lightning layer, which imports these):
+Modules (imports flow one way, interface → loggers → steps ← gradients, networks; nothing here
+imports a module that imports this package back):
 
 * :mod:`~lightning_sig.members.interface`: the one declared interface (``typing.Protocol`` s)
   of what the rest of the package calls on a members module, stacked network or logger, with
@@ -21,17 +21,20 @@ imports the Lightning layer, which imports these):
   the members' losses and l2 terms, the Trainer settings refused.
 * :mod:`~lightning_sig.members.gradients`: the gradients per member, or as one (S, N) tensor
   of rows, total and data-loss (g − r·θ).
+* :mod:`~lightning_sig.members.batches`: the member batches (each member's own epoch order,
+  (S, B, ...) a step), the training loader of ``CIFAR10DataModule`` with ``member_seeds``.
 * :mod:`~lightning_sig.members.loggers`: :class:`MemberLogger` (member s's own run directory)
   and :class:`MemberEvalMetrics` (each member's validation/test loss and accuracy).
 * :mod:`~lightning_sig.members.steps`: :class:`MemberStepsMixin`, the members' half of our
   LightningModules (training step, evaluation logging, setup, the interface's methods).
 
-Outside this package: the member batches (``MemberBatchSampler``, ``MemberCollate``) stay in
-:mod:`lightning_sig.lightning.data` beside the single-run sampler they share the epoch order
-with, and the sweep's ``--members`` groups in :mod:`lightning_sig.experiments.sweep_members`
-(a step of the sweep's one-way flow plan → launch → task). The old paths
-``lightning_sig.nn.members`` and ``lightning_sig.lightning.member_logging`` re-export their
-names so that models and checkpoints pickled before this package existed still load.
+Outside this package: the sweep's ``--members`` groups stay in
+:mod:`lightning_sig.experiments.sweep_members`, a step of the sweep's one-way flow
+(plan → launch → task) that takes only ``DEFAULT_MEMBER_LOG_DIR`` from here. Old paths kept
+for pickles made before this package existed: ``lightning_sig.nn.members`` and
+``lightning_sig.lightning.member_logging`` re-export their names (a pickle names the module
+that defined each class); :mod:`lightning_sig.lightning.data` re-exports ``MemberBatchSampler``
+and ``MemberCollate``.
 
 This ``__init__`` imports nothing: importing :mod:`~lightning_sig.members.interface` (as the
 gradient-statistics layer does) must not pull in torch networks or Lightning code.

@@ -14,7 +14,7 @@ Definition (what "the same as a separate run with seed s" means, tested in tests
 member s is initialised by :func:`~lightning_sig.nn.convnets.build_initialised_net` with seed
 ``seed_s`` (what ``seed_everything(seed_s)`` then ``CombinedNet(...)`` does: the init stream
 derived from (seed_s, "init"), :mod:`lightning_sig.seeds`), and its epoch-e training order is
-:func:`~lightning_sig.lightning.data.epoch_order` of ``seed_s`` (the DataModule's default
+:func:`~lightning_sig.seeds.epoch_order` of ``seed_s`` (the DataModule's default
 ``shuffle_seed`` after ``seed_everything(seed_s)``). Default seeds: base, base+1, …, base+S−1,
 base = ``torch.initial_seed()`` when the module is built (the ``seed_everything`` value).
 Per-member metrics are written by :class:`~lightning_sig.members.loggers.MemberLogger`; the
