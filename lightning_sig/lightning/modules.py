@@ -197,7 +197,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
 
     @override
     def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
+        """(N, 3, 32, 32) float images → (N, 10) logits; with S > 1 members (S, N, 3, 32, 32) or
+        (N, 3, 32, 32) → (S, N, 10) (both shapes: :mod:`lightning_sig.members.interface`)."""
         return fused_forward(self.net, x) if self._use_fused(x) else self.net(x)
 
     @override
