@@ -35,6 +35,11 @@ per-member path above):
     ``FLAT_MAX_NUMEL`` coordinates per member at steps without histograms (those read
     each member's tensors).
 
+Beyond these names, the data-loss rows (``grad_data/*``) of a members module with
+``penalty_gradients()`` are sliced from its parameters by
+:func:`lightning_sig.members.gradients.member_data_layers`: every trainable parameter must
+carry the member dimension first, (S, ...), as ``member_gradients`` assumes of ours.
+
 ``forward`` of our modules has two shapes by mode (kept: checkpoints, users' code and the
 callbacks rely on both):
 
