@@ -15,7 +15,7 @@ coordinates; random values), outside a Trainer (hot caches, so smaller than insi
   backward; the callback's ``GradientReader.read``: each member's flat total and data-loss
   gradient): per
   member and parameter slices against one (S, N) row tensor each
-  (:func:`~lightning_sig.nn.members.member_gradient_rows`).
+  (:func:`~lightning_sig.members.gradients.member_gradient_rows`).
 
 Run: ``python benchmarks/bench_callback_parts.py [--reps 7] [--threads 1]``.
 """

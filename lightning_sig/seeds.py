@@ -12,12 +12,17 @@ all practical purposes, and no stream of one seed is another seed's.
 Purposes (:data:`PURPOSES`): ``"init"`` (the network's initial parameters; epoch 0) and
 ``"data_order"`` (the training order of epoch e). A member of a ``num_members`` group and a
 separate run of the same seed call the same derivation, so they see the same streams.
+:func:`epoch_order` is the ``"data_order"`` stream's permutation, shared by the single-run
+sampler (:mod:`lightning_sig.lightning.data`) and the member batches (:mod:`lightning_sig.members.batches`).
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import TYPE_CHECKING, Dict
 
-__all__ = ["PURPOSES", "derived_seed"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = ["PURPOSES", "derived_seed", "epoch_order"]
 
 #: purpose name -> the integer put in the SeedSequence's spawn_key (never reuse or renumber:
 #: renumbering changes every run's initialisation and data order)
@@ -52,3 +57,16 @@ def derived_seed(seed: int, purpose: str, epoch: int = 0) -> int:
     words = np.random.SeedSequence(entropy=seed, spawn_key=(PURPOSES[purpose], epoch)
                                    ).generate_state(2, dtype=np.uint32)
     return (int(words[1]) << 32 | int(words[0])) & (2**63 - 1)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
+    """(n,) int64: the training order of ``epoch`` for ``seed``, a permutation of ``range(n)``.
+
+    ``torch.randperm(n)`` of a generator seeded with ``derived_seed(seed, "data_order", epoch)``
+    (this module): independent across seeds and epochs, the same for a separate
+    run, a member of a group and every DDP rank of the same seed.
+    """
+    import torch  # here: deriving seeds needs no torch
+
+    generator = torch.Generator().manual_seed(derived_seed(seed, "data_order", epoch))
+    return torch.randperm(n, generator=generator)

@@ -22,7 +22,7 @@ from lightning_sig import CombinedNet, LargeParamsNet, ManyLayersNet
 from lightning_sig.nn.activations import ACTIVATIONS
 from lightning_sig.nn.fused import ConvActFunction, Conv3x3Function, fused_forward, \
     fused_forward_penalized, unsupported_reason
-from lightning_sig.nn.members import member_l2_penalty, member_losses
+from lightning_sig.members.networks import member_l2_penalty, member_losses
 from tests.kernel_gate import kernel_marks
 
 # skipped without the kernels, except under CI, where a failed build fails them (kernel_gate.py)

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_sig import CIFAR10DataModule, CombinedNet, ManyLayersNet
 from lightning_sig.lightning.cli import main
 from lightning_sig.lightning.data import EpochSeededSampler
-from lightning_sig.nn.members import check_member_trainer, member_l2_penalty
+from lightning_sig.members.networks import check_member_trainer, member_l2_penalty
 from lightning_sig.nn.convnets import TABLE2, SigmoidConvNet, init_parameters
 from lightning_sig.lightning.modules import l2_penalty
 from tests.tolerances import assert_close_scaled, reduction_ulps

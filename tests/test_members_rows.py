@@ -8,10 +8,10 @@ import torch
 
 from lightning_sig import ManyLayersNet
 from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
-from lightning_sig.gradients.penalty import member_data_layers
-from lightning_sig.lightning.member_logging import MemberLogger
 from lightning_sig.lightning.namespace import lightning_classes
-from lightning_sig.nn.members import member_gradient_rows, member_layer_gradients
+from lightning_sig.members.gradients import member_data_layers, member_gradient_rows, \
+    member_layer_gradients
+from lightning_sig.members.loggers import MemberLogger
 
 S = 3
 

@@ -4,7 +4,8 @@ The fixture (tests/data/old_checkpoint, written by its make_fixture.py on commit
 1-epoch checkpoint of the Figure 3 config's CombinedNet, one with two members, and a whole-module
 pickle. Loaded with today's code: same classes by their public paths, same hyperparameters and
 tensors, a resumed fit continues from the checkpoint's step, and the pickled module computes what
-the checkpointed one does.
+the checkpointed one does. A members module pickled before lightning_sig/members/ existed
+(a fresh pickle with its classes' old module paths written in) loads too.
 """
 from __future__ import annotations
 
@@ -56,6 +57,42 @@ def test_old_module_pickle_loads_and_computes_as_the_checkpoint():
     pickled.eval(), fresh.eval()
     with torch.no_grad():
         torch.testing.assert_close(pickled(x), fresh(x), rtol=0, atol=0)
+
+
+
+def _with_module_paths(saved: bytes, renames: dict) -> bytes:
+    """A ``torch.save`` zip whose pickle names each class's module by ``renames`` (new → old):
+    what the same save made before the module moved holds."""
+    import io
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(saved)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                for new, old in renames.items():
+                    assert new.encode() + b"\n" in data, new
+                    data = data.replace(new.encode() + b"\n", old.encode() + b"\n")
+            zout.writestr(info, data)
+    return out.getvalue()
+
+
+def test_a_members_module_pickled_before_the_members_package_loads():
+    """Classes pickled as lightning_sig.nn.members.* and lightning_sig.lightning.member_logging.*
+    (their modules before lightning_sig/members/) are found at those old paths."""
+    import io
+    import lightning_sig
+    module = lightning_sig.CombinedNet(num_members=2, member_seeds=[3, 4]).eval()
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    old = _with_module_paths(buf.getvalue(), {
+        "lightning_sig.members.networks": "lightning_sig.nn.members",
+        "lightning_sig.members.loggers": "lightning_sig.lightning.member_logging"})
+    loaded = torch.load(io.BytesIO(old), weights_only=False)
+    x = torch.rand(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module(x), rtol=0, atol=0)
+    assert loaded.member_seeds == [3, 4] and type(loaded.net).__name__ == "MemberConvNet"
 
 
 def test_fit_resumes_from_the_old_checkpoint(tmp_path):

@@ -60,6 +60,17 @@ def test_wheel_contains_every_config(wheel):
     assert "lightning_sig/configs/__init__.py" in names
 
 
+def test_wheel_contains_every_module_of_the_package(wheel):
+    """Every subpackage (a folder with ``__init__.py``, e.g. lightning_sig/members/) is listed in
+    pyproject.toml's ``packages``: a new one left out would be missing from installed copies."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = ROOT / "lightning_sig"
+    sources = {p.relative_to(ROOT).as_posix() for p in package.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert "lightning_sig/members/interface.py" in sources
+    assert sources <= names, sorted(sources - names)
+
+
 def test_wheel_declares_the_console_script(wheel):
     """pip makes ``lightning-sig`` (lightning_sig/commands.py) from the wheel's entry points."""
     with zipfile.ZipFile(wheel) as archive:

@@ -2,7 +2,7 @@
 
 Why: the paper's study is 25 seeds of tiny networks per arm (Ven & Lederer, arXiv 2106.02260,
 Sec. 3). One process per seed pays Python/Lightning start-up per seed and leaves much of a
-step idle; ``num_members = S`` (:mod:`lightning_sig.nn.members`) trains S seeds at once, member s
+step idle; ``num_members = S`` (:mod:`lightning_sig.members`) trains S seeds at once, member s
 being a separate run with ``seed_everything(s)`` up to float rounding of the grouped kernels.
 Measured on this 2-core CPU at the ``Trainer.fit`` level with the fused kernels
 (benchmarks/RESULTS.md): 10 members 4.2-5.1x, 25 members 4.6-5.3x the throughput of
@@ -38,7 +38,7 @@ from lightning_sig.experiments.sweep_commands import group_command
 from lightning_sig.experiments.sweep_layout import (LOG_NAME, RunSpec, group_dir, read_marker,
                                                     run_dir, write_marker)
 from lightning_sig.experiments.sweep_process import run_task_process
-from lightning_sig.nn.member_protocol import DEFAULT_MEMBER_LOG_DIR
+from lightning_sig.members.interface import DEFAULT_MEMBER_LOG_DIR
 
 __all__ = ["run_group", "member_hparams", "file_members"]
 

@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import histogram_raw
 
 from lightning_sig._compat import event_file_writer, is_tensorboard_logger, logger_prefix
-from lightning_sig.nn.member_protocol import member_seeds_of
+from lightning_sig.members.interface import member_seeds_of
 
 __all__ = ["ScalarSummary", "prefixed_tags", "write_histograms", "GradientEventWriter"]
 
@@ -63,7 +63,7 @@ def write_histograms(writers: Sequence[SummaryWriter], tags: Sequence[str],
 class GradientEventWriter:
     """Where the callback's values go: each TensorBoardLogger gets one event per step (its
     prefix before the tags), other loggers ``log_metrics``, and a many-seeds module's
-    (:mod:`lightning_sig.nn.member_protocol`) member s its own run (``member_logger``).
+    (:mod:`lightning_sig.members.interface`) member s its own run (``member_logger``).
 
     Args:
         statistics: the statistic names K of a group (``abs_q50``, ...), in table order.

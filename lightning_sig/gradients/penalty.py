@@ -20,14 +20,14 @@ g − r·θ is one flat operation per step (same values) instead of the mapping.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from lightning_sig._compat import flatten_dense_tensors, foreach_sub
 
-__all__ = ["data_gradients", "member_data_layers", "flat_data_gradient"]
+__all__ = ["data_gradients", "flat_data_gradient"]
 
 
 @torch.no_grad()
@@ -71,25 +71,6 @@ def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]
     for i, d in zip(index, diffs):
         out[i] = d
     return out
-
-
-@torch.no_grad()
-def member_data_layers(module: object, num_members: int) -> List[Dict[str, List[Tensor]]]:
-    """Per member s of a module whose parameters stack S networks on dim 0 (our
-    ``num_members > 1`` modules): layer name → [grad[s] − ∇penalty[s] of its parameters], as
-    :func:`lightning_sig.nn.members.member_layer_gradients` lays out the total gradient; empty
-    lists when the penalty mapping is empty."""
-    penalty = module.penalty_gradients()
-    if not penalty:
-        return []
-    layers: List[Dict[str, List[Tensor]]] = [{} for _ in range(num_members)]
-    for name, p in module.named_parameters():
-        if p.requires_grad and p.grad is not None:
-            layer, pg = name.rpartition(".")[0] or "<root>", penalty.get(p)
-            for s in range(num_members):
-                g = p.grad[s]
-                layers[s].setdefault(layer, []).append(g if pg is None else g - pg[s].to(g.dtype))
-    return layers
 
 
 @torch.no_grad()

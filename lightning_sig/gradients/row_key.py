@@ -13,7 +13,7 @@ SOURCES = ("grad", "grad_data")
 
 class RowKey(NamedTuple):
     """A gradient's identity: ``member`` (0 for an ordinary module, s for member s of a
-    :class:`~lightning_sig.nn.member_protocol.MultiSeedModule`) and ``source`` (one of
+    :class:`~lightning_sig.members.interface.MultiSeedModule`) and ``source`` (one of
     :data:`SOURCES`, also the prefix of its tags: ``grad/...``, ``grad_data/...``)."""
 
     member: int

@@ -20,14 +20,15 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from typing_extensions import override
 
-from lightning_sig.seeds import derived_seed
 from lightning_sig.lightning.data_position import PositionedLoader, PositionedSampler, \
     fit_position
 from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download_cifar10, load_batches, \
     missing_files
+from lightning_sig.members.batches import MemberBatchSampler, MemberCollate, member_loader
+from lightning_sig.seeds import epoch_order
 
 __all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "epoch_order", "EpochSeededSampler", "MemberBatchSampler",
            "MemberCollate"]
@@ -69,17 +70,6 @@ class InMemoryImageDataset(Dataset):
     def __getitem__(self, index: int) -> Tuple[Tensor, Tensor]:
         x, y = self.__getitems__([index])
         return x[0], y[0]
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> Tensor:
-    """(n,) int64: the training order of ``epoch`` for ``seed``, a permutation of ``range(n)``.
-
-    ``torch.randperm(n)`` of a generator seeded with ``derived_seed(seed, "data_order", epoch)``
-    (:mod:`lightning_sig.seeds`): independent across seeds and epochs, the same for a separate
-    run, a member of a group and every DDP rank of the same seed.
-    """
-    generator = torch.Generator().manual_seed(derived_seed(seed, "data_order", epoch))
-    return torch.randperm(n, generator=generator)
 
 
 class EpochSeededSampler(PositionedSampler, DistributedSampler):
@@ -125,84 +115,6 @@ class EpochSeededSampler(PositionedSampler, DistributedSampler):
         indices += (indices * -(-padding // max(len(indices), 1)))[:padding]
         mine = indices[self.rank:self.total_size:self.num_replicas]
         return self._counted(iter(mine[batch * self._per_batch:]))
-
-
-class _MemberOrders:
-    """The S members' epoch orders, stepped through epochs together (``set_epoch``)."""
-
-    def __init__(self, n: int, seeds: Sequence[int]) -> None:
-        self.n, self.seeds, self.epoch = n, list(seeds), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def orders(self) -> Tensor:
-        """(S, n) int64: row s is ``epoch_order(n, seeds[s], epoch)``, the order a separate run
-        with seed ``seeds[s]`` sees (tests/test_members.py checks it)."""
-        return torch.stack([epoch_order(self.n, seed, self.epoch) for seed in self.seeds])
-
-
-class MemberBatchSampler(PositionedSampler, Sampler[Tensor]):
-    """Batches of S members at once (``num_members``, see :mod:`lightning_sig.nn.members`).
-
-    Member s walks through its own epoch order, the permutation of
-    ``EpochSeededSampler(n, seeds[s])`` (what a separate run with shuffle seed ``seeds[s]``
-    sees); step i yields batch i of every member, flat and image-major: the k-th index of
-    member 0, 1, …, S−1, then the (k+1)-th (a (b·S,) int64 tensor, position k·S + s; b =
-    ``batch_size``, the last batch smaller unless ``drop_last``). Image-major because the
-    grouped convolutions read a (b, S·C, H, W) layout: the gathered batch is already in it.
-    :class:`MemberCollate` turns the flat batch into (S, b, ...) (a transposed view). Resumable
-    as :class:`EpochSeededSampler` (positions count these batches).
-
-    Args:
-        n: dataset size. batch_size: per member, ≥ 1. seeds: one per member.
-        drop_last: drop each epoch's last incomplete batch.
-    """
-
-    def __init__(self, n: int, batch_size: int, seeds: Sequence[int],
-                 drop_last: bool = False) -> None:
-        self.n, self.batch_size, self.drop_last = n, batch_size, drop_last
-        # Lightning calls ``batch_sampler.sampler.set_epoch(e)`` before every epoch
-        self.sampler = _MemberOrders(n, seeds)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return self.sampler.epoch
-
-    def _batches_per_epoch(self) -> int:
-        return len(self)
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return self._counted(self._batches(*self._start()))
-
-    def _batches(self, epoch: int, first: int) -> Iterator[Tensor]:
-        order = self.sampler.orders()  # (S, n) of ``epoch`` (set by _start)
-        for start in range(first * self.batch_size, len(self) * self.batch_size, self.batch_size):
-            # (S, b) -> (b, S) -> (b·S,) int64 indices, image-major
-            yield order[:, start:start + self.batch_size].t().reshape(-1)
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
-
-
-class MemberCollate:
-    """``collate_fn`` for :class:`MemberBatchSampler`: its image-major (b·S, ...) tensors →
-    (S, b, ...) views (memory stays (b, S, ...): the members' grouped layout, no copy).
-
-    Args:
-        num_members: S. collate_fn: the per-item collate (default: the in-memory dataset's,
-            whose ``__getitems__`` already batches).
-    """
-
-    def __init__(self, num_members: int, collate_fn=_collate_batch) -> None:
-        self.num_members, self.collate_fn = num_members, collate_fn
-
-    def __call__(self, batch):
-        return tuple(t.unflatten(0, (-1, self.num_members)).transpose(0, 1)  # (b, S) -> (S, b)
-                     for t in self.collate_fn(batch))
 
 
 class CIFAR10DataModuleMixin:
@@ -324,15 +236,9 @@ class CIFAR10DataModuleMixin:
                       pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def _member_loader(self, dataset: InMemoryImageDataset) -> DataLoader:
-        if self.trainer is not None and self.trainer.world_size > 1:
-            raise ValueError(f"member_seeds (S={len(self.member_seeds)} members) is not supported "
-                             f"with {self.trainer.world_size} processes; use one process.")
-        seeds = [seed % 2**62 for seed in self.member_seeds]
-        batches = MemberBatchSampler(len(dataset), self.batch_size, seeds)
-        batches.locate = self._fit_position
-        return PositionedLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
-                                collate_fn=MemberCollate(len(seeds)), pin_memory=self.pin_memory,
-                                persistent_workers=self.num_workers > 0)
+        world_size = 1 if self.trainer is None else self.trainer.world_size
+        return member_loader(dataset, self.batch_size, self.member_seeds, self._fit_position,
+                             self.num_workers, self.pin_memory, world_size)
 
     def _fit_position(self):
         return fit_position(self.trainer)  # the trainer's position while it trains, else None

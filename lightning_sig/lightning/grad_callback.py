@@ -31,7 +31,7 @@ from lightning_sig.lightning.grad_sources import GradientReader
 from lightning_sig.lightning.grad_writer import GradientWriter
 from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.lightning.saturation_monitor import SaturationMonitorMixin
-from lightning_sig.nn.member_protocol import member_seeds_of
+from lightning_sig.members.interface import member_seeds_of
 
 __all__ = ["GradientQuantileCallbackMixin", "logs_at_step"]
 

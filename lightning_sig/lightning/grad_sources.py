@@ -11,10 +11,10 @@ from torch import Tensor
 
 from lightning_sig.gradients.grad_row import GradientRow
 from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
-from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient, \
-    member_data_layers
+from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient
 from lightning_sig.gradients.row_key import RowKey
-from lightning_sig.nn.member_protocol import member_seeds_of
+from lightning_sig.members.gradients import member_data_layers
+from lightning_sig.members.interface import member_gradient_rows_of, member_seeds_of
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
@@ -101,7 +101,7 @@ class GradientReader:
         a row of one (S, N) tensor); None where that does not apply (no members, no method,
         more than :data:`FLAT_MAX_NUMEL` coordinates per member)."""
         seeds = self.seeds(pl_module)
-        method = getattr(pl_module, "member_gradient_rows", None) if seeds else None
+        method = member_gradient_rows_of(pl_module) if seeds else None
         if method is None or -(-self.numel(pl_module) // len(seeds)) > FLAT_MAX_NUMEL:
             return None
         rows = method(self.data_gradient and hasattr(pl_module, "penalty_gradients"),
@@ -120,7 +120,7 @@ class GradientReader:
     def _snapshots(self, pl_module: pl.LightningModule) -> List[GradientSnapshot]:
         """One snapshot, or one per member for ``num_members > 1`` modules (a single network's
         layer names, so members get the tags of separate runs); empty without gradients."""
-        if self.seeds(pl_module):  # lightning_sig.nn.member_protocol
+        if self.seeds(pl_module):  # lightning_sig.members.interface
             return [GradientSnapshot.of_layers(layers) for layers in
                     pl_module.member_gradients() if layers]
         params = self.parameters(pl_module)

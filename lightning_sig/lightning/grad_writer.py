@@ -17,7 +17,7 @@ from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
 from lightning_sig.gradients.layout import custom_scalars_layout
 from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
     log10_band_values
-from lightning_sig.nn.member_protocol import member_seeds_of
+from lightning_sig.members.interface import member_seeds_of
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl

@@ -8,7 +8,7 @@ whatever optimizer a user swaps in through the CLI.
 Speed (benchmarks/RESULTS.md): per-step metrics are computed and passed to ``self.log`` only on
 the steps Lightning writes to its loggers (``log_every_n_steps``), α and the l2 term are folded
 into one autograd node over all weights (:mod:`lightning_sig.nn.folding`), Adam is fused where torch supports it,
-and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.nn.members`).
+and ``num_members = S`` trains S seeds at once (:mod:`lightning_sig.members`).
 """
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ from lightning_utilities.core.rank_zero import rank_zero_info
 from typing_extensions import override
 
 from lightning_sig.lightning.fit_summary import FitSummary, fit_progress
-from lightning_sig.lightning.member_steps import MemberStepsMixin
 from lightning_sig.lightning.namespace import check_namespace
-
-from lightning_sig.lightning.member_logging import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, MemberLogger, \
-    check_member_log_dir
-from lightning_sig.nn.members import MemberConvNet, build_member_nets, resolve_member_seeds
+from lightning_sig.members.loggers import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetrics, \
+    MemberLogger, check_member_log_dir
+from lightning_sig.members.networks import MemberConvNet, build_member_nets, resolve_member_seeds
+from lightning_sig.members.steps import MemberStepsMixin
 from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.optim import adam, portable_adam_state
@@ -99,7 +98,7 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             zero_bias: initialise biases at 0 instead of with the weights' scheme.
             num_members: S ≥ 1 independent copies trained at once (default 1: one network). Member
                 s = a separate run with ``seed_everything(member_seeds[s])``: own init, data order,
-                loss, l2 term and Adam state (see :mod:`lightning_sig.nn.members`). The loss
+                loss, l2 term and Adam state (see :mod:`lightning_sig.members`). The loss
                 returned to Lightning is the sum over members; forward maps (S, B, 3, 32, 32) or
                 (B, 3, 32, 32) to (S, B, 10). Refused with global-norm gradient clipping or DDP.
             member_seeds: the S seeds; None (default) = s0, s0+1, …, s0+S−1 with s0 the current
@@ -209,7 +208,8 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
 
     @override
     def forward(self, x: Tensor) -> Tensor:
-        """(N, 3, 32, 32) float images → (N, 10) logits; with S members (S, N, 10)."""
+        """(N, 3, 32, 32) float images → (N, 10) logits; with S > 1 members (S, N, 3, 32, 32) or
+        (N, 3, 32, 32) → (S, N, 10) (both shapes: :mod:`lightning_sig.members.interface`)."""
         return fused_forward(self.net, x) if self._use_fused(x) else self.net(x)
 
     @override

@@ -26,6 +26,7 @@ from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, m
 from lightning_sig.nn.convnets import preferred_memory_format
 from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
+from lightning_sig.members.interface import member_seeds_of
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
@@ -92,7 +93,7 @@ class SaturationMonitorMixin:
                              batch: Any, batch_idx: int) -> None:
         if not lightning_logs_now(trainer) or self._last_step == trainer.global_step:
             return  # also: only the first micro-batch of an accumulated step
-        if getattr(pl_module, "member_seeds", None):
+        if member_seeds_of(pl_module):
             self._warn("SaturationMonitor does not support num_members > 1; nothing logged.")
             return
         layers = monitored_activations(pl_module)

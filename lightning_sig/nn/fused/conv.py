@@ -19,7 +19,7 @@ from torch.autograd.function import once_differentiable
 from lightning_sig.nn import folding
 from lightning_sig.nn.activations import ACTIVATIONS
 from lightning_sig.nn.fused._build import load_kernels
-from lightning_sig.nn.members import _MemberConv2d, _scaled
+from lightning_sig.members.networks import _MemberConv2d, _scaled
 
 __all__ = ["Conv3x3Function", "ConvActFunction", "conv3x3", "conv3x3_act", "ACT_CODES",
            "is_fusable_conv", "is_fusable_pool", "run_plan_fused"]
@@ -110,7 +110,7 @@ def _same3x3(layer: nn.Module) -> bool:
 
 def is_fusable_conv(layer: nn.Module) -> bool:
     """True for a 3×3, stride 1, padding 1 (zeros), dilation 1 ``nn.Conv2d`` or member
-    convolution (:class:`~lightning_sig.nn.members._MemberConv2d`): what the kernels compute."""
+    convolution (:class:`~lightning_sig.members.networks._MemberConv2d`): what the kernels compute."""
     if isinstance(layer, nn.Conv2d):
         return tuple(layer.kernel_size) == (3, 3) and _same3x3(layer) \
             and layer.padding_mode == "zeros"

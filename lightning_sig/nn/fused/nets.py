@@ -2,7 +2,7 @@
 
 :func:`fused_forward` and :func:`fused_forward_penalized` compute exactly what
 ``net(x)`` and ``net.forward_penalized(x, r)`` compute (:class:`~lightning_sig.SigmoidConvNet`,
-:class:`~lightning_sig.nn.members.MemberConvNet`), with the 3×3 convolutions in C++
+:class:`~lightning_sig.members.networks.MemberConvNet`), with the 3×3 convolutions in C++
 with bias, f and 2×2 max pooling (:mod:`lightning_sig.nn.fused.conv`) on NCHW tensors instead
 of oneDNN on channels_last; the same up to float rounding.
 """
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from lightning_sig.nn.convnets import SigmoidConvNet
 from lightning_sig.nn.folding import run_folded, run_folded_penalized
 from lightning_sig.nn.fused.conv import is_fusable_conv, run_plan_fused
-from lightning_sig.nn.members import MemberConvNet, _MemberConv2d
+from lightning_sig.members.networks import MemberConvNet, _MemberConv2d
 
 __all__ = ["unsupported_reason", "fused_forward", "fused_forward_penalized"]
 

@@ -3,7 +3,7 @@
 :class:`MemberStepsMixin` is a base of :class:`~lightning_sig.lightning.modules.SigmoidNetModuleMixin`:
 the training step of S members at once (each member's own CE and l2 term, summed for
 Lightning), their evaluation metrics and loggers (each member in its own run directory), and
-the :mod:`lightning_sig.nn.member_protocol` interface (``member_gradients`` and the optional
+the :mod:`lightning_sig.members.interface` interface (``member_gradients`` and the optional
 ``member_gradient_rows``) through which the gradient callback treats each member as a separate run.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from torch import Tensor
 
 from lightning_sig._compat import attached_trainer, lightning_logs_now, trainer_log_step
-from lightning_sig.lightning.member_logging import MemberLogger
-from lightning_sig.nn.members import MemberGradientRows, check_member_trainer, \
-    member_gradient_rows, member_l2_penalty, member_layer_gradients, member_losses
+from lightning_sig.members.gradients import MemberGradientRows, member_gradient_rows, \
+    member_layer_gradients
+from lightning_sig.members.loggers import MemberLogger
+from lightning_sig.members.networks import check_member_trainer, member_l2_penalty, member_losses
 
 __all__ = ["MemberStepsMixin"]
 
@@ -26,16 +27,16 @@ class MemberStepsMixin:
     ``penalized_parameters()`` and ``penalty_gradients()``."""
 
     def member_gradients(self) -> List[Dict[str, List[Tensor]]]:
-        """Members (:mod:`lightning_sig.nn.member_protocol`): per member, layer name (as a
+        """Members (:mod:`lightning_sig.members.interface`): per member, layer name (as a
         single network's) → that member's slice of each parameter gradient of the layer."""
         return member_layer_gradients(self, self.num_members)
 
     def member_gradient_rows(self, data: bool = False,
                              layer_parameters: Optional[Sequence[Tuple[str, Tensor]]] = None
                              ) -> Optional[MemberGradientRows]:
-        """Members (optional part of :mod:`lightning_sig.nn.member_protocol`): every member's
+        """Members (optional part of :mod:`lightning_sig.members.interface`): every member's
         flat gradient as a row of one (S, N) tensor with the layout of :meth:`member_gradients`
-        (:func:`~lightning_sig.nn.members.member_gradient_rows`); with ``data`` also those of
+        (:func:`~lightning_sig.members.gradients.member_gradient_rows`); with ``data`` also those of
         the data-loss gradient g − r·θ (Sec. 2.2; ``data`` None when r = 0).
         ``layer_parameters``: the caller's cached (layer name, parameter) pairs in model order,
         or None to walk the parameters. A subclass overriding :meth:`member_gradients` must

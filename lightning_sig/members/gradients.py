@@ -1,9 +1,10 @@
-"""The gradients of a many-seeds module (:mod:`lightning_sig.nn.members`: parameters stacked on
-dim 0, shape (S, ...)) per member, as the GradientQuantileCallback reads them: one dict of
-per-member slices each (:func:`member_layer_gradients`), or every member's flat gradient as a row
-of one (S, N) tensor (:func:`member_gradient_rows`, the vectorised path: ~2 concatenations per
-step instead of S × P slices and S concatenations). Both are re-exported by
-:mod:`lightning_sig.nn.members`.
+"""The gradients of a many-seeds module (parameters stacked on dim 0, shape (S, ...), see
+:mod:`lightning_sig.members`) per member, as the GradientQuantileCallback reads them: one dict
+of per-member slices each (:func:`member_layer_gradients`; :func:`member_data_layers` for the
+data-loss gradient g − ∇penalty), or every member's flat gradient as a row of one (S, N) tensor
+(:func:`member_gradient_rows`, the vectorised path: ~2 concatenations per step instead of
+S × P slices and S concatenations). Layer names are a single network's, so member s's
+statistics get the tags of a separate run.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["member_layer_gradients", "MemberGradientRows", "member_gradient_rows"]
+__all__ = ["member_layer_gradients", "member_data_layers", "MemberGradientRows",
+           "member_gradient_rows"]
 
 
 def member_layer_gradients(module: nn.Module, num_members: int) -> List[Dict[str, List[Tensor]]]:
@@ -28,6 +30,33 @@ def member_layer_gradients(module: nn.Module, num_members: int) -> List[Dict[str
             layer = name.rpartition(".")[0] or "<root>"
             for s in range(num_members):
                 layers[s].setdefault(layer, []).append(p.grad[s])
+    return layers
+
+
+@torch.no_grad()
+def member_data_layers(module: object, num_members: int) -> List[Dict[str, List[Tensor]]]:
+    """Per member s: layer name → [grad[s] − ∇penalty[s] of its parameters], laid out as
+    :func:`member_layer_gradients` lays out the total gradient.
+
+    Args:
+        module: parameters stacked on dim 0 (S, ...), with ``penalty_gradients()`` (parameter →
+            ∇penalty, same shape; :mod:`lightning_sig.gradients.penalty`).
+        num_members: S.
+
+    Returns:
+        S dicts, or an empty list when the penalty mapping is empty (no data-loss gradient
+        apart from the total).
+    """
+    penalty = module.penalty_gradients()
+    if not penalty:
+        return []
+    layers: List[Dict[str, List[Tensor]]] = [{} for _ in range(num_members)]
+    for name, p in module.named_parameters():
+        if p.requires_grad and p.grad is not None:
+            layer, pg = name.rpartition(".")[0] or "<root>", penalty.get(p)
+            for s in range(num_members):
+                g = p.grad[s]
+                layers[s].setdefault(layer, []).append(g if pg is None else g - pg[s].to(g.dtype))
     return layers
 
 
