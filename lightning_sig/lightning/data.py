@@ -29,6 +29,7 @@ from lightning_sig.lightning.data_files import TEST_FILES, TRAIN_FILES, download
     missing_files
 from lightning_sig.members.batches import MemberBatchSampler, MemberCollate, member_loader
 from lightning_sig.seeds import epoch_order
+from lightning_sig.lightning.mixin_bases import DataModuleBase
 
 __all__ = ["CIFAR10DataModuleMixin", "InMemoryImageDataset", "epoch_order", "EpochSeededSampler", "MemberBatchSampler",
            "MemberCollate"]
@@ -117,7 +118,7 @@ class EpochSeededSampler(PositionedSampler, DistributedSampler):
         return self._counted(iter(mine[batch * self._per_batch:]))
 
 
-class CIFAR10DataModuleMixin:
+class CIFAR10DataModuleMixin(DataModuleBase):
     """CIFAR-10 from the official python-version batches, held in memory.
 
     Raises:

@@ -15,6 +15,7 @@ import socket
 from typing import TYPE_CHECKING, List
 
 from typing_extensions import override
+from lightning_sig.lightning.mixin_bases import CallbackBase
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
 __all__ = ["RemoveFailedStartLogsMixin", "own_event_files"]
 
 
-class RemoveFailedStartLogsMixin:
+class RemoveFailedStartLogsMixin(CallbackBase):
     """On an exception before this callback's ``setup`` hook ran (i.e. in ``prepare_data`` or
     the DataModule's ``setup``, or earlier), delete what the loggers wrote for this run.
 

@@ -32,6 +32,7 @@ from lightning_sig.lightning.grad_writer import GradientWriter
 from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.lightning.saturation_monitor import SaturationMonitorMixin
 from lightning_sig.members.interface import member_seeds_of
+from lightning_sig.lightning.mixin_bases import CallbackBase
 
 __all__ = ["GradientQuantileCallbackMixin", "logs_at_step"]
 
@@ -42,7 +43,7 @@ _SHARDED_STRATEGIES = ("FSDPStrategy", "ModelParallelStrategy")
 _interval = functools.lru_cache(maxsize=16)(epoch_step_interval)  # called at every step
 
 
-class GradientQuantileCallbackMixin:
+class GradientQuantileCallbackMixin(CallbackBase):
     r"""Log exact coordinatewise statistics of the gradient g, globally and for every layer.
 
     At the logged optimizer steps (and the steps of the epoch means) the callback computes, for

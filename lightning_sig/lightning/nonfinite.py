@@ -22,6 +22,7 @@ from typing_extensions import override
 
 from lightning_sig.lightning.namespace import check_namespace
 from torch import Tensor
+from lightning_sig.lightning.mixin_bases import CallbackBase
 
 __all__ = ["NonFiniteLossGuardMixin", "ACTIONS"]
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
 ACTIONS = ("stop", "continue")
 
 
-class NonFiniteLossGuardMixin:
+class NonFiniteLossGuardMixin(CallbackBase):
     """Stop or continue training when the loss becomes non-finite; keep the last good checkpoint.
 
     After every training batch (``on_train_batch_end``, i.e. after the optimizer step) the

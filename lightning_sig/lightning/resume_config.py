@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from typing_extensions import override
+from lightning_sig.lightning.mixin_bases import SaveConfigCallbackBase
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
 __all__ = ["ResumeSaveConfigCallbackMixin"]
 
 
-class ResumeSaveConfigCallbackMixin:
+class ResumeSaveConfigCallbackMixin(SaveConfigCallbackBase):
     """SaveConfigCallback that lets a run given ``ckpt_path`` continue an existing log dir.
 
     If ``fit`` is given ``ckpt_path`` and the log dir already holds ``config.yaml``, this run's

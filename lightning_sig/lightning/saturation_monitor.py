@@ -27,6 +27,7 @@ from lightning_sig.nn.convnets import preferred_memory_format
 from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.members.interface import member_seeds_of
+from lightning_sig.lightning.mixin_bases import CallbackBase
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
@@ -41,7 +42,7 @@ def _folded_nets(pl_module: nn.Module) -> List[nn.Module]:
             and isinstance(getattr(m, "classifier", None), nn.Sequential)]
 
 
-class SaturationMonitorMixin:
+class SaturationMonitorMixin(CallbackBase):
     r"""Log how saturated every sigmoid-type activation layer is, on logging steps.
 
     For every :class:`~lightning_sig.ScaledActivation` of a sigmoid-type family and every

@@ -17,11 +17,12 @@ from lightning_sig.members.gradients import MemberGradientRows, member_gradient_
     member_layer_gradients
 from lightning_sig.members.loggers import MemberLogger
 from lightning_sig.members.networks import check_member_trainer, member_l2_penalty, member_losses
+from lightning_sig.lightning.mixin_bases import ModuleBase
 
 __all__ = ["MemberStepsMixin"]
 
 
-class MemberStepsMixin:
+class MemberStepsMixin(ModuleBase):
     """Members' training step, evaluation logging and setup; needs the module's ``net``,
     ``num_members``, ``member_seeds``, ``member_logger``, ``_member_eval``, ``l2_strength``,
     ``penalized_parameters()`` and ``penalty_gradients()``."""
