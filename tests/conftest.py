@@ -22,3 +22,13 @@ def fused_kernels_built() -> None:
     """Fails the test when the fused kernels cannot be built (see tests/kernel_gate.py)."""
     from tests.kernel_gate import require_kernels
     require_kernels()
+
+
+@pytest.fixture()
+def configs(tmp_path):
+    """A config dir with figure 'figA' holding arms a and b ("{}": contents unused by the fake
+    sweep children of the tests that take it)."""
+    (tmp_path / "configs" / "figA").mkdir(parents=True)
+    for arm in ("a", "b"):
+        (tmp_path / "configs" / "figA" / f"{arm}.yaml").write_text("{}\n")
+    return tmp_path / "configs"

@@ -17,14 +17,6 @@ from lightning_sig import commands
 SCRIPT = "lightning-sig"
 
 
-@pytest.fixture()
-def configs(tmp_path):
-    (tmp_path / "configs" / "figA").mkdir(parents=True)
-    for arm in ("a", "b"):
-        (tmp_path / "configs" / "figA" / f"{arm}.yaml").write_text("{}\n")
-    return tmp_path / "configs"
-
-
 def _sweep_args(configs: Path, out: Path):
     return ["figA", "--seeds", "0-2", "--members", "2", "--config-dir", str(configs), "--out",
             str(out), "--dry-run"]

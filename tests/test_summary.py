@@ -28,15 +28,6 @@ EPOCHS = 2
 QUIET = pytest.mark.filterwarnings("ignore::lightning_sig.experiments.figure_data.SweepDataWarning")
 
 
-@pytest.fixture()
-def configs(tmp_path):
-    """Config dir with figure 'figA' (arms a, b); contents unused by the fake child."""
-    (tmp_path / "configs" / "figA").mkdir(parents=True)
-    for arm in ("a", "b"):
-        (tmp_path / "configs" / "figA" / f"{arm}.yaml").write_text("{}\n")
-    return tmp_path / "configs"
-
-
 def _fake_command(spec, out, epochs, overrides=()):
     """Stand-in training child: writes a synthetic finished run (arm b has r = 0.01)."""
     return [sys.executable, fakes.__file__, str(run_dir(out, spec.figure, spec.arm, spec.seed)),

@@ -19,15 +19,6 @@ from lightning_sig.experiments.sweep_plan import plan_groups, plan_runs
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture()
-def configs(tmp_path):
-    """A config dir with figure 'figA' holding arms a and b (contents unused)."""
-    (tmp_path / "configs" / "figA").mkdir(parents=True)
-    for arm in ("a", "b"):
-        (tmp_path / "configs" / "figA" / f"{arm}.yaml").write_text("{}\n")
-    return tmp_path / "configs"
-
-
 def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, capsys):
     specs = plan_runs(["figA"], [0, 1, 2, 3, 4], configs, arms=["a"])
     groups = plan_groups(specs, 2)
