@@ -43,3 +43,49 @@ def test_fast_path_equals_the_mapping_and_numpy(learnable_alpha):
 def test_no_penalty_gives_none():
     module, params, flat = _module_with_gradient(alpha=2.0, l2_strength=0.0)
     assert module.penalty_l2() is None and flat_data_gradient(module, flat, params) is None
+
+
+def _kernel_or_skip():
+    from lightning_sig.gradients.kernel_row import kernel_available
+    if not kernel_available():
+        pytest.skip("the compiled kernel could not be built here")
+
+
+@pytest.mark.parametrize("r", [0.01, 1e-4, 0.3])
+def test_kernel_row_equals_the_mapping_bitwise(r):
+    """The compiled g − r·θ that the callback writes into its buffer rows (KernelRow) equals
+    the mapping path bitwise, also with subnormal and signed-zero coordinates."""
+    from lightning_sig.gradients.kernel_row import KernelRow
+    _kernel_or_skip()
+    module, params, flat = _module_with_gradient(alpha=2.0, l2_strength=r)
+    with torch.no_grad():
+        params[0].grad[0, 0, 0, :2] = torch.tensor([1e-40, -0.0])  # subnormal, -0
+        params[1].data[:2] = torch.tensor([1e-39, -0.0])
+    flat = flatten_dense_tensors([p.grad for p in params])
+    general = flat_data_gradient(SimpleNamespace(penalty_gradients=module.penalty_gradients),
+                                 flat, params)
+    spec = module.penalty_l2()
+    row = torch.full((flat.numel(),), float("nan"))
+    KernelRow([p.grad for p in params], spec[1], spec[0]).write(row)
+    assert torch.equal(row.view(torch.int32), general.view(torch.int32))  # bits, -0 included
+    copy = torch.full_like(row, float("nan"))
+    KernelRow([p.grad for p in params]).write(copy)
+    assert torch.equal(copy.view(torch.int32), flat.view(torch.int32))
+
+
+def test_kernel_row_copies_half_sparse_and_strided_tensors():
+    """fp16/bf16 are upcast exactly, sparse made dense, non-contiguous gathered; a wrong row
+    size or a float64 data gradient raises."""
+    from lightning_sig.gradients.kernel_row import KernelRow
+    _kernel_or_skip()
+    g = torch.randn(4, 6)
+    parts = [g.t(), g[:, 0].to(torch.float16), g[:, 1].to(torch.bfloat16),
+             torch.eye(3).to_sparse()]
+    want = torch.cat([p.to_dense().float().reshape(-1) for p in parts])
+    row = torch.empty(want.numel())
+    KernelRow(parts).write(row)
+    assert torch.equal(row, want)
+    with pytest.raises(RuntimeError, match="values for a row of"):
+        KernelRow(parts).write(torch.empty(want.numel() + 1))
+    with pytest.raises(RuntimeError, match="float32 gradients and parameters only"):
+        KernelRow([g.double()], [g.double()], 0.1).write(torch.empty(24))

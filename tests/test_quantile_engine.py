@@ -109,6 +109,16 @@ def test_adversarial_inputs_equal_numpy_per_layer_and_global(case, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_small_rows_equal_numpy_per_layer_and_global(case, backend):
+    """Rows of at most SORT_MAX values (the paper nets' 1,130) are sorted once with all their
+    layers (the kernel's small_row): three buffered rows, one of exactly SORT_MAX values."""
+    values = CASES[case](np.random.default_rng(len(case) + 1))
+    _check(values[:3 * 1900], [1, 15, 16, 17, 0, 600, 1251], backend, rows=3)
+    _check(values[:2 * SORT_MAX], [SORT_MAX - 1000, 0, 1000], backend, rows=2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("size", [1, 2, 16, SORT_MAX, SORT_MAX + 1, 1 << 16, (1 << 16) + 5])
 def test_one_segment_sizes_around_the_boundaries(size, backend):
     rng = np.random.default_rng(size)
@@ -169,6 +179,20 @@ def test_compiled_kernel_and_numpy_twin_agree_bit_for_bit(case):
     twin = radix_table_numpy([values], sizes, 1, LEVELS, tkey, True, True)
     for name, a, b in zip(("counts", "sums", "abs order", "signed order"), compiled, twin):
         assert a.shape == b.shape and a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compiled_small_rows_and_numpy_twin_agree_bit_for_bit(case):
+    """Small rows (one radix sort per row in the kernel), parts cutting through segments."""
+    values = CASES[case](np.random.default_rng(2))[:3 * 1130]
+    sizes = [84, 84, 0, 1, 392, 72, 497]  # 1,130 values a row, as the paper nets'
+    tkey = threshold_key(THRESHOLD, torch.float32)
+    cuts = [0, 5, 5, 1200, 2261, values.size]
+    parts = [values[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    compiled = _kernel_outputs(parts, sizes, 3, tkey)
+    twin = radix_table_numpy([values], sizes, 3, LEVELS, tkey, True, True)
+    for name, a, b in zip(("counts", "sums", "abs order", "signed order"), compiled, twin):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 

@@ -101,3 +101,85 @@ def test_monitor_sees_folded_nets_preactivations(tmp_path):
     assert 0 < first["act/net.features.1/saturated_frac"] < 1
     assert first["act/net.features.1/mean_derivative"] == pytest.approx(d.mean(), rel=1e-5)
     assert sum(k.endswith("/saturated_frac") for k in first) == 1 + 6 + 3  # global, convs, dense
+
+
+def _folded_reference(model, x, eps=0.01):
+    """Per activation layer of the folded net: (saturated fraction, mean f_α′) from the plain
+    layer-by-layer forward's pre-activations z (float64 closed forms, as saturation_sums)."""
+    out, h = {}, x
+    layers = [*model.net.features, *model.net.classifier]
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            if isinstance(layer, ScaledActivation):
+                name = "net." + ("features" if i < len(model.net.features) else "classifier") \
+                    + f".{i if i < len(model.net.features) else i - len(model.net.features)}"
+                sums = saturation_sums(layer, h.double(), eps)
+                out[name] = means_of(sums)
+            h = layer(h)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["fused", "torch"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "arctan", "softsign"])
+def test_tap_in_the_training_forward_equals_the_plain_forward(tmp_path, activation, backend):
+    """The activation tap (no second forward) reports every layer: the fused kernels' outputs
+    for tanh and the logistic sigmoid ("post"), pre-activations elsewhere ("pre").
+
+    Reference: the plain layer-by-layer forward in float64. Tolerances: with these weights
+    (U[-3, 3)) any float32 forward of the 9 layers deviates from the float64 one by up to
+    ~5e-5 relative in the mean f' (measured: torch's own float32 forward too, 1.7e-5 for tanh;
+    the fused kernels sum in another order and use a tanh within 2 ulp), so the mean is checked
+    to rel 1e-4; a saturated count may differ by one pre-activation at the threshold. With the
+    torch backend the tap reads the very tensors a float32 plain forward computes: rel 1e-6."""
+    from lightning_sig.nn.fused import kernels_available
+    if backend == "fused" and not kernels_available():
+        pytest.skip("the fused kernels could not be built here")
+    torch.manual_seed(0)
+    model = CombinedNet(activation=activation, alpha=2.0, init="uniform", init_scale=3.0,
+                        backend=backend)
+    x, _ = next(iter(_loader()))
+    plain32 = _folded_reference(model, x)
+    wide = CombinedNet(activation=activation, alpha=2.0, backend="torch")
+    wide.load_state_dict(model.state_dict())
+    plain64 = _folded_reference(wide.double(), x.double())
+    logger = RecordingLogger()
+    _trainer(tmp_path, logger, log_every_n_steps=1, max_epochs=1).fit(model, _loader())
+    first = next(m for _, m in logger.records if "act/global/saturated_frac" in m)
+    assert {k.split("/")[1] for k in first} == set(plain64) | {"global"}
+    for name, (frac, mean) in plain64.items():
+        count = x.shape[0] * _width(model, name)
+        assert first[f"act/{name}/saturated_frac"] == pytest.approx(frac, abs=1.0 / count)
+        assert first[f"act/{name}/mean_derivative"] == pytest.approx(mean, rel=1e-4)
+        if backend == "torch":
+            assert first[f"act/{name}/mean_derivative"] == pytest.approx(plain32[name][1],
+                                                                         rel=1e-6)
+    assert any(0 < first[f"act/{n}/saturated_frac"] < 1 for n in plain64)
+
+
+def _width(model, name):
+    """Pre-activations per example of the activation layer ``name`` (e.g. net.features.1)."""
+    _, part, index = name.split(".")
+    h = torch.zeros(1, 3, 32, 32)
+    layers = [*model.net.features, *model.net.classifier]
+    stop = int(index) + (0 if part == "features" else len(model.net.features))
+    with torch.no_grad():
+        for layer in layers[:stop]:
+            h = layer(h)
+    return h.numel()
+
+
+def test_monitor_falls_back_to_a_separate_forward_when_the_tap_sees_nothing(tmp_path,
+                                                                            monkeypatch):
+    """A training forward that never reports (as a compiled net's): one warning, nothing logged
+    at that step, and from the next logging step on the values of a separate forward."""
+    import lightning_sig.nn.folding as folding
+    import lightning_sig.nn.fused.conv as fused_conv
+    monkeypatch.setattr(folding, "current_tap", lambda: None)
+    monkeypatch.setattr(fused_conv, "current_tap", lambda: None)
+    torch.manual_seed(0)
+    model = CombinedNet(alpha=2.0, init="uniform", init_scale=3.0)
+    logger = RecordingLogger()
+    with pytest.warns(UserWarning, match="did not report the folded net's pre-activations"):
+        _trainer(tmp_path, logger, log_every_n_steps=1, max_epochs=1).fit(model, _loader())
+    steps = [s for s, m in logger.records if "act/global/saturated_frac" in m]
+    assert steps and steps[0] == 1  # step 0 was the tapped one that saw nothing

@@ -1,5 +1,6 @@
 // The Python module of the compiled gradient-statistics kernels (built by radix_build.py):
-// radix_table (radix_kernel.cpp) and log10_histograms (log10_histogram.cpp).
+// radix_table (radix_kernel.cpp), log10_histograms (log10_histogram.cpp), and the per-step row
+// copies copy_into_row and data_gradient_into_row (row_copy.cpp).
 #include <torch/extension.h>
 
 #include <vector>
@@ -9,9 +10,15 @@ std::vector<torch::Tensor> radix_table(std::vector<torch::Tensor> parts, torch::
                                        bool with_total, bool is_signed);
 std::vector<torch::Tensor> log10_histograms(torch::Tensor values, torch::Tensor counts_t,
                                             torch::Tensor limits_t, bool with_total);
+void copy_into_row(std::vector<torch::Tensor> parts, torch::Tensor row);
+void data_gradient_into_row(std::vector<torch::Tensor> grads, std::vector<torch::Tensor> params,
+                            double r, torch::Tensor row);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("radix_table", &radix_table, "exact order statistics and moments of float32 rows");
   m.def("log10_histograms", &log10_histograms,
         "TensorBoard histograms of float32 log10 values, per segment");
+  m.def("copy_into_row", &copy_into_row, "float32 tensors one after another into a row");
+  m.def("data_gradient_into_row", &data_gradient_into_row,
+        "g - theta * float(r) of float32 tensors into a row (torch's float32 values)");
 }

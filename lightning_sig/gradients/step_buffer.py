@@ -15,13 +15,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_sig.gradients.kernel_row import KernelRow
+
 __all__ = ["StepBuffer"]
 
 _NUMPY_COPY = (torch.float32, torch.float16, torch.float64)
 
 
-def _copy_into(row: Tensor, data: Union[Tensor, Sequence[Tensor]]) -> None:
-    """Copy a flat tensor or a list of tensors (read one after another) into ``row`` (N,)."""
+def _copy_into(row: Tensor, data: Union[Tensor, Sequence[Tensor], KernelRow]) -> None:
+    """Copy a flat tensor, a list of tensors (read one after another) or a
+    :class:`~lightning_sig.gradients.kernel_row.KernelRow` into ``row`` (N,)."""
+    if isinstance(data, KernelRow):  # the small models' case: one compiled call
+        data.write(row)
+        return
     if isinstance(data, Tensor) and data.dtype == row.dtype and data.device.type == "cpu" \
             and row.device.type == "cpu" and data.is_contiguous():  # the small models' case
         np.copyto(row.numpy(), data.detach().numpy().reshape(-1))
@@ -42,8 +48,11 @@ def _copy_into(row: Tensor, data: Union[Tensor, Sequence[Tensor]]) -> None:
         offset += n
 
 
-def _row_format(data: Union[Tensor, Sequence[Tensor]]) -> Tuple[int, torch.dtype, torch.device]:
+def _row_format(data: Union[Tensor, Sequence[Tensor], KernelRow]
+                ) -> Tuple[int, torch.dtype, torch.device]:
     """(N, float32 or float64, device) of a row holding ``data`` (fp16/bf16 become float32)."""
+    if isinstance(data, KernelRow):
+        return data.numel(), torch.float32, torch.device("cpu")
     tensors = [data] if isinstance(data, Tensor) else list(data)
     wide = any(t.dtype == torch.float64 for t in tensors)
     device = tensors[0].device if tensors else torch.device("cpu")
@@ -82,10 +91,10 @@ class StepBuffer:
         """Whether a row of layout ``key`` can be appended (empty buffer or the same layout)."""
         return not self.steps or key == self.key
 
-    def append(self, key: Hashable, data: Union[Tensor, Sequence[Tensor]], step: int,
+    def append(self, key: Hashable, data: Union[Tensor, Sequence[Tensor], KernelRow], step: int,
                logged: Any) -> None:
-        """Copy ``data`` (a flat (N,) tensor, or tensors read one after another) in as the next
-        row; fp16/bf16 become float32 (exact), float64 stays float64.
+        """Copy ``data`` (a flat (N,) tensor, tensors read one after another, or a
+        :class:`~lightning_sig.gradients.kernel_row.KernelRow`) in as the next row; fp16/bf16 become float32 (exact), float64 stays float64.
 
         Raises:
             ValueError: the buffer is full or holds rows of another layout.

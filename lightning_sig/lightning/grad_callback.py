@@ -188,15 +188,18 @@ class GradientQuantileCallbackMixin(CallbackBase):
         table = table[..., self._columns].cpu()  # (S, G, K)
         used = [f.aggregate for f in job.flags]
         if self.epoch_aggregates and any(used):
-            self._epoch.setdefault(key, EpochSums()).add(names, table[torch.tensor(used)])
+            self._epoch.setdefault(key, EpochSums()).add(
+                names, table if all(used) else table[torch.tensor(used)])
             self._epoch_steps[key] = self._epoch_steps.get(key, 0) + sum(used)
-        values = table.reshape(len(job.steps), -1).tolist()
-        for row, step, flags, hist in zip(values, job.steps, job.flags, histograms):
+        flat = table.reshape(len(job.steps), -1)  # (S, G·K); rows as lists only where written
+        for i, (step, flags, hist) in enumerate(zip(job.steps, job.flags, histograms)):
             if flags.logged and self._writes:
-                self._writer.scalars(*self._context, key.member, key.source, names, row, step)
+                self._writer.scalars(*self._context, key.member, key.source, names,
+                                     flat[i].tolist(), step)
             if hist is not None and self._writes:
                 self._writer.histograms(*self._context, key.member, names, hist, step)
-        self._unlogged[key] = None if job.flags[-1].logged else (names, values[-1], job.steps[-1])
+        self._unlogged[key] = None if job.flags[-1].logged else \
+            (names, flat[-1].tolist(), job.steps[-1])
 
     def _collect(self, block: bool) -> None:
         """Write what the worker has finished (everything with ``block``)."""
@@ -253,7 +256,8 @@ class GradientQuantileCallbackMixin(CallbackBase):
         self._writes = trainer.is_global_zero
         if not self._writes and self._pipeline.group is None:
             return  # DDP: every rank holds the same gradient; rank 0 computes it once
-        flags = self._flags(trainer, pl_module)
+        step = trainer.global_step
+        flags = self._flags(trainer, pl_module, step)
         if flags is None:
             return
         rows = self._reader.read(pl_module, flags.histogram)
@@ -265,14 +269,14 @@ class GradientQuantileCallbackMixin(CallbackBase):
         if flags.histogram and self._pipeline.histogram_limits is None:
             self._pipeline.histogram_limits = self._writer.histogram_limits(trainer, pl_module)
         for row in rows:
-            self._pipeline.record(row.key, row.layout, row.data, trainer.global_step, flags)
+            self._pipeline.record(row.key, row.layout, row.data, step, flags)
         if flags.logged and not self._writer.writes_late(trainer, pl_module):
             self._pipeline.submit()  # other loggers: no steps buffered past a logging step
         self._collect(block=False)
 
-    def _flags(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Optional[StepFlags]:
-        """What this step is recorded for, or None."""
-        step = trainer.global_step
+    def _flags(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int
+               ) -> Optional[StepFlags]:
+        """What optimizer step ``step`` is recorded for, or None."""
         every = self.log_every_n_steps or trainer.log_every_n_steps
         logged = logs_at_step(step, every)
         self._every_k = _interval(self._reader.numel(pl_module), max(every, 1),

@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from lightning_sig.gradients.grad_row import GradientRow
 from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_gradients
-from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient
+from lightning_sig.gradients.kernel_row import KernelRow, kernel_available
+from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient, l2_spec
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.members.gradients import member_data_layers
 from lightning_sig.members.interface import member_gradient_rows_of, member_seeds_of
@@ -23,7 +25,9 @@ __all__ = ["GradientReader", "FLAT_MAX_NUMEL"]
 
 #: Gradients of up to this many coordinates (per member) are first concatenated into one flat
 #: tensor (one C++ op; also what the data-loss gradient and the members' rows are computed
-#: on); larger ones are copied tensor by tensor into the callback's buffer.
+#: on), or, for a single network on the CPU with the compiled kernel, written by it straight
+#: into the buffer rows (:class:`~lightning_sig.gradients.kernel_row.KernelRow`); larger ones
+#: are copied tensor by tensor into the callback's buffer.
 FLAT_MAX_NUMEL = 1 << 22
 _WRAPPERS = re.compile(r"(^|\.)_(fsdp_wrapped_module|checkpoint_wrapped_module|orig_mod)(?=\.|$)")
 
@@ -48,13 +52,15 @@ class GradientReader:
         self._params: List[Tuple[str, Tensor]] = []  # (layer, parameter) in model order
         self._numel = 0
         self._seeds: Optional[List[int]] = None  # the module's member seeds (None: not members)
-        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> layout,
-        # parameters in the layout's order
+        self._layouts: Dict[Tuple[int, ...], tuple] = {}  # parameters with a grad -> (layout,
+        # parameters in the layout's order, kernel rows, their indices in self._params)
         self._last_params: List[Tensor] = []  # those of the last snapshot
+        self._kernel_rows = (False, False)  # the last snapshot's: (total, data) KernelRows
 
     def reset(self) -> None:
         """Forget the cached parameters (they may have been added or replaced)."""
         self._module, self._params, self._layouts, self._last_params = None, [], {}, []
+        self._kernel_rows = (False, False)
 
     def parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
         """(layer name, parameter) of every parameter, in model order; cached per module (a
@@ -85,10 +91,13 @@ class GradientReader:
         snapshots = self._snapshots(pl_module)
         out, flats = [], []
         for member, snap in enumerate(snapshots):
-            flat = flatten_gradients(snap.grads) if sum(snap.sizes) <= FLAT_MAX_NUMEL else None
+            small = sum(snap.sizes) <= FLAT_MAX_NUMEL
+            flat = flatten_gradients(snap.grads) if small and not self._kernel_rows[0] \
+                else None
             flats.append(flat)
-            out.append(self._row(RowKey(member, "grad"), snap, snap.grads if flat is None
-                                 else flat))
+            data = KernelRow(snap.grads) if small and self._kernel_rows[0] else \
+                snap.grads if flat is None else flat
+            out.append(self._row(RowKey(member, "grad"), snap, data))
         return out + self._data_rows(pl_module, snapshots, flats)
 
     def _row(self, key: RowKey, snap: GradientSnapshot, data) -> GradientRow:
@@ -124,18 +133,21 @@ class GradientReader:
             return [GradientSnapshot.of_layers(layers) for layers in
                     pl_module.member_gradients() if layers]
         params = self.parameters(pl_module)
-        present = tuple(i for i, (_, p) in enumerate(params)
-                        if p.grad is not None and p.requires_grad)
+        all_grads = [p.grad if p.requires_grad else None for _, p in params]  # .grad read once
+        present = tuple(i for i, g in enumerate(all_grads) if g is not None)
         layout = self._layouts.get(present)
         if layout is None:
-            layers: Dict[str, List[Tensor]] = {}
+            layers: Dict[str, List[int]] = {}
             for i in present:
-                layers.setdefault(params[i][0], []).append(params[i][1])
-            ordered = [p for ps in layers.values() for p in ps]
-            names, sizes, counts, _ = GradientSnapshot.of_layers(layers)
-            layout = self._layouts[present] = ((names, sizes, counts), ordered)
-        self._last_params = layout[1]
-        grads = [p.grad for p in layout[1]]
+                layers.setdefault(params[i][0], []).append(i)
+            index = [i for ids in layers.values() for i in ids]  # layer by layer
+            ordered = [params[i][1] for i in index]
+            names, sizes, counts, _ = GradientSnapshot.of_layers(
+                {name: [params[i][1] for i in ids] for name, ids in layers.items()})
+            layout = self._layouts[present] = ((names, sizes, counts), ordered,
+                                               _kernel_rows(ordered), index)
+        self._last_params, self._kernel_rows = layout[1], layout[2]
+        grads = [all_grads[i] for i in layout[3]]
         return [GradientSnapshot(*layout[0], grads)] if grads else []
 
     def _data_rows(self, pl_module: pl.LightningModule, snapshots: List[GradientSnapshot],
@@ -155,8 +167,29 @@ class GradientReader:
                     for s, snap in enumerate(snaps)]
         snap, flat = snapshots[0], flats[0]
         params = self.parameters(pl_module)
+        small = sum(snap.sizes) <= FLAT_MAX_NUMEL
+        if small and self._kernel_rows[1]:
+            spec = l2_spec(pl_module, self._last_params)  # g − r·θ written by the kernel
+            if spec is not None:
+                return [self._row(key, snap, KernelRow(snap.grads, spec[1], spec[0]))]
+        if small and flat is None:  # the total went by KernelRow; the mapping needs it flat
+            if not pl_module.penalty_gradients():
+                return []  # no penalty (r = 0)
+            flat = flatten_gradients(snap.grads)
         if flat is not None:  # one flat op; the parameters in the snapshot's order
             data = flat_data_gradient(pl_module, flat, self._last_params)
         else:
             data = data_gradients(pl_module, params, snap.grads)
         return [] if data is None else [self._row(key, snap, data)]
+
+
+def _kernel_rows(params: List[Tensor]) -> Tuple[bool, bool]:
+    """Whether the kernel can write the rows of these parameters' gradients: (the total
+    gradient: CPU, no float64; the data-loss gradient g − r·θ: also all float32). A gradient
+    has its parameter's dtype and device (autograd's rule), so this holds per layout."""
+    if not params or not kernel_available():
+        return False, False
+    cpu = all(p.device.type == "cpu" for p in params)
+    total = cpu and all(p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+                        for p in params)
+    return total, total and all(p.dtype == torch.float32 for p in params)

@@ -5,11 +5,14 @@ remedy r > 0) or depth (many layers, Sec. 2.3, remedy α > 1).
 
 Which forward: our networks (:class:`~lightning_sig.SigmoidConvNet`) train through a folded
 forward (:mod:`lightning_sig.nn.folding`) that never calls the activation modules, so for a
-network with ``forward_penalized`` and ``features``/``classifier`` the monitor runs the plain
-layer-by-layer forward ``classifier(features(x))`` once, without gradient, on the logging
-step's batch (before the optimizer step: the same parameters the training step sees). Any
-other model is observed in its own training forward through forward pre-hooks, registered on
-logging steps only and removed at the end of the batch.
+network with ``forward_penalized`` and ``features``/``classifier`` the monitor sets an
+activation tap (:mod:`lightning_sig.nn.activation_tap`) for the logging step's training forward
+and reads each layer's pre-activations (or, from the fused kernels, the activations' outputs)
+there: no second forward. Where the training forward does not run the fold plan (a
+``torch.compile``-d net) it falls back, with one warning, to the plain layer-by-layer forward
+``classifier(features(x))``, once without gradient, on the logging step's batch (before the
+optimizer step: the same parameters). Any other model is observed in its own training forward
+through forward pre-hooks, registered on logging steps only and removed at the end of the batch.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_sig.gradients.events import GradientEventWriter
-from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, means_of, \
-    monitored_activations, saturation_sums
+from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, \
+    folded_saturation_sums, means_of, monitored_activations, saturation_sums
+from lightning_sig.nn.activation_tap import reset_tap, set_tap
 from lightning_sig.nn.convnets import preferred_memory_format
 from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
@@ -40,6 +44,20 @@ def _folded_nets(pl_module: nn.Module) -> List[nn.Module]:
     return [m for m in pl_module.modules() if hasattr(m, "forward_penalized")
             and isinstance(getattr(m, "features", None), nn.Sequential)
             and isinstance(getattr(m, "classifier", None), nn.Sequential)]
+
+
+def _tapped_layers(nets: List[nn.Module], names: Dict[int, str]
+                   ) -> Dict[int, Tuple[str, nn.Module]]:
+    """id(affine layer) → (name, activation module) for each monitored activation (``names``:
+    id → qualified name) that directly follows an affine layer in a folded net: the layers
+    whose values the activation tap reports."""
+    out: Dict[int, Tuple[str, nn.Module]] = {}
+    for net in nets:
+        layers = [*net.features, *net.classifier]
+        for layer, act in zip(layers, layers[1:]):
+            if id(act) in names and isinstance(layer, (nn.Conv2d, nn.Linear)):
+                out[id(layer)] = (names[id(act)], act)
+    return out
 
 
 class SaturationMonitorMixin(CallbackBase):
@@ -84,6 +102,9 @@ class SaturationMonitorMixin(CallbackBase):
         self._warned = False
         self._events = GradientEventWriter(["saturated_frac", "mean_derivative"])
         self._context: Optional[tuple] = None  # (trainer, pl_module) of the logging step
+        self._tap_token: Optional[Any] = None  # set while the training forward is tapped
+        self._tapped: Dict[int, Tuple[str, nn.Module]] = {}  # see _tapped_layers
+        self._separate_forward = False  # the tap saw nothing once: a second forward instead
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -107,7 +128,10 @@ class SaturationMonitorMixin(CallbackBase):
         for name, module in layers:
             self._hooks.append(module.register_forward_pre_hook(self._hook(name)))
         folded = _folded_nets(pl_module)
-        if folded:
+        if folded and not self._separate_forward:  # read in the training forward itself
+            self._tapped = _tapped_layers(folded, {id(m): n for n, m in layers})
+            self._tap_token = set_tap(self._tap)
+        elif folded:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             if x.dim() == 4:  # as the folded forward: channels_last on CPU (×1.3 here)
                 x = x.contiguous(memory_format=preferred_memory_format(x))
@@ -119,13 +143,27 @@ class SaturationMonitorMixin(CallbackBase):
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._hooks:
+        if self._tap_token is not None and self._tapped and \
+                not any(name in self._sums for name, _ in self._tapped.values()):
+            self._separate_forward = True  # e.g. a torch.compile-d net: no fold plan ran
+            self._warn("SaturationMonitor: the training forward did not report the folded "
+                       "net's pre-activations (a compiled net?); from the next logging step "
+                       "on, a separate forward is run for them.")
+        if self._hooks or self._tap_token is not None:
             self._log()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         self._remove()
+
+    def _tap(self, layer: nn.Module, tensor: Tensor, kind: str) -> None:
+        """The activation tap: add the saturation sums of a tapped layer's values."""
+        entry = self._tapped.get(id(layer))
+        if entry is not None:
+            name, module = entry
+            sums = folded_saturation_sums(module, tensor, kind, self.eps)
+            self._sums[name] = sums if name not in self._sums else self._sums[name] + sums
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: Tuple[Tensor, ...]) -> None:
@@ -137,6 +175,9 @@ class SaturationMonitorMixin(CallbackBase):
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        if self._tap_token is not None:
+            reset_tap(self._tap_token)
+            self._tap_token = None
 
     def _log(self) -> None:
         """One event per TensorBoardLogger (``log_metrics`` for other loggers) at the step's

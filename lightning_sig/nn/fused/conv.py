@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from lightning_sig.nn import folding
+from lightning_sig.nn.activation_tap import current_tap
 from lightning_sig.nn.activations import ACTIVATIONS
 from lightning_sig.nn.fused._build import load_kernels
 from lightning_sig.members.networks import _MemberConv2d, _scaled
@@ -62,16 +63,19 @@ class ConvActFunction(torch.autograd.Function):
     ``apply(x, weight, bias, groups, act_code, pool)``: shapes as :class:`Conv3x3Function`;
     ``act_code`` from :data:`ACT_CODES`; ``pool``: 2×2 max pooling, stride 2, floor mode
     (``nn.MaxPool2d(2)``, torch's tie rule: the first maximum in row-major window order) →
-    (B, G·O, H/2, W/2), else (B, G·O, H, W). Saves x, weight, f's output and the pooling
+    (B, G·O, H/2, W/2), else (B, G·O, H, W); ``sink`` (optional list): gets f's output before
+    pooling appended (for :mod:`~lightning_sig.nn.activation_tap`). Saves x, weight, f's output and the pooling
     argmax (uint8) for backward; not twice differentiable.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, groups: int, act_code: int,
-                pool: bool) -> Tensor:
+                pool: bool, sink: Optional[list] = None) -> Tensor:
         x, weight = x.contiguous(), weight.contiguous()
         out, act, idx = load_kernels(required=True).conv3x3_act_forward(
             x, weight, bias, groups, act_code, pool)
+        if sink is not None:  # f's output before pooling, for an activation tap
+            sink.append(act)
         ctx.save_for_backward(x, weight, act, idx)
         ctx.config = (groups, act_code, pool)
         return out
@@ -85,7 +89,7 @@ class ConvActFunction(torch.autograd.Function):
         dx, dw, db = load_kernels(required=True).conv3x3_act_backward(
             grad_out.contiguous(), x, weight, act, idx, groups, act_code, pool, need_x)
         return (dx if need_x else None), (dw if need_w else None), (db if need_b else None), \
-            None, None, None
+            None, None, None, None
 
 
 def _bias(weight: Tensor, bias: Optional[Tensor]) -> Tensor:
@@ -98,9 +102,9 @@ def conv3x3(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int = 1) 
 
 
 def conv3x3_act(x: Tensor, weight: Tensor, bias: Optional[Tensor], groups: int = 1,
-                act_code: int = 0, pool: bool = False) -> Tensor:
+                act_code: int = 0, pool: bool = False, sink: Optional[list] = None) -> Tensor:
     """Functional :class:`ConvActFunction`; ``bias=None`` means no bias."""
-    return ConvActFunction.apply(x, weight, _bias(weight, bias), groups, act_code, pool)
+    return ConvActFunction.apply(x, weight, _bias(weight, bias), groups, act_code, pool, sink)
 
 
 def _same3x3(layer: nn.Module) -> bool:
@@ -146,7 +150,7 @@ def run_plan_fused(plan: Sequence[folding.Step], scale, h: Tensor,
     one :class:`ConvActFunction` (f in :data:`ACT_CODES`) or a :class:`Conv3x3Function` followed
     by torch's f (other families); torch for everything else and for non-float/non-CPU ``h``."""
     cpu_float = h.device.type == "cpu" and h.dtype in (torch.float32, torch.float64)
-    k, i = 0, 0
+    k, i, tap = 0, 0, current_tap()
     while i < len(plan):
         step = plan[i]
         if step[0] != "affine":
@@ -157,15 +161,23 @@ def run_plan_fused(plan: Sequence[folding.Step], scale, h: Tensor,
         w, b, k = folding.next_scaled_params(params, k, layer)
         if not (cpu_float and is_fusable_conv(layer)):
             h = folding._affine(layer, h, ws, bs, w, b)
+            if tap is not None and fn is not None:
+                tap(layer, h, "pre")
             h, i = (h if fn is None else fn(h)), i + 1
             continue
         weight, bias, groups = _conv_weights(layer, ws, bs, w, b)
         if fn not in ACT_CODES:
-            h, i = fn(conv3x3(h, weight, bias, groups)), i + 1
+            h = conv3x3(h, weight, bias, groups)
+            if tap is not None:
+                tap(layer, h, "pre")
+            h, i = fn(h), i + 1
             continue
         nxt = plan[i + 1] if i + 1 < len(plan) else None
         pool = nxt is not None and nxt[0] == "layer" and is_fusable_pool(nxt[1]) \
             and h.shape[-1] >= 2 and h.shape[-2] >= 2
-        h = conv3x3_act(h, weight, bias, groups, ACT_CODES[fn], pool)
+        sink = [] if tap is not None and fn is not None else None
+        h = conv3x3_act(h, weight, bias, groups, ACT_CODES[fn], pool, sink)
+        if sink:
+            tap(layer, sink[0], "post")
         i += 2 if pool else 1
     return h if scale is None else h * scale
