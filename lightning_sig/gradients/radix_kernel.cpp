@@ -384,8 +384,8 @@ void Selector<K>::emit_sorted(const uint32_t* keys, int64_t F, double* out) cons
 }
 
 // The order statistics of a small row (N <= kSortMax) and of each of its segments: one LSD
-// radix sort (8-bit digits, stable, the four histograms counted in one read; a digit all keys
-// share is skipped) of the row's finite keys
+// radix sort (digits of 11, 11 and 10 bits, stable, the three histograms counted in one read; a
+// digit all keys share is skipped) of the row's finite keys
 // carrying their segment, then one pass that deals the sorted keys out to their segments, which
 // leaves every segment sorted too. Branch-free: measured 4x faster than sorting each segment
 // with std::sort and merging the runs for the paper nets' rows (1,130 values in 10 segments).
@@ -410,20 +410,21 @@ void Selector<K>::small_row(const std::vector<Spans>& segs, int64_t G, bool with
   segid_tmp_.resize(F);
   uint32_t *a = keys_.data(), *b = keys_tmp_.data();
   uint32_t *sa = segid_.data(), *sb = segid_tmp_.data();
-  uint32_t counts[4][256] = {{0}};  // the four digits' histograms, from one read
+  // three digits of 11, 11 and 10 bits (2048 buckets: three scatter passes instead of four)
+  uint32_t counts[3][2048] = {{0}};  // 24 KiB on the stack
   for (size_t i = 0; i < F; ++i) {
     const uint32_t k = a[i];
-    ++counts[0][k & 255u]; ++counts[1][(k >> 8) & 255u];
-    ++counts[2][(k >> 16) & 255u]; ++counts[3][k >> 24];
+    ++counts[0][k & 2047u]; ++counts[1][(k >> 11) & 2047u]; ++counts[2][k >> 22];
   }
-  for (int pass = 0; pass < 4 && F > 1; ++pass) {
-    const int shift = 8 * pass;
+  for (int pass = 0; pass < 3 && F > 1; ++pass) {
+    const int shift = 11 * pass;
+    const int buckets = pass < 2 ? 2048 : 1024;
     uint32_t* count = counts[pass];
-    if (count[(a[0] >> shift) & 255u] == F) continue;  // one digit for all: order unchanged
+    if (count[(a[0] >> shift) & 2047u] == F) continue;  // one digit for all: order unchanged
     uint32_t sum = 0;
-    for (int d = 0; d < 256; ++d) { const uint32_t c = count[d]; count[d] = sum; sum += c; }
+    for (int d = 0; d < buckets; ++d) { const uint32_t c = count[d]; count[d] = sum; sum += c; }
     for (size_t i = 0; i < F; ++i) {
-      const uint32_t pos = count[(a[i] >> shift) & 255u]++;
+      const uint32_t pos = count[(a[i] >> shift) & 2047u]++;
       b[pos] = a[i];
       sb[pos] = sa[i];
     }

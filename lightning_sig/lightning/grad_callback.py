@@ -272,7 +272,8 @@ class GradientQuantileCallbackMixin(CallbackBase):
             self._pipeline.record(row.key, row.layout, row.data, step, flags)
         if flags.logged and not self._writer.writes_late(trainer, pl_module):
             self._pipeline.submit()  # other loggers: no steps buffered past a logging step
-        self._collect(block=False)
+        if flags.logged:  # (other steps: collected in on_train_batch_end)
+            self._collect(block=False)
 
     def _flags(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int
                ) -> Optional[StepFlags]:
