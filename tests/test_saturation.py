@@ -174,8 +174,8 @@ def test_monitor_falls_back_to_a_separate_forward_when_the_tap_sees_nothing(tmp_
     at that step, and from the next logging step on the values of a separate forward."""
     import lightning_sig.nn.folding as folding
     import lightning_sig.nn.fused.conv as fused_conv
-    monkeypatch.setattr(folding, "current_tap", lambda: None)
-    monkeypatch.setattr(fused_conv, "current_tap", lambda: None)
+    monkeypatch.setattr(folding, "current_taps", lambda: ())
+    monkeypatch.setattr(fused_conv, "current_taps", lambda: ())
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, init="uniform", init_scale=3.0)
     logger = RecordingLogger()
@@ -183,3 +183,68 @@ def test_monitor_falls_back_to_a_separate_forward_when_the_tap_sees_nothing(tmp_
         _trainer(tmp_path, logger, log_every_n_steps=1, max_epochs=1).fit(model, _loader())
     steps = [s for s, m in logger.records if "act/global/saturated_frac" in m]
     assert steps and steps[0] == 1  # step 0 was the tapped one that saw nothing
+
+
+def test_two_monitors_both_read_the_training_forward_and_leave_no_tap(tmp_path):
+    """Taps are added and removed by identity: two monitors (two eps) both see the training
+    forward (no fallback warning), log their own values, and nothing stays tapped."""
+    import warnings
+    from lightning_sig.nn.activation_tap import current_taps
+    torch.manual_seed(0)
+    model = CombinedNet(alpha=2.0, init="uniform", init_scale=3.0)
+    x, _ = next(iter(_loader()))
+    wide = CombinedNet(alpha=2.0, backend="torch")
+    wide.load_state_dict(model.state_dict())
+    strict, loose = SaturationMonitor(eps=0.01), SaturationMonitor(eps=0.1)
+    loggers = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "did not report" fallback
+        warnings.filterwarnings("ignore", message=".*(val_dataloader|num_workers|LeafSpec).*")
+        logger = RecordingLogger()
+        pl.Trainer(callbacks=[strict, loose], logger=logger, max_steps=1, log_every_n_steps=1,
+                   enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False, default_root_dir=tmp_path).fit(model, _loader())
+    assert current_taps() == ()
+    firsts = [m for _, m in logger.records if "act/global/saturated_frac" in m]
+    assert len(firsts) == 2  # one event per monitor at step 0
+    for eps, metrics in zip((0.01, 0.1), firsts):
+        frac, _ = _folded_reference(wide.double(), x.double(), eps)["net.features.1"]
+        count = x.shape[0] * _width(model, "net.features.1")
+        assert metrics["act/net.features.1/saturated_frac"] == pytest.approx(frac, abs=1 / count)
+    assert firsts[0]["act/global/saturated_frac"] < firsts[1]["act/global/saturated_frac"]
+
+
+def test_no_tap_left_when_the_batch_end_hook_is_skipped(tmp_path):
+    """A module whose on_train_batch_start returns -1 on a logging step ends the epoch without
+    on_train_batch_end: the monitor still removes its tap (epoch end, train end, teardown)."""
+    from lightning_sig.nn.activation_tap import current_taps
+
+    class StopAtSecondBatch(CombinedNet):
+        def on_train_batch_start(self, batch, batch_idx):
+            return -1 if batch_idx == 1 else None
+
+    _trainer(tmp_path, RecordingLogger(), log_every_n_steps=1, max_epochs=1).fit(
+        StopAtSecondBatch(), _loader())
+    assert current_taps() == ()
+
+
+def test_a_skipped_training_step_does_not_switch_to_the_separate_forward(tmp_path):
+    """training_step returning None on a logging step (no forward ran) is not taken for a
+    forward without the fold plan: no warning, and the next logging step is tapped."""
+    import warnings
+
+    class SkipFirst(CombinedNet):
+        def training_step(self, batch, batch_idx):
+            return None if batch_idx == 0 else super().training_step(batch, batch_idx)
+
+    monitor = SaturationMonitor()
+    logger = RecordingLogger()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pl.Trainer(callbacks=[monitor], logger=logger, max_steps=2, log_every_n_steps=1,
+                   enable_checkpointing=False, enable_progress_bar=False,
+                   enable_model_summary=False, default_root_dir=tmp_path).fit(SkipFirst(),
+                                                                              _loader())
+    assert not any("did not report" in str(w.message) for w in caught)
+    assert not monitor._separate_forward
+    assert any("act/global/saturated_frac" in m for _, m in logger.records)

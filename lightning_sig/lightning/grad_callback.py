@@ -357,7 +357,8 @@ class GradientQuantileCallbackMixin(CallbackBase):
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         def key(member: int, source: str) -> RowKey:  # older checkpoints: grad_data at -1 - s
             return RowKey(-1 - member, "grad_data") if member < 0 else RowKey(member, source)
-        self._epoch = {key(int(m), source): EpochSums(n, t.double().cpu(), c.double().cpu())
+        self._epoch = {key(int(m), source): EpochSums(n, t.double().cpu().clone(),
+                                                     c.double().cpu().clone())
                        for source, entry in (("grad", "epoch"), ("grad_data", "epoch_data"))
                        for m, (n, t, c) in state_dict.get(entry, {}).items()}
         self._epoch_index = state_dict.get("epoch_index")

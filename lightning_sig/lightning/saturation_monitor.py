@@ -16,7 +16,7 @@ through forward pre-hooks, registered on logging steps only and removed at the e
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from lightning_utilities.core.rank_zero import rank_zero_warn
@@ -26,7 +26,7 @@ from typing_extensions import override
 from lightning_sig.gradients.events import GradientEventWriter
 from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, \
     folded_saturation_sums, means_of, monitored_activations, saturation_sums
-from lightning_sig.nn.activation_tap import reset_tap, set_tap
+from lightning_sig.nn.activation_tap import add_tap, remove_tap
 from lightning_sig.nn.convnets import preferred_memory_format
 from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
@@ -102,13 +102,15 @@ class SaturationMonitorMixin(CallbackBase):
         self._warned = False
         self._events = GradientEventWriter(["saturated_frac", "mean_derivative"])
         self._context: Optional[tuple] = None  # (trainer, pl_module) of the logging step
-        self._tap_token: Optional[Any] = None  # set while the training forward is tapped
+        self._tapping = False  # our tap is added for this logging step's training forward
         self._tapped: Dict[int, Tuple[str, nn.Module]] = {}  # see _tapped_layers
         self._separate_forward = False  # the tap saw nothing once: a second forward instead
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         check_namespace(self, trainer)
+        self._remove()
+        self._separate_forward = False  # decided again for each fit
 
     @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -123,6 +125,7 @@ class SaturationMonitorMixin(CallbackBase):
             self._warn("SaturationMonitor: the model has no sigmoid-type activation module; "
                        "nothing logged.")
             return
+        self._remove()  # anything left by a batch whose end hook did not run
         self._last_step, self._sums = trainer.global_step, {}
         self._context = (trainer, pl_module)
         for name, module in layers:
@@ -130,7 +133,8 @@ class SaturationMonitorMixin(CallbackBase):
         folded = _folded_nets(pl_module)
         if folded and not self._separate_forward:  # read in the training forward itself
             self._tapped = _tapped_layers(folded, {id(m): n for n, m in layers})
-            self._tap_token = set_tap(self._tap)
+            add_tap(self._tap)
+            self._tapping = True
         elif folded:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             if x.dim() == 4:  # as the folded forward: channels_last on CPU (×1.3 here)
@@ -143,14 +147,29 @@ class SaturationMonitorMixin(CallbackBase):
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._tap_token is not None and self._tapped and \
+        ran = outputs is not None and not (isinstance(outputs, Mapping)
+                                           and outputs.get("loss") is None)  # a skipped step
+        if self._tapping and self._tapped and ran and \
                 not any(name in self._sums for name, _ in self._tapped.values()):
-            self._separate_forward = True  # e.g. a torch.compile-d net: no fold plan ran
+            self._separate_forward = True  # a step that ran (a loss) without the fold plan:
+            # e.g. a torch.compile-d net
             self._warn("SaturationMonitor: the training forward did not report the folded "
                        "net's pre-activations (a compiled net?); from the next logging step "
                        "on, a separate forward is run for them.")
-        if self._hooks or self._tap_token is not None:
+        if self._hooks or self._tapping:
             self._log()
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove()  # e.g. on_train_batch_start returned -1: no batch end ran
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove()
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._remove()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -175,9 +194,9 @@ class SaturationMonitorMixin(CallbackBase):
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
-        if self._tap_token is not None:
-            reset_tap(self._tap_token)
-            self._tap_token = None
+        if self._tapping:
+            remove_tap(self._tap)
+            self._tapping = False
 
     def _log(self) -> None:
         """One event per TensorBoardLogger (``log_metrics`` for other loggers) at the step's

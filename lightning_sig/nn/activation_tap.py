@@ -3,9 +3,10 @@ the SaturationMonitor can read them from the training step's own forward instead
 second, layer-by-layer forward (which cost as much as a whole fused training step).
 
 The folded forward never calls the activation modules (α is folded into the affine layers,
-eq. 1), so module hooks cannot see their inputs. While a tap is set (:func:`set_tap`, in this
-thread's context only; :func:`reset_tap` restores the previous one), the plan executors call
-``tap(layer, tensor, kind)`` once per affine layer that is followed by an activation:
+eq. 1), so module hooks cannot see their inputs. While taps are added (:func:`add_tap`, in this
+thread's context only, until :func:`remove_tap`; several at once, e.g. two monitors, each
+removed by identity, in any order), the plan executors call each ``tap(layer, tensor, kind)``
+once per affine layer that is followed by an activation:
 
 - ``kind == "pre"``: ``tensor`` is u = z/α, the folded pre-activation, so that the activation's
   f_α(z) = α·f(u) and f_α′(z) = f′(u);
@@ -13,34 +14,36 @@ thread's context only; :func:`reset_tap` restores the previous one), the plan ex
   C++ kernels (tanh and the logistic sigmoid, whose f′ follows from f(u): 1 − f² and f·(1 − f)).
 
 ``layer`` is the affine module (``nn.Conv2d``/``nn.Linear``) whose output it is. Nothing is
-called while no tap is set (one context-variable read per forward).
+called while no tap is added (one context-variable read per forward).
 """
 from __future__ import annotations
 
 import contextvars
-from typing import Callable, Optional
+from typing import Callable, Tuple
 
 from torch import Tensor, nn
 
-__all__ = ["Tap", "set_tap", "reset_tap", "current_tap"]
+__all__ = ["Tap", "add_tap", "remove_tap", "current_taps"]
 
 #: ``tap(affine layer, tensor, "pre" | "post")``, see the module docstring.
 Tap = Callable[[nn.Module, Tensor, str], None]
 
-_TAP: contextvars.ContextVar[Optional[Tap]] = contextvars.ContextVar(
-    "lightning_sig_activation_tap", default=None)
+_TAPS: contextvars.ContextVar[Tuple[Tap, ...]] = contextvars.ContextVar(
+    "lightning_sig_activation_taps", default=())
 
 
-def set_tap(tap: Tap) -> contextvars.Token:
-    """Call ``tap`` from every folded forward of this thread until :func:`reset_tap`."""
-    return _TAP.set(tap)
+def add_tap(tap: Tap) -> None:
+    """Call ``tap`` from every folded forward of this thread until :func:`remove_tap`."""
+    _TAPS.set(_TAPS.get() + (tap,))
 
 
-def reset_tap(token: contextvars.Token) -> None:
-    """Restore the tap that was set before the :func:`set_tap` that returned ``token``."""
-    _TAP.reset(token)
+def remove_tap(tap: Tap) -> None:
+    """Stop calling ``tap`` (compared by equality, so a bound method works; no-op if absent)."""
+    taps = _TAPS.get()
+    if tap in taps:
+        _TAPS.set(tuple(t for t in taps if t != tap))
 
 
-def current_tap() -> Optional[Tap]:
-    """The tap set in this context, or None."""
-    return _TAP.get()
+def current_taps() -> Tuple[Tap, ...]:
+    """The taps added in this context (empty when none)."""
+    return _TAPS.get()

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from lightning_sig._compat import flatten_dense_tensors, unflatten_dense_tensors
-from lightning_sig.nn.activation_tap import current_tap
+from lightning_sig.nn.activation_tap import current_taps
 from lightning_sig.nn.activations import ACTIVATIONS, HOMOGENEOUS
 
 __all__ = ["l2_penalty", "run_folded", "run_folded_penalized", "fold_plan", "ScaleAndPenalize"]
@@ -140,13 +140,13 @@ def _run_plan(plan: Sequence[Step], scale: Scale, h: Tensor,
     """Execute ``plan`` on ``h``; ``params``: the affine layers' scaled (weight, bias) pairs,
     flattened in plan order, bias skipped where a layer has none. The fused CPU kernels
     (:mod:`lightning_sig.nn.fused`) have their own executor with this signature."""
-    k, tap = 0, current_tap()
+    k, taps = 0, current_taps()
     for step in plan:
         if step[0] == "affine":
             layer, ws, bs, fn = step[1:]
             w, b, k = next_scaled_params(params, k, layer)
             h = _affine(layer, h, ws, bs, w, b)
-            if tap is not None and fn is not None:
+            for tap in taps if fn is not None else ():
                 tap(layer, h, "pre")  # the SaturationMonitor (activation_tap)
             h = h if fn is None else fn(h)
         elif step[0] == "layer":

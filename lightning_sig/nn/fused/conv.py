@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from lightning_sig.nn import folding
-from lightning_sig.nn.activation_tap import current_tap
+from lightning_sig.nn.activation_tap import current_taps
 from lightning_sig.nn.activations import ACTIVATIONS
 from lightning_sig.nn.fused._build import load_kernels
 from lightning_sig.members.networks import _MemberConv2d, _scaled
@@ -150,7 +150,7 @@ def run_plan_fused(plan: Sequence[folding.Step], scale, h: Tensor,
     one :class:`ConvActFunction` (f in :data:`ACT_CODES`) or a :class:`Conv3x3Function` followed
     by torch's f (other families); torch for everything else and for non-float/non-CPU ``h``."""
     cpu_float = h.device.type == "cpu" and h.dtype in (torch.float32, torch.float64)
-    k, i, tap = 0, 0, current_tap()
+    k, i, taps = 0, 0, current_taps()
     while i < len(plan):
         step = plan[i]
         if step[0] != "affine":
@@ -161,23 +161,23 @@ def run_plan_fused(plan: Sequence[folding.Step], scale, h: Tensor,
         w, b, k = folding.next_scaled_params(params, k, layer)
         if not (cpu_float and is_fusable_conv(layer)):
             h = folding._affine(layer, h, ws, bs, w, b)
-            if tap is not None and fn is not None:
+            for tap in taps if fn is not None else ():
                 tap(layer, h, "pre")
             h, i = (h if fn is None else fn(h)), i + 1
             continue
         weight, bias, groups = _conv_weights(layer, ws, bs, w, b)
         if fn not in ACT_CODES:
             h = conv3x3(h, weight, bias, groups)
-            if tap is not None:
+            for tap in taps:
                 tap(layer, h, "pre")
             h, i = fn(h), i + 1
             continue
         nxt = plan[i + 1] if i + 1 < len(plan) else None
         pool = nxt is not None and nxt[0] == "layer" and is_fusable_pool(nxt[1]) \
             and h.shape[-1] >= 2 and h.shape[-2] >= 2
-        sink = [] if tap is not None and fn is not None else None
+        sink = [] if taps and fn is not None else None
         h = conv3x3_act(h, weight, bias, groups, ACT_CODES[fn], pool, sink)
-        if sink:
+        for tap in taps if sink else ():
             tap(layer, sink[0], "post")
         i += 2 if pool else 1
     return h if scale is None else h * scale
