@@ -16,8 +16,9 @@ runs ``--warmup`` untimed steps, then times ``--intervals`` whole logging interv
 half an interval after a logged step (so the last logged step's statistics, computed in the
 background, are inside the window). Variants: no callback (reference); the callback at
 defaults with ``async_stats`` on (default) and off; logging every step (histograms every 10),
-async and sync; for ``combined`` the SaturationMonitor alone and with the callback (what the
-paper configs run). Interleaved repetitions, ratios = medians of paired ratios.
+async and sync; for ``combined`` ``buffer_steps`` 32 (the default) and 128, the
+SaturationMonitor alone and with the callback (what the paper configs run). Compare buffer sizes
+over a window that holds whole buffers (e.g. ``--intervals 64``: 3,200 steps). Interleaved repetitions, ratios = medians of paired ratios.
 
 ``--speedups``: the process-wide speed-ups the CLI turns on (C CRC-32C of event records).
 
@@ -126,6 +127,9 @@ def variants(args, data) -> Dict[str, object]:
                log_every_n_steps=1)),
            "callback, every step, async_stats=False": lambda: run(args, data, callback(
                log_every_n_steps=1, async_stats=False))}
+    if args.net == "combined":  # the buffer's size, the paper configs' callbacks
+        out["callback, buffer_steps=32"] = lambda: run(args, data, callback(buffer_steps=32))
+        out["callback, buffer_steps=128"] = lambda: run(args, data, callback(buffer_steps=128))
     if args.net == "combined":  # the paper configs: the callback and the SaturationMonitor
         out["SaturationMonitor alone"] = lambda: run(args, data, lambda: [SaturationMonitor()])
         out["paper configs (callback + SaturationMonitor)"] = lambda: run(
