@@ -120,7 +120,7 @@ def _folded_reference(model, x, eps=0.01):
 
 
 @pytest.mark.parametrize("backend", ["fused", "torch"])
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "arctan", "softsign"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "arctan", "softsign", "logsigmoid"])
 def test_tap_in_the_training_forward_equals_the_plain_forward(tmp_path, activation, backend):
     """The activation tap (no second forward) reports every layer: the fused kernels' outputs
     for tanh and the logistic sigmoid ("post"), pre-activations elsewhere ("pre").
