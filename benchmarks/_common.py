@@ -24,7 +24,8 @@ import torch
 __all__ = ["add_common_arguments", "apply_threads", "machine_description", "synchronize",
            "time_interleaved", "start_fit_benchmark", "paired_ratio", "format_table", "print_header", "random_batches",
            "training_step_fn", "quiet_steps", "collect_interleaved", "quiet_lightning",
-           "fit_seconds_per_step", "cifar_datamodule", "DEFAULT_DATA_DIR"]
+           "fit_seconds_per_step", "cifar_datamodule", "DEFAULT_DATA_DIR",
+           "print_ratios_over"]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, reps: int = 7, warmup: int = 2,
@@ -141,6 +142,16 @@ def _iqr(values: Sequence[float]) -> Tuple[float, float]:
         return values[0], values[0]
     q = statistics.quantiles(values, n=4)
     return q[0], q[2]
+
+
+def print_ratios_over(times: Mapping[str, Sequence[float]], baseline: str,
+                      unit: str = "ms/step") -> None:
+    """Print :func:`format_table` with every variant's ratio over ``baseline``, then the load
+    average at the end (the fit benchmarks' closing lines)."""
+    print(format_table(times, {k: baseline for k in times if k != baseline}, unit=unit))
+    if hasattr(os, "getloadavg"):
+        print("\nload average (1, 5, 15 min) at the end: "
+              + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def format_table(times: Mapping[str, Sequence[float]], baselines: Mapping[str, Optional[str]],

@@ -18,7 +18,8 @@ background, are inside the window). Variants: no callback (reference); the callb
 defaults with ``async_stats`` on (default) and off; logging every step (histograms every 10),
 async and sync; for ``combined`` ``buffer_steps`` 32 (the default) and 128, the
 SaturationMonitor alone and with the callback (what the paper configs run). Compare buffer sizes
-over a window that holds whole buffers (e.g. ``--intervals 64``: 3,200 steps). Interleaved repetitions, ratios = medians of paired ratios.
+over a window that holds whole buffers (e.g. ``--intervals 64``: 3,200 steps). Interleaved
+repetitions, ratios = medians of paired ratios.
 
 ``--speedups``: the process-wide speed-ups the CLI turns on (C CRC-32C of event records).
 
@@ -28,14 +29,13 @@ Run: ``python benchmarks/bench_callback.py --net mlp20m [--reps 3] [--intervals 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from typing import Dict
 
 import torch
 
 from _common import add_common_arguments, cifar_datamodule, collect_interleaved, \
-    fit_seconds_per_step, format_table, start_fit_benchmark
+    fit_seconds_per_step, print_ratios_over, start_fit_benchmark
 
 from lightning_sig import CombinedNet, GradientQuantileCallback, SaturationMonitor
 
@@ -162,10 +162,7 @@ def main(argv=None) -> None:
     print(f"net: {args.net} ({n / 1e6:.2f} M parameters); timed steps {window[0]}–{window[-1]} "
           f"(logged steps inside: {[s for s in window if (s + 1) % INTERVAL == 0]})\n")
     times = collect_interleaved(variants(args, data), args.reps)
-    print(format_table(times, {k: "no callback" for k in times if k != "no callback"},
-                       unit="ms/step"))
-    print("\nload average (1, 5, 15 min) at the end: "
-          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print_ratios_over(times, "no callback")
 
 
 if __name__ == "__main__":

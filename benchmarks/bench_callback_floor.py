@@ -16,14 +16,13 @@ Run: ``python benchmarks/bench_callback_floor.py [--reps 9] [--intervals 4] [--t
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 
 import pytorch_lightning as pl
 import torch
 
 from _common import add_common_arguments, cifar_datamodule, collect_interleaved, \
-    fit_seconds_per_step, format_table, start_fit_benchmark
+    fit_seconds_per_step, print_ratios_over, start_fit_benchmark
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
 from lightning_sig.gradients.radix_build import load_radix_kernel
@@ -85,10 +84,7 @@ def main(argv=None) -> None:
         "floor: copies + statistics only": lambda: run(lambda: [FloorRecorder()]),
         "GradientQuantileCallback, defaults": lambda: run(lambda: [GradientQuantileCallback()]),
     }, args.reps)
-    print(format_table(times, {k: "no callback" for k in times if k != "no callback"},
-                       unit="ms/step"))
-    print("\nload average (1, 5, 15 min) at the end: "
-          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print_ratios_over(times, "no callback")
 
 
 if __name__ == "__main__":

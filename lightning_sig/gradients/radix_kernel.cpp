@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -586,6 +587,10 @@ void Selector<K>::row(const std::vector<Spans>& segs, const std::vector<int64_t>
   for (int64_t s : sizes) radix_any = radix_any || s > kSortMax;
   if (radix_any) ensure_tables();
   if (!radix_any && N <= kSortMax) {  // a small row: moments, then one sort of all its keys
+    if (!std::is_same<K, AbsKeys>::value) {  // the signed pass: the |x| pass did the moments
+      small_row(segs, G, with_total, order);
+      return;
+    }
     for (int64_t s = 0; s < G; ++s) first_pass(segs[s], sizes[s], &(*groups)[s + off], tkey, false);
     if (with_total) {
       Group& t = (*groups)[0];
