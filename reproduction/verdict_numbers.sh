@@ -3,7 +3,8 @@
 # from the run summaries alone (no event files), as Markdown on stdout.
 #
 # Usage, from anywhere in a checkout installed with `pip install -e .` (README):
-#   reproduction/verdict_numbers.sh [SUMMARIES] [--allow-mixed-code] [--min-pairs N] > verdicts.md
+#   reproduction/verdict_numbers.sh [SUMMARIES] [--allow-mixed-code] [--min-pairs N] [--primary-only] > verdicts.md
+# --primary-only: the paper's claims alone, reading no arm beyond the paper (while those runs go on).
 # SUMMARIES defaults to reproduction/study (relative to the repository root, or absolute).
 # The 10-seed pilot: reproduction/verdict_numbers.sh reproduction/full --allow-mixed-code --min-pairs 10
 # (its summaries have no provenance, and 10 < the pre-registered 20 pairs; the output says so).

@@ -163,3 +163,25 @@ def test_secondary_arms_are_read_from_beyond_and_have_their_own_holm(tmp_path):
     assert claims["S3"].outcome == "supported"
     assert claims["S4"].outcome == "not testable"
     assert "no summaries for beyond/fig4_remedies/sigmoid_scaled" in claims["S4"].tests[0].note
+
+
+def test_primary_only_reads_no_arm_beyond_the_paper(tmp_path):
+    # the S3 data of the test above plus Figure 1: --primary-only keeps P1-P16 and D1-D3 and
+    # leaves S1-S5 (S2 included) and the new arms' exploratory pair out
+    figure1(tmp_path, seeds=range(8))
+    for s in range(8):
+        write(tmp_path, record("fig4_logistic", "sigmoid", s, [0.1] * 30))
+        write(tmp_path / "beyond", record("fig4_remedies", "sigmoid_reg", s,
+                                          [0.1] * 29 + [0.16 + 0.01 * s]))
+    full = vr.report(tmp_path, min_pairs=8)
+    assert "| S3 | S3 | acc(30) sigmoid_reg − sigmoid" in full
+    assert "beyond/fig4_remedies/sigmoid_reg (A) vs fig4_logistic/sigmoid (B)" in full
+    text = vr.report(tmp_path, min_pairs=8, primary_only=True)
+    assert "Not computed (--primary-only)" in text
+    assert "fig4_remedies" not in text and "| S2 |" not in text and "| S3 |" not in text
+    claims = vr.evaluate(vr.Arms(tmp_path, paper_only=True), 8)
+    assert claims["secondary"] == [] and [c.cid for c in claims["descriptive"]] == [
+        "D1 (F1.4)", "D2 (F2.5)", "D3"]
+    # the paper's tests are unchanged by the flag: F1.2's P2 has the same p either way
+    p2 = {c.cid: c for c in vr.evaluate(vr.Arms(tmp_path), 8)["primary"]}["F1.2"].tests[0]
+    assert p2.p == {c.cid: c for c in claims["primary"]}["F1.2"].tests[0].p

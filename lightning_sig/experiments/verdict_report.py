@@ -1,6 +1,7 @@
 """Print the pre-registered verdicts of ``reproduction/PREREGISTRATION.md`` as Markdown:
 ``python -m lightning_sig.experiments.verdict_report [SUMMARIES] [--allow-mixed-code]
-[--min-pairs N] [--no-exploratory]`` (run by ``reproduction/verdict_numbers.sh``).
+[--min-pairs N] [--no-exploratory] [--primary-only]`` (run by
+``reproduction/verdict_numbers.sh``).
 
 Reads a summaries folder (default ``reproduction/study``; schema ``lightning_sig.run_summary/1``
 or ``/2``), pairs arms by seed, runs the primary tests P1–P16 and the secondary S1, S3–S5, applies
@@ -11,7 +12,10 @@ Refuses (exit status 3, naming the arms, commits and denormal modes) when the ar
 comparison ran on different commits or denormal modes, or lack provenance (schema /1, the
 10-seed pilot), unless ``--allow-mixed-code``; then every such comparison is listed in a
 WARNING line at the top. ``--min-pairs`` below the pre-registered 20 (e.g. 10 for the pilot) is
-printed as a deviation. Other errors (unreadable summaries, a missing folder) exit non-zero too.
+printed as a deviation. ``--primary-only`` computes the paper's claims (primary family, D1–D3)
+and reads no arm beyond the paper: the secondary family, S2 and the exploratory tables of the new
+arms are left out, with a line that says so (the pre-registration computes each family's
+verdicts once, after all its runs have finished). Other errors (unreadable summaries, a missing folder) exit non-zero too.
 """
 from __future__ import annotations
 
@@ -58,10 +62,13 @@ def check_code(arms: Arms, groups: Sequence[Sequence[str]], allow_mixed: bool) -
 
 
 def evaluate(arms: Arms, min_pairs: Optional[int] = None) -> Dict[str, List[Claim]]:
-    """family → claims with Holm-adjusted p-values and outcomes set."""
+    """family → claims with Holm-adjusted p-values and outcomes set (with ``arms.paper_only``:
+    no secondary claims and no S2)."""
     out = {"primary": primary_claims(arms.get, min_pairs or MIN_PAIRS["primary"]),
-           "secondary": secondary_claims(arms.get, min_pairs or MIN_PAIRS["secondary"]),
-           "descriptive": descriptive_claims(arms.get)}
+           "secondary": [] if arms.paper_only else
+           secondary_claims(arms.get, min_pairs or MIN_PAIRS["secondary"]),
+           "descriptive": [c for c in descriptive_claims(arms.get)
+                           if not (arms.paper_only and c.cid.startswith("S"))]}
     for claim in out["descriptive"]:
         if claim.cid.startswith("S"):  # S2: a secondary claim without a p-value
             claim.outcome = SECONDARY_WORDS.get(claim.outcome, claim.outcome)
@@ -104,7 +111,7 @@ def _header(folder: Path, arms: Arms, warnings: List[str], min_pairs: Optional[i
 
 
 def report(folder: Path, allow_mixed: bool = False, min_pairs: Optional[int] = None,
-           exploratory: bool = True) -> str:
+           exploratory: bool = True, primary_only: bool = False) -> str:
     """The whole Markdown report (see the module docstring).
 
     Raises:
@@ -114,7 +121,7 @@ def report(folder: Path, allow_mixed: bool = False, min_pairs: Optional[int] = N
     folder = Path(folder)
     if not summary.is_summary_dir(folder):
         raise ValueError(f"{folder} holds no run summaries (<figure>/<arm>/seed_<s>.json)")
-    arms = Arms(folder)
+    arms = Arms(folder, paper_only=primary_only)
     warnings = check_code(arms, list(GROUPS) + (list(PAIRS) if exploratory else []),
                           allow_mixed)
     claims = evaluate(arms, min_pairs)
@@ -124,7 +131,11 @@ def report(folder: Path, allow_mixed: bool = False, min_pairs: Optional[int] = N
     out += claim_lines(claims["primary"]) + [""] + test_lines(claims["primary"])
     out += ["", "## Descriptive criteria (no p-value)", ""] + claim_lines(claims["descriptive"])
     out += ["", "## Secondary family (new arms; own Holm)", ""]
-    out += claim_lines(claims["secondary"]) + [""] + test_lines(claims["secondary"])
+    if primary_only:
+        out += ["Not computed (--primary-only): no arm beyond the paper was read; the secondary "
+                "verdicts (S1–S5) are computed once, after all their runs have finished."]
+    else:
+        out += claim_lines(claims["secondary"]) + [""] + test_lines(claims["secondary"])
     if exploratory:
         out += ["", "## Exploratory (raw p-values; no verdicts)"] + exploratory_lines(arms)
     return "\n".join(out) + "\n"
@@ -142,9 +153,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="complete seed pairs a test needs (pre-registered: 20 primary, 8 "
                              "secondary)")
     parser.add_argument("--no-exploratory", dest="exploratory", action="store_false")
+    parser.add_argument("--primary-only", action="store_true",
+                        help="the paper's claims only; read no arm beyond the paper (secondary "
+                             "family, S2 and the new arms' exploratory tables left out)")
     args = parser.parse_args(argv)
     try:
-        text = report(args.folder, args.allow_mixed, args.min_pairs, args.exploratory)
+        text = report(args.folder, args.allow_mixed, args.min_pairs, args.exploratory,
+                      args.primary_only)
     except MixedCodeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

@@ -14,13 +14,18 @@ __all__ = ["Arms", "fmt_p", "fmt_effect", "test_lines"]
 
 
 class Arms:
-    """Lazy cache of the arms of a summaries folder; ``min_seed`` keeps seeds ≥ it only."""
+    """Lazy cache of the arms of a summaries folder; ``min_seed`` keeps seeds ≥ it only;
+    ``paper_only`` reads no arm beyond the paper (``beyond/…``: an empty arm instead)."""
 
-    def __init__(self, folder: Path, min_seed: int = 0):
+    def __init__(self, folder: Path, min_seed: int = 0, paper_only: bool = False):
         self.folder, self.min_seed, self._cache = Path(folder), min_seed, {}
+        self.paper_only = paper_only
 
     def get(self, spec: str) -> Arm:
         if spec not in self._cache:
+            if self.paper_only and spec.startswith("beyond/"):
+                self._cache[spec] = Arm(spec, {})
+                return self._cache[spec]
             arm = load_arm(self.folder, spec)
             self._cache[spec] = Arm(spec, {s: r for s, r in arm.records.items()
                                            if s >= self.min_seed})
