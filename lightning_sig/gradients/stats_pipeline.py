@@ -107,6 +107,8 @@ class StatisticsPipeline:
             RuntimeError: a job raised (its exception as the cause), after the jobs before it
                 were consumed; later jobs stay queued.
         """
+        if not self._jobs:
+            return  # the common step: nothing submitted since the last take
         for error, output in self._worker.take(block):
             job = self._jobs.pop(0)
             if error is not None:
