@@ -8,7 +8,8 @@
 # SUMMARIES defaults to reproduction/study (relative to the repository root, or absolute).
 # The 10-seed pilot: reproduction/verdict_numbers.sh reproduction/full --allow-mixed-code --min-pairs 10
 # (its summaries have no provenance, and 10 < the pre-registered 20 pairs; the output says so).
-# ALT (default reproduction/alternatives) holds the assumption runs, compared seed by seed.
+# ALT (default reproduction/alternatives) holds the assumption runs, compared seed by seed with
+# ALT_REF (default reproduction/full, the pilot: the same seeding as those runs).
 # PYTHON (default python) is the interpreter.
 #
 # Fails (non-zero exit, message on stderr) on any error: the package not importable from this
@@ -40,12 +41,15 @@ NICE="nice -n 19"
 $NICE "$PY" -m lightning_sig.experiments.verdict_report "$S" "$@"
 
 A="${ALT:-reproduction/alternatives}"
-if [[ -d "$A/keras_l2" && -d "$A/keras_adam_eps" ]]; then
-    echo; echo "## Assumption runs (exploratory; against the same seeds of $S)"
+# The assumption runs used the pilot's seeding (before lightning_sig/seeds.py), so they pair by
+# seed with the pilot's runs (same initialisation and data order), not with the study's.
+R="${ALT_REF:-reproduction/full}"
+if [[ -d "$A/keras_l2" && -d "$A/keras_adam_eps" && -d "$R" ]]; then
+    echo; echo "## Assumption runs (exploratory; against the same seeds of $R)"
     for spec in "keras_l2 fig1_large_params/regularized" "keras_adam_eps fig1_large_params/unregularized"; do
         set -- $spec
-        echo; echo '```'; echo "python reproduction/alt_numbers.py $A/$1 $S $2 --epochs 1 5 8 10 12 20 30"
+        echo; echo '```'; echo "python reproduction/alt_numbers.py $A/$1 $R $2 --epochs 1 5 8 10 12 20 30"
         echo '```'; echo
-        $NICE "$PY" reproduction/alt_numbers.py "$A/$1" "$S" "$2" --epochs 1 5 8 10 12 20 30
+        $NICE "$PY" reproduction/alt_numbers.py "$A/$1" "$R" "$2" --epochs 1 5 8 10 12 20 30
     done
 fi
