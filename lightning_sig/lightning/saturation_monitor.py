@@ -13,6 +13,12 @@ there: no second forward. Where the training forward does not run the fold plan 
 ``classifier(features(x))``, once without gradient, on the logging step's batch (before the
 optimizer step: the same parameters). Any other model is observed in its own training forward
 through forward pre-hooks, registered on logging steps only and removed at the end of the batch.
+
+Precision: the values describe the forward that trains. Under ``precision="bf16-mixed"`` (or
+16-mixed) autocast, the tap and the hooks see the reduced-precision pre-activations, so the
+saturated fraction can differ from a float32 forward's by the rounding of z near the threshold
+(one check: 0.176094 with bf16 against 0.174981 in float32, global fraction). The separate
+fallback forward runs in the parameters' dtype (float32), outside autocast.
 """
 from __future__ import annotations
 
