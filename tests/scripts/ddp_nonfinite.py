@@ -67,6 +67,11 @@ def main() -> None:
     record = {"global_step": trainer.global_step, "nonfinite_steps": guard.nonfinite_steps,
               "tripped_step": guard.tripped_step, "checkpointing_off": probe.off_at_end}
     (args.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+    # Close gloo's process group before interpreter exit: its background threads, left running,
+    # once aborted a rank at exit ("terminate called without an active exception", CI run of
+    # a367c0f) after training had finished correctly.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
