@@ -19,10 +19,10 @@ REPO_FILES = (
     "reproduction/verdict_numbers.md",
     "reproduction/study/README.md",
     "benchmarks/RESULTS.md",
-    "reproduction/full/figures/fig1_large_params.png",
-    "reproduction/full/figures/fig2_many_layers.png",
-    "reproduction/full/figures/fig3_combined.png",
-    "reproduction/full/figures/fig4_logistic.png",
+    "reproduction/study/figures/fig1_large_params.png",
+    "reproduction/study/figures/fig2_many_layers.png",
+    "reproduction/study/figures/fig3_combined.png",
+    "reproduction/study/figures/fig4_logistic.png",
 )
 
 
