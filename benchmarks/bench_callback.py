@@ -159,7 +159,8 @@ def main(argv=None) -> None:
     data = NETS[args.net][1](args)
     n = sum(p.numel() for p in NETS[args.net][0]().parameters())
     window = range(args.start, args.start + args.intervals * INTERVAL)
-    print(f"net: {args.net} ({n / 1e6:.2f} M parameters); timed steps {window[0]}–{window[-1]} "
+    size = f"{n / 1e6:.2f} M" if n >= 100_000 else f"{n:,}"  # the paper nets: ~1,130
+    print(f"net: {args.net} ({size} parameters); timed steps {window[0]}–{window[-1]} "
           f"(logged steps inside: {[s for s in window if (s + 1) % INTERVAL == 0]})\n")
     times = collect_interleaved(variants(args, data), args.reps)
     print_ratios_over(times, "no callback")
