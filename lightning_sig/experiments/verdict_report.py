@@ -15,7 +15,8 @@ WARNING line at the top. ``--min-pairs`` below the pre-registered 20 (e.g. 10 fo
 printed as a deviation. ``--primary-only`` computes the paper's claims (primary family, D1–D3)
 and reads no arm beyond the paper: the secondary family, S2 and the exploratory tables of the new
 arms are left out, with a line that says so (the pre-registration computes each family's
-verdicts once, after all its runs have finished). Other errors (unreadable summaries, a missing folder) exit non-zero too.
+verdicts once, after all its runs have finished). Other errors (unreadable summaries, a missing
+folder) exit non-zero too.
 """
 from __future__ import annotations
 
