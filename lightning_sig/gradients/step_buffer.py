@@ -94,7 +94,8 @@ class StepBuffer:
     def append(self, key: Hashable, data: Union[Tensor, Sequence[Tensor], KernelRow], step: int,
                logged: Any) -> None:
         """Copy ``data`` (a flat (N,) tensor, tensors read one after another, or a
-        :class:`~lightning_sig.gradients.kernel_row.KernelRow`) in as the next row; fp16/bf16 become float32 (exact), float64 stays float64.
+        :class:`~lightning_sig.gradients.kernel_row.KernelRow`) in as the next row; fp16/bf16
+        become float32 (exact), float64 stays float64.
 
         Raises:
             ValueError: the buffer is full or holds rows of another layout.

@@ -187,14 +187,16 @@ class SaturationMonitorMixin(CallbackBase):
         entry = self._tapped.get(id(layer))
         if entry is not None:
             name, module = entry
-            sums = folded_saturation_sums(module, tensor, kind, self.eps)
-            self._sums[name] = sums if name not in self._sums else self._sums[name] + sums
+            self._add(name, folded_saturation_sums(module, tensor, kind, self.eps))
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: Tuple[Tensor, ...]) -> None:
-            sums = saturation_sums(module, args[0], self.eps)
-            self._sums[name] = sums if name not in self._sums else self._sums[name] + sums
+            self._add(name, saturation_sums(module, args[0], self.eps))
         return hook
+
+    def _add(self, name: str, sums: Tensor) -> None:
+        """Accumulate a layer's (count, saturated, Σ f′) sums (a layer may run several times)."""
+        self._sums[name] = sums if name not in self._sums else self._sums[name] + sums
 
     def _remove(self) -> None:
         for handle in self._hooks:

@@ -64,8 +64,8 @@ class ConvActFunction(torch.autograd.Function):
     ``act_code`` from :data:`ACT_CODES`; ``pool``: 2×2 max pooling, stride 2, floor mode
     (``nn.MaxPool2d(2)``, torch's tie rule: the first maximum in row-major window order) →
     (B, G·O, H/2, W/2), else (B, G·O, H, W); ``sink`` (optional list): gets f's output before
-    pooling appended (for :mod:`~lightning_sig.nn.activation_tap`). Saves x, weight, f's output and the pooling
-    argmax (uint8) for backward; not twice differentiable.
+    pooling appended (for :mod:`~lightning_sig.nn.activation_tap`). Saves x, weight, f's output
+    and the pooling argmax (uint8) for backward; not twice differentiable.
     """
 
     @staticmethod
