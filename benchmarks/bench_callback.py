@@ -16,7 +16,7 @@ runs ``--warmup`` untimed steps, then times ``--intervals`` whole logging interv
 half an interval after a logged step (so the last logged step's statistics, computed in the
 background, are inside the window). Variants: no callback (reference); the callback at
 defaults with ``async_stats`` on (default) and off; logging every step (histograms every 10),
-async and sync; for ``combined`` ``buffer_steps`` 32 (the default) and 128, the
+async and sync; for ``combined`` ``buffer_steps`` 32 and 128 (the default), the
 SaturationMonitor alone and with the callback (what the paper configs run). Compare buffer sizes
 over a window that holds whole buffers (e.g. ``--intervals 64``: 3,200 steps). Interleaved
 repetitions, ratios = medians of paired ratios.

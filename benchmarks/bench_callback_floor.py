@@ -28,7 +28,7 @@ from lightning_sig import CombinedNet, GradientQuantileCallback
 from lightning_sig.gradients.radix_build import load_radix_kernel
 
 INTERVAL = 50  # log_every_n_steps of the paper configs
-ROWS = 32  # the callback's default buffer_steps
+ROWS = 32  # buffer_steps (the callback's default was 32; it is 128 now)
 
 
 class FloorRecorder(pl.Callback):

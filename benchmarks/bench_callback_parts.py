@@ -40,7 +40,7 @@ from lightning_sig.gradients.quantile_engine import table_statistics
 from lightning_sig.gradients.stats import layer_statistics
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
-STEPS = 32  # the callback's default buffer_steps
+STEPS = 32  # buffer_steps (the callback's default was 32; it is 128 now)
 MEMBERS = 25  # the paper's seeds per configuration
 
 

@@ -24,6 +24,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from lightning_sig.seeds import derived_seed
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "ddp_run.py"
@@ -40,7 +41,8 @@ def _load_script():
 def _scalars(run_dir: Path):
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return {canonical_tag(t): [(e.step, e.value) for e in acc.Scalars(t)]  # plain names
+            for t in acc.Tags()["scalars"]}
 
 
 @pytest.fixture(scope="module", params=["pytorch_lightning", "lightning.pytorch"])

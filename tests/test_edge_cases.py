@@ -21,6 +21,7 @@ from lightning_sig import GradientQuantileCallback
 from lightning_sig.nn.folding import ScaleAndPenalize, run_folded_penalized
 from lightning_sig.gradients.stats import layer_statistics as segment_statistics
 from lightning_sig.gradients.stats import gradient_statistics_tensor
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger
 
@@ -195,8 +196,9 @@ def test_tensorboard_logger_prefix_applies_to_gradient_tags(tmp_path):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert "p-train/loss" in tags  # Lightning's own metrics get the prefix
-    assert "p-grad/global/abs_q50" in tags, sorted(t for t in tags if "abs_q50" in t)
-    assert "p-grad_hist/global/log10_abs" in acc.Tags()["histograms"]  # histograms too
+    # the callback's tags in their TensorBoard group (tag_groups), after the prefix
+    assert "p-|g|/grad/global/abs_q50" in tags, sorted(t for t in tags if "abs_q50" in t)
+    assert "p-|g|/grad_hist/global/log10_abs" in acc.Tags()["histograms"]  # histograms too
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -304,9 +306,10 @@ def test_early_stop_logs_the_last_step_like_lightning(tmp_path):
              log_every_n_steps=5).fit(Tiny(), _loader())
     ea = EventAccumulator(logger.log_dir)
     ea.Reload()
-    assert [e.step for e in ea.Scalars("grad/global/l2_norm")] == [2]
+    tag = tensorboard_tag("grad/global/l2_norm")
+    assert [e.step for e in ea.Scalars(tag)] == [2]
     want = _norm(recorder.steps[2])
-    assert ea.Scalars("grad/global/l2_norm")[0].value == pytest.approx(want, rel=1e-6)
+    assert ea.Scalars(tag)[0].value == pytest.approx(want, rel=1e-6)
 
 
 def test_bf16_parameters_are_scaled_with_one_rounding():

@@ -17,6 +17,7 @@ from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.stats_pipeline import StatisticsPipeline
 from lightning_sig.gradients.stats_worker import StatisticsWorker
 from lightning_sig.gradients.step_jobs import StepFlags
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 from tests.test_grad_callback import RecordingLogger
 
 
@@ -36,8 +37,8 @@ def _events(tmp_path, name, **callback_kwargs):
                                                            init="default"), _loader())
     acc = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0, "histograms": 0})
     acc.Reload()
-    scalars = {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
-    histograms = {t: [(h.step, h.histogram_value) for h in acc.Histograms(t)]
+    scalars = {canonical_tag(t): [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    histograms = {canonical_tag(t): [(h.step, h.histogram_value) for h in acc.Histograms(t)]
                   for t in acc.Tags()["histograms"]}
     return scalars, histograms
 

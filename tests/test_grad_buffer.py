@@ -13,6 +13,7 @@ from lightning_sig import CombinedNet, GradientQuantileCallback
 from lightning_sig.gradients.quantile_engine import table_statistics
 from lightning_sig.gradients.step_buffer import StepBuffer
 from lightning_sig.gradients.stats import layer_statistics as segment_statistics
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 from tests.test_grad_callback import GradRecorder, RecordingLogger, _check_record
 
@@ -94,17 +95,18 @@ def test_buffered_event_files_equal_every_step(tmp_path):
     eager, buffered = _tb_run(tmp_path, "eager", 1), _tb_run(tmp_path, "buffered", 8)
     tags = sorted(eager.Tags()["scalars"])
     assert tags == sorted(buffered.Tags()["scalars"])
-    assert "grad/global/abs_q50" in tags and "grad_epoch/net.features.0/rms" in tags
+    plain = [canonical_tag(t) for t in tags]  # names without the TensorBoard group
+    assert "grad/global/abs_q50" in plain and "grad_epoch/net.features.0/rms" in plain
     for tag in tags:
         want = [(e.step, e.value) for e in eager.Scalars(tag)]
         got = [(e.step, e.value) for e in buffered.Scalars(tag)]
         assert got == want, tag
-    assert [e.step for e in buffered.Scalars("grad/global/l2_norm")] == list(range(20))
-    assert [e.step for e in buffered.Scalars("grad_epoch/global/l2_norm")] == [10, 20]
-    hist = buffered.Histograms("grad_hist/global/log10_abs")
+    assert [e.step for e in buffered.Scalars(tensorboard_tag("grad/global/l2_norm"))] == list(range(20))
+    assert [e.step for e in buffered.Scalars(tensorboard_tag("grad_epoch/global/l2_norm"))] == [10, 20]
+    hist = buffered.Histograms(tensorboard_tag("grad_hist/global/log10_abs"))
     assert [h.step for h in hist] == [2, 5, 8, 11, 14, 17]
     assert [h.histogram_value for h in hist] == \
-        [h.histogram_value for h in eager.Histograms("grad_hist/global/log10_abs")]
+        [h.histogram_value for h in eager.Histograms(tensorboard_tag("grad_hist/global/log10_abs"))]
 
 
 def test_non_tensorboard_logger_gets_each_logging_step_in_order(tmp_path):
@@ -143,7 +145,7 @@ def test_exception_and_checkpoint_flush(tmp_path):
         trainer.fit(CombinedNet(init="default"), _loader())
     ea = EventAccumulator(logger.log_dir)
     ea.Reload()
-    assert [e.step for e in ea.Scalars("grad/global/abs_q50")] == [0, 1, 2, 3, 4]
+    assert [e.step for e in ea.Scalars(tensorboard_tag("grad/global/abs_q50"))] == [0, 1, 2, 3, 4]
     # the checkpoint after step 3 (global_step 3) holds the epoch sums of steps 0-2
     state = torch.load(tmp_path / "ckpt" / "epoch=0-step=3.ckpt", weights_only=False)
     sums = next(v for k, v in state["callbacks"].items() if "GradientQuantile" in k)["epoch"]

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_sig import CombinedNet, GradientQuantileCallback
 from lightning_sig.lightning import grad_sources as gather_module
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -165,13 +166,13 @@ def test_nonfinite_gradients_counted_not_crashing(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(tb.log_dir, size_guidance={"histograms": 0})
     ea.Reload()
-    hist = ea.Histograms("grad_hist/net.classifier.1/log10_abs")
+    hist = ea.Histograms(tensorboard_tag("grad_hist/net.classifier.1/log10_abs"))
     # Step 1: Adam turned the NaN gradient into NaN weights, so every gradient is NaN; there is
     # nothing finite to draw and the histogram is skipped instead of crashing TensorBoard.
     assert [h.step for h in hist] == [0]
-    assert [h.step for h in ea.Histograms("grad_hist/global/log10_abs")] == [0]
+    assert [h.step for h in ea.Histograms(tensorboard_tag("grad_hist/global/log10_abs"))] == [0]
     assert hist[0].histogram_value.num == 8 * 48 + 8 - 6  # finite coordinates of weight + bias
-    assert ea.Scalars("grad/global/nonfinite_count")[1].value == sum(p.numel() for p in recorder.steps[1].values())
+    assert ea.Scalars(tensorboard_tag("grad/global/nonfinite_count"))[1].value == sum(p.numel() for p in recorder.steps[1].values())
 
 
 def test_frozen_parameters_skipped_and_no_gradient_warns_once(tmp_path):
@@ -274,8 +275,8 @@ def test_members_get_their_own_statistics_in_their_own_runs(tmp_path, fake_cifar
         ea.Reload()
         for step, grads in enumerate(recorder.steps):
             want = _numpy_stats(grads[s])
-            got = {e.step: e.value for e in ea.Scalars("grad/global/abs_q50")}
+            got = {e.step: e.value for e in ea.Scalars(tensorboard_tag("grad/global/abs_q50"))}
             assert got[step] == pytest.approx(want["abs_q50"], rel=1e-6)
-        assert "grad/net.features.0/l2_norm" in ea.Tags()["scalars"]
-        assert "grad_hist/global/log10_abs" in ea.Tags()["histograms"]
+        assert tensorboard_tag("grad/net.features.0/l2_norm") in ea.Tags()["scalars"]
+        assert tensorboard_tag("grad_hist/global/log10_abs") in ea.Tags()["histograms"]
     assert not np.allclose(recorder.steps[0][0], recorder.steps[0][1])  # members differ

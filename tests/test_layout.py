@@ -1,5 +1,6 @@
 """The custom-scalars layout of the GradientQuantileCallback (lightning_sig.gradients.layout)."""
 from lightning_sig.gradients.layout import custom_scalars_layout, layout_tags
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 
 def test_margin_charts_per_layer_and_source_with_prefix():
@@ -54,13 +55,13 @@ def test_depth_profile_image_per_epoch_in_tensorboard(tmp_path):
     trainer.fit(Deep(), torch.utils.data.DataLoader(data, batch_size=4))
     acc = EventAccumulator(logger.log_dir, size_guidance={"images": 0, "scalars": 0})
     acc.Reload()
-    assert [e.step for e in acc.Images("grad_depth/abs_q50")] == [4, 8]
+    assert [e.step for e in acc.Images(tensorboard_tag("grad_depth/abs_q50"))] == [4, 8]
     names = ["global", "net.0", "net.1", "net.2"]
     stats = ["abs_q0", "abs_q50"]
-    means = [float(acc.Scalars(f"grad_epoch/{n}/{s}")[-1].value) for n in names for s in stats]
+    means = [float(acc.Scalars(tensorboard_tag(f"grad_epoch/{n}/{s}"))[-1].value) for n in names for s in stats]
     layers, values = depth_profile(names, means, stats)
     assert layers == ["net.0", "net.1", "net.2"]
-    assert values == [acc.Scalars(f"grad_epoch/{n}/abs_q50")[-1].value for n in layers]
+    assert values == [acc.Scalars(tensorboard_tag(f"grad_epoch/{n}/abs_q50"))[-1].value for n in layers]
     image = depth_profile_image(layers, values, "t")
     assert image.dtype == np.uint8 and image.shape[0] == 3 and image.shape[1] > 100
     with pytest.raises(ValueError, match=r"statistic 'abs_q99' is not logged; valid: \['abs_q0'"):

@@ -16,6 +16,7 @@ from lightning_sig.lightning.data import EpochSeededSampler
 from lightning_sig.members.networks import check_member_trainer, member_l2_penalty
 from lightning_sig.nn.convnets import TABLE2, SigmoidConvNet, init_parameters
 from lightning_sig.lightning.modules import l2_penalty
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 from tests.tolerances import assert_close_scaled, reduction_ulps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +163,7 @@ def test_cli_member_init_is_seed_everything_init(fake_cifar, tmp_path):
 def _scalars(directory):
     acc = EventAccumulator(str(directory))
     acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return {canonical_tag(t): [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
 def test_member_run_directory_reads_like_separate_run(fake_cifar, tmp_path):

@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_sig import CIFAR10DataModule, CombinedNet
 from lightning_sig import GradientQuantileCallback
 from lightning_sig import NonFiniteLossGuard
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 NAN_STEP, STEPS_PER_EPOCH = 7, 5
 
@@ -67,7 +68,7 @@ def _fit(tmp_path: Path, data: Path, model, guard=None, checkpoint=None, epochs=
 def _scalars(tmp_path: Path, tag: str):
     acc = EventAccumulator(str(tmp_path / "tb" / "run" / "version_0"), size_guidance={"scalars": 0})
     acc.Reload()
-    return {e.step: e.value for e in acc.Scalars(tag)}
+    return {e.step: e.value for e in acc.Scalars(tensorboard_tag(tag))}
 
 
 def _weights(path: Path) -> dict:

@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lightning_sig.lightning.namespace import lightning_classes
 from lightning_sig.lightning.cli import main
 from lightning_sig.lightning.data_files import write_batches
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fig3_combined" / "tanh_reg_scaled.yaml"
@@ -45,7 +46,7 @@ def _events(log_dir: Path) -> dict:
     """Every scalar event, duplicates and all (no purging of 'orphaned' steps on restarts)."""
     acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}, purge_orphaned_data=False)
     acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return {canonical_tag(t): [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
 @pytest.fixture(scope="module", params=["pytorch_lightning", "lightning.pytorch"])

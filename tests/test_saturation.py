@@ -248,3 +248,47 @@ def test_a_skipped_training_step_does_not_switch_to_the_separate_forward(tmp_pat
     assert not any("did not report" in str(w.message) for w in caught)
     assert not monitor._separate_forward
     assert any("act/global/saturated_frac" in m for _, m in logger.records)
+
+
+@pytest.mark.parametrize("family", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 98_311])
+def test_one_pass_sums_equal_the_torch_ops(family, n):
+    """The compiled one-pass sums of the fused kernels' outputs (saturation_sums.cpp) against
+    the torch ops they replace (d = 1 − y² or y·(1 − y) in float32, d < limit, Σd in float64):
+    the counts are equal, including values whose d lies exactly at the threshold (a sweep of
+    200,001 outputs near saturation) and NaN; the float64 sum adds the same float32 values in
+    another order, so it may differ by rounding only: at most (n − 1)·2⁻⁵³·Σ|d| for a sum of n
+    terms, below 1e-11 relative here, checked at 1e-10."""
+    from lightning_sig.gradients.radix_build import load_radix_kernel
+    from lightning_sig.gradients.saturation import _FROM_OUTPUT, _sums
+    kernel = load_radix_kernel()
+    if kernel is None:
+        pytest.skip("the compiled kernel could not be built here")
+    torch.manual_seed(n)
+    y = torch.rand(n) * 2 - 1 if family == "tanh" else torch.rand(n)
+    near = torch.linspace(0.99, 1.0, 200_001) if family == "tanh" else \
+        torch.linspace(0.0, 0.003, 200_001)
+    limit = 0.01 if family == "tanh" else 0.25 * 0.01
+    for values in (y, near, torch.cat([y, torch.tensor([math.nan, 1.0, -1.0, 0.0])])):
+        reference = _sums(_FROM_OUTPUT[family](values), limit)
+        got = kernel.saturation_sums_from_output(values, family == "tanh", limit)
+        assert got.dtype == torch.float64 and got.shape == (3,)
+        assert got[:2].tolist() == reference[:2].tolist()
+        if math.isnan(reference[2]):
+            assert math.isnan(got[2])
+        else:
+            assert got[2].item() == pytest.approx(reference[2].item(), rel=1e-10, abs=0.0)
+    assert 0 < _sums(_FROM_OUTPUT[family](near), limit)[1] < near.numel()  # the sweep straddles
+
+
+def test_folded_sums_take_the_one_pass_kernel_for_contiguous_float32_outputs():
+    """folded_saturation_sums returns the kernel's sums for a contiguous float32 CPU output and
+    the torch ops' for others (a strided view): the same counts, hand-checked."""
+    from lightning_sig.gradients.saturation import folded_saturation_sums
+    act = ScaledActivation("tanh", alpha=2.0)
+    y = torch.tensor([[0.0, 0.999, -0.9999], [0.5, 1.0, -0.2]])  # 1 − y²: 1, 0.002, 0.0002, ...
+    for t in (y, y.t()):  # contiguous, then a transposed view
+        count, saturated, total = folded_saturation_sums(act, t, "post", 0.01).tolist()
+        assert (count, saturated) == (6.0, 3.0)  # 0.999, −0.9999 and 1.0 are below 0.01
+        d = 1.0 - y.double().float().square()
+        assert total == pytest.approx(d.double().sum().item(), rel=1e-12)

@@ -16,6 +16,7 @@ from lightning_sig.experiments.sweep_cli import parse_seeds, split_overrides
 from lightning_sig.experiments.sweep_commands import train_command
 from lightning_sig.experiments.sweep_layout import DONE_NAME, RunSpec, read_marker, run_dir
 from lightning_sig.experiments.sweep_plan import list_figures, plan_runs
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,6 +170,7 @@ def _scalars(path, tag):
 
     acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
     acc.Reload()
+    tag = tensorboard_tag(tag)  # the callback's tags in their TensorBoard group
     if tag not in acc.Tags()["scalars"]:
         return None
     return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]

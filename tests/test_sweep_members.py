@@ -15,6 +15,7 @@ from lightning_sig.experiments.figure_data import SweepDataWarning, aggregate, f
 from lightning_sig.experiments.sweep_commands import _CHILD, group_command, train_command
 from lightning_sig.experiments.sweep_layout import DONE_NAME, group_dir, read_marker, run_dir
 from lightning_sig.experiments.sweep_plan import plan_groups, plan_runs
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def test_group_commands_for_two_members_and_seeds_0_to_4(configs, tmp_path, caps
 def _scalars(path):
     acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
     acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return {canonical_tag(t): [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
 
 
 COMPARED = ("train/", "val/", "grad/global/", "grad_epoch/global/")  # tag prefixes

@@ -28,9 +28,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_sig import CIFAR10DataModule, CombinedNet, SaturationMonitor
 from lightning_sig import GradientQuantileCallback
+from lightning_sig.gradients.tag_groups import canonical_tag, tensorboard_tag
 
 RUN = "run/version_0"
-SERIES = ("grad/global/abs_q50", "grad/net.features.0/abs_q25", "grad/global/nonfinite_count")
+SERIES = tuple(tensorboard_tag(t) for t in (  # in the callback's TensorBoard group
+    "grad/global/abs_q50", "grad/net.features.0/abs_q25", "grad/global/nonfinite_count"))
 STARTUP_S, REQUEST_S, STOP_S = 90.0, 5.0, 10.0
 pytestmark = pytest.mark.slow
 
@@ -127,8 +129,8 @@ def _check_custom_scalars_layout(port: int, tags: set) -> None:
     margins = {chart["title"]: chart["margin"]["series"][0]
                for charts in categories.values() for chart in charts if "margin" in chart}
     assert margins["grad global median |g| (band: quartiles)"] == {
-        "value": "grad/global/abs_q50", "lower": "grad/global/abs_q25",
-        "upper": "grad/global/abs_q75"}
+        "value": "|g|/grad/global/abs_q50", "lower": "|g|/grad/global/abs_q25",
+        "upper": "|g|/grad/global/abs_q75"}  # the callback's TensorBoard group (tag_groups)
     assert "grad_data net.features.0" in margins and "grad_epoch net.classifier.1" in margins
     for series in margins.values():
         assert set(series.values()) <= tags, series

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lightning_sig.experiments.figure_data import aggregate  # noqa: E402
+from lightning_sig.gradients.tag_groups import canonical_names  # noqa: E402
 
 __all__ = ["layer_tags", "depth_rows", "plot_depth_profile", "DEPTH_COLUMNS"]
 
@@ -34,7 +35,8 @@ def layer_tags(path: Path, prefix: str = "grad_epoch", stat: str = "abs_q50") ->
 
     accumulator = EventAccumulator(str(path), size_guidance={"scalars": 1})
     accumulator.Reload()
-    return [t for t in accumulator.Tags().get("scalars", [])
+    tags = canonical_names(accumulator.Tags().get("scalars", []))  # plain names, in order
+    return [t for t in tags
             if t.startswith(prefix + "/") and t.endswith("/" + stat)
             and t.split("/")[1] != "global" and t.count("/") == 2]
 

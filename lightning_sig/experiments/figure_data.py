@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from lightning_sig.experiments.sweep_layout import MANIFEST_NAME, SEED_DIR_PATTERN, read_marker
+from lightning_sig.gradients.tag_groups import canonical_names
 
 __all__ = ["SweepDataWarning", "Point", "RunLog", "ACC_TAG", "grad_tag", "find_figures",
            "read_run", "load_figure", "aggregate", "per_seed"]
@@ -123,11 +124,12 @@ def read_run(path: Path, tags: Sequence[str]
 
     accumulator = EventAccumulator(str(path), size_guidance=_SIZE_GUIDANCE)
     accumulator.Reload()
-    present = set(accumulator.Tags().get("scalars", []))
+    present = canonical_names(accumulator.Tags().get("scalars", []))  # plain -> in the file
     series = {}
     for tag in tags:
         if tag in present:
-            events = sorted(accumulator.Scalars(tag), key=lambda e: (e.step, e.wall_time))
+            events = sorted(accumulator.Scalars(present[tag]),
+                            key=lambda e: (e.step, e.wall_time))
             series[tag] = [Point(k + 1, e.step, e.wall_time, float(e.value))
                            for k, e in enumerate(events)]
     epochs = {int(e.value) for e in accumulator.Scalars(EPOCH_TAG)} if EPOCH_TAG in present \

@@ -14,6 +14,8 @@ from typing import List, Optional
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning_sig.gradients.tag_groups import canonical_names
+
 __all__ = ["load_run", "main"]
 
 DEFAULT_TAGS = ["val/acc", "val/loss", "train/loss", "grad/global/abs_q50",
@@ -51,9 +53,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     for group, n in sorted(groups.items()):
         print(f"  {group}/* ({n})" if n > 1 else f"  {group}")
     print(f"{len(tags['histograms'])} histogram tags: {', '.join(sorted(tags['histograms']))}")
+    written = canonical_names(tags["scalars"])  # plain -> in the file
     for tag in args.tags:
-        if tag in tags["scalars"]:
-            events = run.Scalars(tag)
+        if tag in tags["scalars"] or tag in written:
+            events = run.Scalars(tag if tag in tags["scalars"] else written[tag])
             shown = ", ".join(f"step {e.step}: {e.value:.6g}" for e in events[-args.last:])
             print(f"{tag} ({len(events)} points): {shown}")
         else:

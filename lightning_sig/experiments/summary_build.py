@@ -20,6 +20,7 @@ from lightning_sig.experiments.figure_data import ACC_TAG, EPOCH_TAG, _SIZE_GUID
 from lightning_sig.experiments.provenance import FIELDS as PROVENANCE_FIELDS, read_provenance
 from lightning_sig.experiments.summary import SCHEMA, code_version
 from lightning_sig.experiments.sweep_layout import read_marker
+from lightning_sig.gradients.tag_groups import canonical_names
 
 __all__ = ["DEFAULT_LAYERS", "select_tags", "build_summary", "portable_paths"]
 
@@ -105,7 +106,7 @@ def _read_series(directory: Path, layers: Sequence[str]) -> Tuple[dict, float, i
 
     accumulator = EventAccumulator(str(directory), size_guidance=_SIZE_GUIDANCE)
     accumulator.Reload()
-    present = set(accumulator.Tags().get("scalars", []))
+    present = canonical_names(accumulator.Tags().get("scalars", []))  # plain -> in the file
     if not present:
         raise ValueError(f"{directory} holds no scalar events (no TensorBoard files?)")
     epoch_map = _epoch_of_steps(accumulator, present)
@@ -113,7 +114,7 @@ def _read_series(directory: Path, layers: Sequence[str]) -> Tuple[dict, float, i
     start = accumulator.FirstEventTimestamp()
     series = {}
     for tag in select_tags(sorted(present), layers):
-        events = _latest_per_step(accumulator.Scalars(tag))
+        events = _latest_per_step(accumulator.Scalars(present[tag]))
         steps, values = _per_epoch(events, epoch_map, n_epochs)
         series[tag] = {"step": steps, "value": values}
         if tag == ACC_TAG:

@@ -15,17 +15,21 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import histogram_raw
 
 from lightning_sig._compat import event_file_writer, is_tensorboard_logger, logger_prefix
+from lightning_sig.gradients.tag_groups import tensorboard_tag
 from lightning_sig.members.interface import member_seeds_of
 
 __all__ = ["ScalarSummary", "prefixed_tags", "write_histograms", "GradientEventWriter"]
 
 
 def prefixed_tags(logger, tags: Sequence[str]) -> List[str]:
-    """``tags`` as a TensorBoardLogger's ``log_metrics`` writes them (its ``prefix`` joined
-    with ``LOGGER_JOIN_CHAR``, e.g. ``p-grad/global/abs_q50``)."""
+    """``tags`` as written into a TensorBoardLogger's files: in their TensorBoard group
+    (:func:`~lightning_sig.gradients.tag_groups.tensorboard_tag`), after the logger's ``prefix``
+    joined with ``LOGGER_JOIN_CHAR`` as its ``log_metrics`` does (e.g.
+    ``p-|g|/grad/global/abs_q50``)."""
     prefix = logger_prefix(logger)
     join = logger.LOGGER_JOIN_CHAR
-    return [f"{prefix}{join}{tag}" for tag in tags] if prefix else list(tags)
+    tags = [tensorboard_tag(tag) for tag in tags]
+    return [f"{prefix}{join}{tag}" for tag in tags] if prefix else tags
 
 
 class ScalarSummary:
@@ -115,5 +119,5 @@ class GradientEventWriter:
                    step: int) -> None:
         """One histogram event per writer (tags with its logger's prefix)."""
         for writer, logger in writers:
-            write_histograms([writer], tags if logger is None else prefixed_tags(logger, tags),
-                             histograms, step)
+            write_histograms([writer], [tensorboard_tag(t) for t in tags] if logger is None
+                             else prefixed_tags(logger, tags), histograms, step)

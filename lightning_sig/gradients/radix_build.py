@@ -1,6 +1,7 @@
 """Build (at first use) and load the compiled statistics kernels: ``radix_kernel.cpp`` (the
 engine's selection and moments), ``log10_histogram.cpp`` (the TensorBoard histograms),
-``row_copy.cpp`` (the callback's per-step copies into its buffer rows) and their bindings
+``row_copy.cpp`` (the callback's per-step copies into its buffer rows), ``saturation_sums.cpp``
+(the SaturationMonitor's sums from the fused kernels' outputs) and their bindings
 ``kernel_bindings.cpp``.
 
 As :mod:`lightning_sig.nn.fused._build`: ``torch.utils.cpp_extension.load`` compiles the
@@ -23,7 +24,8 @@ from typing import Any, Optional
 __all__ = ["load_radix_kernel", "radix_build_error"]
 
 _NAME = "lightning_sig_radix"
-_SOURCES = ("radix_kernel.cpp", "log10_histogram.cpp", "row_copy.cpp", "kernel_bindings.cpp")
+_SOURCES = ("radix_kernel.cpp", "log10_histogram.cpp", "row_copy.cpp", "saturation_sums.cpp",
+            "kernel_bindings.cpp")
 _lock = threading.Lock()
 _state: dict = {"module": None, "error": None, "tried": False}
 

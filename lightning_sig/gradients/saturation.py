@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from lightning_sig.gradients.radix_build import load_radix_kernel
 from lightning_sig.nn.activations import ScaledActivation
 
 __all__ = ["DERIVATIVES", "activation_derivative", "derivative_at_zero", "saturation_sums",
@@ -118,6 +119,9 @@ def folded_saturation_sums(module: nn.Module, tensor: Tensor, kind: str, eps: fl
     family = module.family
     t = tensor.detach()
     t = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    if kind == "post" and family in _FROM_OUTPUT and _one_pass(t):
+        return load_radix_kernel().saturation_sums_from_output(
+            t, family == "tanh", eps * derivative_at_zero(module))
     if kind == "pre":
         d = DERIVATIVES[family](t)
     elif kind == "post" and family in _FROM_OUTPUT:
@@ -127,6 +131,14 @@ def folded_saturation_sums(module: nn.Module, tensor: Tensor, kind: str, eps: fl
                          f"'pre' (any of {sorted(DERIVATIVES)}) or 'post' "
                          f"({sorted(_FROM_OUTPUT)})")
     return _sums(d, eps * derivative_at_zero(module))
+
+
+def _one_pass(t: Tensor) -> bool:
+    """Whether the compiled one-pass sums (``saturation_sums.cpp``) take ``t``: a contiguous
+    float32 CPU tensor, the kernel built. Same count and saturated count as the torch ops, the
+    float64 sum in another order (rounding only)."""
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() \
+        and t.layout == torch.strided and load_radix_kernel() is not None
 
 
 def _sums(d: Tensor, limit: float) -> Tensor:

@@ -14,6 +14,7 @@ from lightning_sig._compat import is_tensorboard_logger
 from lightning_sig.gradients.depth_image import depth_profile, depth_profile_image
 from lightning_sig.gradients.epoch_sums import EpochSums
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
+from lightning_sig.gradients.tag_groups import tensorboard_tag
 from lightning_sig.gradients.layout import custom_scalars_layout
 from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
     log10_band_values
@@ -124,7 +125,7 @@ class GradientWriter:
         image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
                                                     f"per layer")  # (3, H, W) uint8
         for writer, logger in writers:
-            tag = "grad_depth/abs_q50" if logger is None else \
+            tag = tensorboard_tag("grad_depth/abs_q50") if logger is None else \
                 prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
             writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
 

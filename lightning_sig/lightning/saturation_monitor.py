@@ -73,10 +73,14 @@ class SaturationMonitorMixin(CallbackBase):
     ``nn.Tanh``, ``nn.Sigmoid``, ``nn.Softsign`` and ``nn.Hardtanh`` of the model, over the
     pre-activations z of the step's batch: the fraction with f_α′(z) < ε·f′(0) and the mean
     f_α′(z) (f_α(z) = α·f(z/α), eq. 1, so f_α′(z) = f′(z/α)). Computed only on the steps
-    Lightning writes (``trainer.log_every_n_steps``), on the device, one host transfer per step.
+    Lightning writes (``trainer.log_every_n_steps``), on the device, one host transfer per step
+    (the fused kernels' tanh and logistic outputs on the CPU: one compiled pass per layer,
+    ``saturation_sums.cpp``, built at first use with the other statistics kernels).
 
     Logged metrics (at the logging steps, step = ``trainer.global_step`` as the
-    GradientQuantileCallback's; one TensorBoard event per step, global rank 0 only):
+    GradientQuantileCallback's; one TensorBoard event per step, global rank 0 only; in
+    TensorBoard files under the group ``|f'|``, e.g. ``|f'|/act/global/saturated_frac``, after
+    the user's metrics: :mod:`lightning_sig.gradients.tag_groups`):
         - ``act/<layer>/saturated_frac``: fraction (0–1) of the layer's pre-activations with
           f_α′(z) < ε·f′(0)
         - ``act/<layer>/mean_derivative``: mean f_α′(z) (dimensionless; f′(0) is 1 for tanh,

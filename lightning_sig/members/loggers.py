@@ -19,6 +19,7 @@ from typing import Dict, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
+from lightning_sig.gradients.tag_groups import tensorboard_tag
 from lightning_sig.members.interface import DEFAULT_MEMBER_LOG_DIR
 
 __all__ = ["DEFAULT_MEMBER_LOG_DIR", "check_member_log_dir", "MemberLogger", "MemberEvalMetrics"]
@@ -93,11 +94,12 @@ class MemberLogger:
         return cls(seeds, dirs)
 
     def log(self, member: int, metrics: Mapping[str, float], step: int) -> None:
-        """Scalars of one member (tag → float) at ``step``."""
+        """Scalars of one member (tag → float) at ``step``; the callbacks' tags under their
+        TensorBoard group in the member's run (:mod:`lightning_sig.gradients.tag_groups`)."""
         if self.writers is not None:
             writer = self.writers[member]
             for tag, value in metrics.items():
-                writer.add_scalar(tag, value, global_step=step)
+                writer.add_scalar(tensorboard_tag(tag), value, global_step=step)
             return
         prefixed = {f"seed_{self.seeds[member]}/{k}": v for k, v in metrics.items()}
         for logger in self.loggers:
