@@ -246,6 +246,8 @@ class GradientQuantileCallbackMixin(CallbackBase):
         acts = [n for n, _ in monitored_activations(pl_module)] if monitor else []
         self._writer.layout(trainer, ["global"] + layers, self.quantiles, data, acts,
                             self.epoch_aggregates)
+        if self.epoch_aggregates and self.histograms and self.per_layer:
+            self._writer.prepare_depth_image(trainer, pl_module)  # imports now, not mid-epoch
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
