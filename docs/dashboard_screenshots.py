@@ -12,7 +12,8 @@ data in the CIFAR format), starts ``tensorboard`` on the run, opens it in headle
 
 Needs ``chromium`` (``apt-get install -y chromium``) and the ``tensorboard`` command. Run from
 the repository root: ``python docs/dashboard_screenshots.py [--steps 600] [--out docs/figures]
-[--suffix _layers_q50 -- --trainer.callbacks.init_args.layer_statistics=[abs_q50]]``.
+[--suffix _layers_q50 --tag-filter '^\\|g\\|/grad/' --
+--trainer.callbacks.init_args.layer_statistics=[abs_q50]]``.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -89,6 +91,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "figures"))
     parser.add_argument("--size", default="1500x1100", help="browser window, WIDTHxHEIGHT")
     parser.add_argument("--suffix", default="", help="appended to the file names")
+    parser.add_argument("--tag-filter", default="", help="a regex for the Time Series tab's tag "
+                        "filter (its tagFilter URL parameter), e.g. '^\\|g\\|/grad/'")
     parser.add_argument("cli_args", nargs="*", help="more arguments for train.py fit (after --)")
     args = parser.parse_args()
     chromium = next((shutil.which(c) for c in ("chromium", "chromium-browser",
@@ -110,8 +114,10 @@ def main() -> None:
             wait_for_scalars(port)
             for tab, name in TABS.items():
                 name = name.replace(".png", f"{args.suffix}.png")
-                screenshot(chromium, f"http://127.0.0.1:{port}/#{tab}", out / name, width,
-                           height)
+                query = f"?tagFilter={urllib.parse.quote(args.tag_filter)}" \
+                    if args.tag_filter and tab == "timeseries" else ""
+                screenshot(chromium, f"http://127.0.0.1:{port}/{query}#{tab}", out / name,
+                           width, height)
                 print(f"wrote {out / name}")
         finally:
             server.terminate()
