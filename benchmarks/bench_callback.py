@@ -17,7 +17,9 @@ half an interval after a logged step (so the last logged step's statistics, comp
 background, are inside the window). Variants: no callback (reference); the callback at
 defaults with ``async_stats`` on (default) and off; logging every step (histograms every 10),
 async and sync; for ``combined`` ``buffer_steps`` 32 and 128 (the default), the
-SaturationMonitor alone and with the callback (what the paper configs run). Compare buffer sizes
+SaturationMonitor alone and with the callback (what the paper configs run); named with ``--only``
+only, the callback with ``histograms=False``, ``epoch_aggregates=False`` or
+``data_gradient=False`` (where a long window's cost goes). Compare buffer sizes
 over a window that holds whole buffers (e.g. ``--intervals 64``: 3,200 steps). Interleaved
 repetitions, ratios = medians of paired ratios.
 
@@ -134,6 +136,10 @@ def variants(args, data) -> Dict[str, object]:
         out["SaturationMonitor alone"] = lambda: run(args, data, lambda: [SaturationMonitor()])
         out["paper configs (callback + SaturationMonitor)"] = lambda: run(
             args, data, lambda: [GradientQuantileCallback(), SaturationMonitor()])
+    # where a long window's cost goes (run only when named in --only)
+    extra = {f"callback, {k}": callback(**{k.split("=")[0]: False}) for k in (
+        "histograms=False", "epoch_aggregates=False", "data_gradient=False")}
+    out.update({k: v for k, v in extra.items() if args.only and k in args.only})
     return {k: v for k, v in out.items() if args.only is None or k in args.only
             or k == "no callback"}
 
