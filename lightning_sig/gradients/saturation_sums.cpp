@@ -10,6 +10,7 @@
 // the sum (as torch). The floating-point mode (denormals) is the caller's.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace {
