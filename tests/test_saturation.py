@@ -250,6 +250,7 @@ def test_a_skipped_training_step_does_not_switch_to_the_separate_forward(tmp_pat
     assert any("act/global/saturated_frac" in m for _, m in logger.records)
 
 
+@pytest.mark.numerics  # .ci/run reruns it under each ATEN_CPU_CAPABILITY (the torch reference)
 @pytest.mark.parametrize("family", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 98_311])
 def test_one_pass_sums_equal_the_torch_ops(family, n):
@@ -281,6 +282,7 @@ def test_one_pass_sums_equal_the_torch_ops(family, n):
     assert 0 < _sums(_FROM_OUTPUT[family](near), limit)[1] < near.numel()  # the sweep straddles
 
 
+@pytest.mark.numerics
 def test_folded_sums_take_the_one_pass_kernel_for_contiguous_float32_outputs():
     """folded_saturation_sums returns the kernel's sums for a contiguous float32 CPU output and
     the torch ops' for others (a strided view): the same counts, hand-checked."""
