@@ -137,8 +137,8 @@ def variants(args, data) -> Dict[str, object]:
         out["paper configs (callback + SaturationMonitor)"] = lambda: run(
             args, data, lambda: [GradientQuantileCallback(), SaturationMonitor()])
     # where a long window's cost goes (run only when named in --only)
-    extra = {f"callback, {k}": callback(**{k.split("=")[0]: False}) for k in (
-        "histograms=False", "epoch_aggregates=False", "data_gradient=False")}
+    extra = {f"callback, {k}=False": callback(**{k: False}) for k in (
+        "histograms", "epoch_aggregates", "data_gradient")}
     out.update({k: v for k, v in extra.items() if args.only and k in args.only})
     return {k: v for k, v in out.items() if args.only is None or k in args.only
             or k == "no callback"}

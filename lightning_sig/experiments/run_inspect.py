@@ -55,8 +55,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"{len(tags['histograms'])} histogram tags: {', '.join(sorted(tags['histograms']))}")
     written = canonical_names(tags["scalars"])  # plain -> in the file
     for tag in args.tags:
-        if tag in tags["scalars"] or tag in written:
-            events = run.Scalars(tag if tag in tags["scalars"] else written[tag])
+        name = tag if tag in tags["scalars"] else written.get(tag)  # either name works
+        if name is not None:
+            events = run.Scalars(name)
             shown = ", ".join(f"step {e.step}: {e.value:.6g}" for e in events[-args.last:])
             print(f"{tag} ({len(events)} points): {shown}")
         else:

@@ -39,13 +39,18 @@ def depth_profile(names: Sequence[str], means: Sequence[float], statistics: Sequ
     return [name for name, _ in rows], [float(value) for _, value in rows]
 
 
-def import_drawing() -> None:
-    """Import the matplotlib modules :func:`depth_profile_image` draws with (0.34 s here, once
+def import_drawing() -> tuple:
+    """Import the matplotlib classes :func:`depth_profile_image` draws with (0.34 s here, once
     per process), e.g. at the start of training, so that the first epoch's image does not hold
-    up a training step (the callback calls it where it will draw images). No backend switch."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
-    from matplotlib.figure import Figure  # noqa: F401
-    from matplotlib.ticker import LogFormatter, NullLocator  # noqa: F401
+    up a training step (the callback calls it where it will draw images). No backend switch.
+
+    Returns:
+        (FigureCanvasAgg, Figure, LogFormatter, NullLocator).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogFormatter, NullLocator
+    return FigureCanvasAgg, Figure, LogFormatter, NullLocator
 
 
 def depth_profile_image(layers: Sequence[str], values: Sequence[float], title: str
@@ -53,10 +58,7 @@ def depth_profile_image(layers: Sequence[str], values: Sequence[float], title: s
     """A (3, H, W) uint8 RGB image: ``values`` (e.g. median |g|, gradient units) against layer
     position 1..L on a log y-axis, layers named on the x-axis. Non-positive or NaN values are
     left out of the line (log scale)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import LogFormatter, NullLocator
-
+    FigureCanvasAgg, Figure, LogFormatter, NullLocator = import_drawing()
     figure = Figure(figsize=(6.4, 3.6), dpi=80)
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()

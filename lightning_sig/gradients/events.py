@@ -22,14 +22,13 @@ __all__ = ["ScalarSummary", "prefixed_tags", "write_histograms", "GradientEventW
 
 
 def prefixed_tags(logger, tags: Sequence[str]) -> List[str]:
-    """``tags`` as written into a TensorBoardLogger's files: in their TensorBoard group
-    (:func:`~lightning_sig.gradients.tag_groups.tensorboard_tag`), after the logger's ``prefix``
-    joined with ``LOGGER_JOIN_CHAR`` as its ``log_metrics`` does (e.g.
-    ``p-|g|/grad/global/abs_q50``)."""
-    prefix = logger_prefix(logger)
-    join = logger.LOGGER_JOIN_CHAR
+    """``tags`` as written into TensorBoard files: in their TensorBoard group
+    (:func:`~lightning_sig.gradients.tag_groups.tensorboard_tag`), after a TensorBoardLogger's
+    ``prefix`` joined with ``LOGGER_JOIN_CHAR`` as its ``log_metrics`` does (e.g.
+    ``p-|g|/grad/global/abs_q50``); ``logger`` None (a member's run): no prefix."""
     tags = [tensorboard_tag(tag) for tag in tags]
-    return [f"{prefix}{join}{tag}" for tag in tags] if prefix else tags
+    prefix = logger_prefix(logger) if logger is not None else ""
+    return [f"{prefix}{logger.LOGGER_JOIN_CHAR}{tag}" for tag in tags] if prefix else tags
 
 
 class ScalarSummary:
@@ -119,5 +118,4 @@ class GradientEventWriter:
                    step: int) -> None:
         """One histogram event per writer (tags with its logger's prefix)."""
         for writer, logger in writers:
-            write_histograms([writer], [tensorboard_tag(t) for t in tags] if logger is None
-                             else prefixed_tags(logger, tags), histograms, step)
+            write_histograms([writer], prefixed_tags(logger, tags), histograms, step)

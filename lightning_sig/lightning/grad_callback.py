@@ -246,7 +246,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
         acts = [n for n, _ in monitored_activations(pl_module)] if monitor else []
         self._writer.layout(trainer, ["global"] + layers, self.quantiles, data, acts,
                             self.epoch_aggregates)
-        if self.epoch_aggregates and self.histograms and self.per_layer:
+        if self._depth_images:
             self._writer.prepare_depth_image(trainer, pl_module)  # imports now, not mid-epoch
 
     @override
@@ -281,6 +281,11 @@ class GradientQuantileCallbackMixin(CallbackBase):
         if flags.logged:  # (other steps: collected in on_train_batch_end)
             self._collect(block=False)
 
+    @property
+    def _depth_images(self) -> bool:
+        """Whether each epoch end draws the depth-profile image (from the epoch means)."""
+        return self.epoch_aggregates and self.histograms and self.per_layer
+
     def _flags(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int
                ) -> Optional[StepFlags]:
         """What optimizer step ``step`` is recorded for, or None."""
@@ -314,7 +319,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
             if key.source == "grad":  # which steps the means are over: every k-th, how many
                 self._writer.epoch_steps(trainer, pl_module, key.member, self._every_k,
                                          self._epoch_steps.get(key, 0))
-                if self.histograms and self.per_layer:
+                if self._depth_images:
                     self._writer.depth_image(trainer, pl_module, key.member, sums)
 
     @override

@@ -15,7 +15,6 @@ from lightning_sig.gradients.depth_image import depth_profile, depth_profile_ima
     import_drawing
 from lightning_sig.gradients.epoch_sums import EpochSums
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
-from lightning_sig.gradients.tag_groups import tensorboard_tag
 from lightning_sig.gradients.layout import custom_scalars_layout
 from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
     log10_band_values
@@ -119,22 +118,29 @@ class GradientWriter:
         """Import the drawing modules where :meth:`depth_image` will draw (a TensorBoard writer
         and ``abs_q50`` logged): 0.34 s once, at the start of training instead of inside the
         first epoch."""
-        if "abs_q50" in self.statistics and self._events.histogram_writers(trainer, pl_module, 0):
+        if self._depth_writers(trainer, pl_module, 0):
             import_drawing()
+
+    def _depth_writers(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int
+                       ) -> list:
+        """Where the depth image goes: the histogram writers, none unless ``abs_q50`` is
+        logged."""
+        if "abs_q50" not in self.statistics:
+            return []
+        return self._events.histogram_writers(trainer, pl_module, member)
 
     def depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
                     sums: EpochSums) -> None:
         """``grad_depth/abs_q50``: the epoch's median |g| per layer in model order, an image
         (TensorBoard writers only)."""
-        writers = self._events.histogram_writers(trainer, pl_module, member)
-        if not writers or "abs_q50" not in self.statistics:
+        writers = self._depth_writers(trainer, pl_module, member)
+        if not writers:
             return
         layers, values = depth_profile(sums.names, sums.means(), self.statistics)
         image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
                                                     f"per layer")  # (3, H, W) uint8
         for writer, logger in writers:
-            tag = tensorboard_tag("grad_depth/abs_q50") if logger is None else \
-                prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
+            tag = prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
             writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
 
     @staticmethod
