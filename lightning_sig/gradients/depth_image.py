@@ -9,11 +9,12 @@ matplotlib's object API (a ``Figure`` on an Agg canvas): no global backend switc
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["depth_profile", "depth_profile_image", "import_drawing"]
+__all__ = ["depth_profile", "depth_profile_image", "decade_limits", "DepthProfileDrawer",
+           "import_drawing"]
 
 
 def depth_profile(names: Sequence[str], means: Sequence[float], statistics: Sequence[str],
@@ -53,32 +54,89 @@ def import_drawing() -> tuple:
     return FigureCanvasAgg, Figure, LogFormatter, NullLocator
 
 
-def depth_profile_image(layers: Sequence[str], values: Sequence[float], title: str
-                        ) -> np.ndarray:
-    """A (3, H, W) uint8 RGB image: ``values`` (e.g. median |g|, gradient units) against layer
-    position 1..L on a log y-axis, layers named on the x-axis. Non-positive or NaN values are
-    left out of the line (log scale)."""
+def decade_limits(values: Sequence[float]) -> Optional[Tuple[float, float]]:
+    """The y-limits of a depth image: (10^⌊log10 min⌋, 10^⌈log10 max⌉) of the positive finite
+    ``values``, at least one decade; None when there is none. Whole decades, so that the axes of
+    successive epochs' images stay put (TensorBoard's image slider then shows the profile move)
+    and are redrawn only when the values leave them (:class:`DepthProfileDrawer`)."""
+    ys = [v for v in values if v > 0 and math.isfinite(v)]
+    if not ys:
+        return None
+    lo, hi = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+    return 10.0 ** lo, 10.0 ** max(hi, lo + 1)
+
+
+class DepthProfileDrawer:
+    """Draws depth images (:func:`depth_profile_image`), reusing one matplotlib figure.
+
+    The axes, ticks and labels depend only on the layer names and the y-limits
+    (:func:`decade_limits`); they are drawn once per such pair and kept as a background. Each
+    image restores that background and draws the line and the title on it: 0.4 ms instead of a
+    whole draw's ~58 ms (measured with 10 layers), which was most of the callback's work at an
+    epoch end. An image equals, pixel for pixel, the one a new drawer makes for the same input
+    (tested). Not thread-safe: one drawer per thread (the callback draws on the training thread).
+    """
+
+    def __init__(self) -> None:
+        self._key: Optional[tuple] = None  # (layers, y-limits) of the background
+        self._parts: Optional[tuple] = None  # (canvas, axes, line, title, background)
+
+    @property
+    def axes(self):
+        """The matplotlib ``Axes`` of the last image (None before the first), e.g. to map a
+        (layer position, value) to its pixel with ``axes.transData``."""
+        return None if self._parts is None else self._parts[1]
+
+    def draw(self, layers: Sequence[str], values: Sequence[float], title: str) -> np.ndarray:
+        """A (3, H, W) uint8 RGB image, as :func:`depth_profile_image`."""
+        limits = decade_limits(values)
+        key = (tuple(layers), limits)
+        if key != self._key:
+            self._parts, self._key = _background(list(layers), limits), key
+        canvas, axes, line, text, background = self._parts
+        canvas.restore_region(background)
+        points = [(i + 1, v) for i, v in enumerate(values) if v > 0 and math.isfinite(v)]
+        line.set_data(*zip(*points)) if points else line.set_data([], [])
+        text.set_text(title)
+        axes.draw_artist(line)
+        axes.draw_artist(text)
+        rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4)
+        return np.ascontiguousarray(rgba[..., :3].transpose(2, 0, 1))  # (3, H, W)
+
+
+def _background(layers: List[str], limits: Optional[Tuple[float, float]]) -> tuple:
+    """A figure with the axes of ``layers`` and ``limits`` (log y; linear when None) drawn,
+    its line and title left out of the draw (``animated``) for the drawer to draw on top."""
     FigureCanvasAgg, Figure, LogFormatter, NullLocator = import_drawing()
     figure = Figure(figsize=(6.4, 3.6), dpi=80)
     canvas = FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    points = [(i + 1, v) for i, v in enumerate(values) if v > 0 and math.isfinite(v)]
-    if points:
-        axes.plot(*zip(*points), marker="o")
+    line, = axes.plot([], [], marker="o", animated=True)
+    if limits is not None:
         axes.set_yscale("log")
+        axes.set_ylim(*limits)
         # plain labels (1e-02), not the default mathtext ones, whose parsing was ~20 % of a draw
         axes.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
         axes.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False,
                                                     minor_thresholds=(2, 0.4)))
-        ys = [v for _, v in points]
-        if max(ys) >= 100 * min(ys):  # two decades or more: the decades alone label the axis
-            axes.yaxis.set_minor_locator(NullLocator())  # (minor labels: ~25 % of a draw)
+        if limits[1] >= 100 * limits[0]:  # two decades or more: the decades label the axis
+            axes.yaxis.set_minor_locator(NullLocator())
+    axes.set_xlim(0.5, len(layers) + 0.5)
     axes.set_xticks(range(1, len(layers) + 1), list(layers), rotation=60, fontsize=6)
     axes.set_xlabel("layer (forward order)")
     axes.set_ylabel("median |g|")
-    axes.set_title(title, fontsize=9)
+    title = axes.set_title(" ", fontsize=9)
+    title.set_animated(True)
     # fixed margins for the rotated layer names; tight_layout measured ~60 % of a draw
     figure.subplots_adjust(left=0.15, right=0.97, top=0.92, bottom=0.30)
     canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())  # (H, W, 4)
-    return np.ascontiguousarray(rgba[..., :3].transpose(2, 0, 1))  # (3, H, W)
+    return canvas, axes, line, title, canvas.copy_from_bbox(figure.bbox)
+
+
+def depth_profile_image(layers: Sequence[str], values: Sequence[float], title: str
+                        ) -> np.ndarray:
+    """A (3, H, W) uint8 RGB image: ``values`` (e.g. median |g|, gradient units) against layer
+    position 1..L on a log y-axis over whole decades (:func:`decade_limits`), layers named on
+    the x-axis. Non-positive or NaN values are left out of the line (log scale); none left: an
+    empty linear axis. One image with a new figure; :class:`DepthProfileDrawer` reuses one."""
+    return DepthProfileDrawer().draw(layers, values, title)

@@ -11,7 +11,7 @@ import numpy as np
 from lightning_utilities.core.rank_zero import rank_zero_warn
 
 from lightning_sig._compat import is_tensorboard_logger
-from lightning_sig.gradients.depth_image import depth_profile, depth_profile_image, \
+from lightning_sig.gradients.depth_image import DepthProfileDrawer, depth_profile, \
     import_drawing
 from lightning_sig.gradients.epoch_sums import EpochSums
 from lightning_sig.gradients.events import GradientEventWriter, prefixed_tags
@@ -46,6 +46,7 @@ class GradientWriter:
         self._events = GradientEventWriter(self.statistics)
         self._step_events = GradientEventWriter(["every_k", "count"])
         self._warned: set = set()
+        self._drawer: Optional[DepthProfileDrawer] = None  # the depth images' figure, reused
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -137,8 +138,9 @@ class GradientWriter:
         if not writers:
             return
         layers, values = depth_profile(sums.names, sums.means(), self.statistics)
-        image = depth_profile_image(layers, values, f"epoch {trainer.current_epoch}: median |g| "
-                                                    f"per layer")  # (3, H, W) uint8
+        self._drawer = self._drawer or DepthProfileDrawer()
+        image = self._drawer.draw(layers, values, f"epoch {trainer.current_epoch}: median |g| "
+                                                  f"per layer")  # (3, H, W) uint8
         for writer, logger in writers:
             tag = prefixed_tags(logger, ["grad_depth/abs_q50"])[0]
             writer.add_image(tag, image, trainer.global_step, dataformats="CHW")
