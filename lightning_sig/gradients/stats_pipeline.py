@@ -20,6 +20,7 @@ from torch import Tensor
 
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.step_buffer import StepBuffer
+from lightning_sig.gradients.step_lane import StepLane, write_lane_rows
 from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags, compute_job
 from lightning_sig.gradients.stats_worker import StatisticsWorker
 
@@ -83,6 +84,20 @@ class StatisticsPipeline:
         self._layouts[key] = layout
         if buffer.full:
             self.submit(key)
+
+    def record_lane(self, lane: StepLane, step: int, flags: StepFlags) -> bool:
+        """Record one step of every key of ``lane`` with one compiled call
+        (:mod:`~lightning_sig.gradients.step_lane`); False, nothing recorded, where the step
+        needs :meth:`record` instead (e.g. its buffers are empty). Submits full buffers."""
+        buffers = [self._buffers.get(key) for key in lane.keys]
+        if not write_lane_rows(lane, buffers):
+            return False
+        for buffer in buffers:
+            buffer.add_written(step, flags)
+        if buffers[0].full:
+            for key in lane.keys:
+                self.submit(key)
+        return True
 
     def submit(self, key: Optional[RowKey] = None) -> None:
         """Submit the buffered steps of ``key`` (of every key when None)."""

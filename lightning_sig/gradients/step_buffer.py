@@ -110,6 +110,25 @@ class StepBuffer:
         self.steps.append(step)
         self.logged.append(logged)
 
+    @property
+    def rows(self) -> Optional[Tensor]:
+        """The (capacity, N) storage being filled, None while the buffer is empty: rows
+        ``len(self)`` onwards are free (see :meth:`add_written`)."""
+        return self._rows
+
+    def add_written(self, step: int, logged: Any) -> None:
+        """Count row ``len(self)`` of :attr:`rows`, written by the caller (one compiled call of
+        the step lane, :mod:`~lightning_sig.gradients.step_lane`), as the row of ``step``.
+
+        Raises:
+            ValueError: the buffer is empty (no storage) or full.
+        """
+        if not self.steps or self.full:
+            raise ValueError("StepBuffer.add_written: the buffer is empty or full; append() "
+                             "a buffer's first row.")
+        self.steps.append(step)
+        self.logged.append(logged)
+
     def take(self) -> Tuple[Hashable, Tensor, List[int], List[Any]]:
         """(layout, rows (S, N), steps, logged) of the S buffered steps; empties the buffer. The
         rows are the caller's until it hands them back with :meth:`recycle`."""

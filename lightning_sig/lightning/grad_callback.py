@@ -27,6 +27,7 @@ from lightning_sig.gradients.stat_keys import DEFAULT_QUANTILES, DEFAULT_VANISHI
     check_layer_statistics, check_quantile_levels, check_vanishing_threshold, statistic_names
 from lightning_sig.gradients.stats_pipeline import StatisticsPipeline
 from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags
+from lightning_sig.gradients.step_lane import StepLane
 from lightning_sig.lightning.grad_sources import GradientReader
 from lightning_sig.lightning.grad_writer import GradientWriter
 from lightning_sig.lightning.namespace import check_namespace
@@ -182,6 +183,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
         self._epoch_steps: Dict[RowKey, int] = {}  # steps in this epoch's means
         self._epoch_index: Optional[int] = None  # the epoch the sums belong to
         self._unlogged: Dict[RowKey, tuple] = {}  # (names, values, step) of an unlogged last step
+        self._lane: Optional[StepLane] = None  # how steady steps are recorded (None: read())
         self._every_k = 1  # epoch means over every k-th step (epoch_step_interval)
         self._writes = True  # this process writes (global rank 0)
 
@@ -233,6 +235,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
         self._reader.reset()
         self._epoch, self._epoch_steps, self._unlogged = {}, {}, {}
         self._epoch_index, self._context, self._every_k = None, None, 1
+        self._lane = None
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -252,6 +255,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reader.reset()  # parameters may have been added or replaced
+        self._lane = None
         if self._epoch_index != trainer.current_epoch:  # kept when resuming mid-epoch
             self._epoch, self._epoch_steps = {}, {}
             self._epoch_index = trainer.current_epoch
@@ -266,6 +270,9 @@ class GradientQuantileCallbackMixin(CallbackBase):
         flags = self._flags(trainer, pl_module, step)
         if flags is None:
             return
+        if self._lane is not None and not (flags.logged or flags.histogram) and \
+                self._pipeline.record_lane(self._lane, step, flags):
+            return  # a steady step: one compiled call (lightning_sig.gradients.step_lane)
         rows = self._reader.read(pl_module, flags.histogram)
         if not rows:
             self._writer.warn_once("no_grad", "GradientQuantileCallback: no trainable parameter "
@@ -276,6 +283,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
             self._pipeline.histogram_limits = self._writer.histogram_limits(trainer, pl_module)
         for row in rows:
             self._pipeline.record(row.key, row.layout, row.data, step, flags)
+        self._lane = self._reader.lane(pl_module) if self._pipeline.group is None else None
         if flags.logged and not self._writer.writes_late(trainer, pl_module):
             self._pipeline.submit()  # other loggers: no steps buffered past a logging step
         if flags.logged:  # (other steps: collected in on_train_batch_end)

@@ -15,6 +15,7 @@ from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_grad
 from lightning_sig.gradients.kernel_row import KernelRow, kernel_available
 from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient, l2_spec
 from lightning_sig.gradients.row_key import RowKey
+from lightning_sig.gradients.step_lane import StepLane
 from lightning_sig.members.gradients import member_data_layers
 from lightning_sig.members.interface import member_gradient_rows_of, member_seeds_of
 
@@ -56,11 +57,12 @@ class GradientReader:
         # parameters in the layout's order, kernel rows, their indices in self._params)
         self._last_params: List[Tensor] = []  # those of the last snapshot
         self._kernel_rows = (False, False)  # the last snapshot's: (total, data) KernelRows
+        self._present: Tuple[int, ...] = ()  # indices of the last snapshot's parameters
 
     def reset(self) -> None:
         """Forget the cached parameters (they may have been added or replaced)."""
         self._module, self._params, self._layouts, self._last_params = None, [], {}, []
-        self._kernel_rows = (False, False)
+        self._kernel_rows, self._present = (False, False), ()
 
     def parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
         """(layer name, parameter) of every parameter, in model order; cached per module (a
@@ -99,6 +101,32 @@ class GradientReader:
                 snap.grads if flat is None else flat
             out.append(self._row(RowKey(member, "grad"), snap, data))
         return out + self._data_rows(pl_module, snapshots, flats)
+
+    def lane(self, pl_module: pl.LightningModule) -> Optional[StepLane]:
+        """The step lane (:mod:`~lightning_sig.gradients.step_lane`) of the last
+        :meth:`read`'s layout, or None where its steps need the general path: many-seeds
+        modules, no compiled kernel row, more than :data:`FLAT_MAX_NUMEL` coordinates, a
+        data-loss gradient not given by ``penalty_l2`` (module docstring of
+        :mod:`~lightning_sig.gradients.penalty`)."""
+        params = self._last_params
+        if self.seeds(pl_module) or not params or not self._kernel_rows[0] or \
+                sum(p.numel() for p in params) > FLAT_MAX_NUMEL:
+            return None
+        key, l2, r, spec_params = RowKey(0, "grad"), None, 0.0, None
+        keys = (key,)
+        if self.data_gradient and hasattr(pl_module, "penalty_gradients"):
+            l2 = getattr(pl_module, "penalty_l2", None)
+            spec = l2() if l2 is not None else None
+            if spec is not None and self._kernel_rows[1] and l2_spec(pl_module, params):
+                keys, r, spec_params = (key, key._replace(source="grad_data")), spec[0], spec[1]
+            elif l2 is None or spec is not None or pl_module.penalty_gradients():
+                return None  # a data row by the general path
+        present = set(self._present)
+        absent = [p for i, (_, p) in enumerate(self._params) if p.requires_grad
+                  and i not in present]
+        snap = GradientSnapshot(*self._layouts[self._present][0], [])
+        layout = self._row(key, snap, None).layout
+        return StepLane(keys, layout, list(params), absent, l2, float(r), spec_params)
 
     def _row(self, key: RowKey, snap: GradientSnapshot, data) -> GradientRow:
         if self.per_layer:
@@ -146,7 +174,7 @@ class GradientReader:
                 {name: [params[i][1] for i in ids] for name, ids in layers.items()})
             layout = self._layouts[present] = ((names, sizes, counts), ordered,
                                                _kernel_rows(ordered), index)
-        self._last_params, self._kernel_rows = layout[1], layout[2]
+        self._last_params, self._kernel_rows, self._present = layout[1], layout[2], present
         grads = [all_grads[i] for i in layout[3]]
         return [GradientSnapshot(*layout[0], grads)] if grads else []
 
