@@ -62,12 +62,14 @@ def test_wheel_contains_every_config(wheel):
 
 def test_wheel_contains_every_module_of_the_package(wheel):
     """Every subpackage (a folder with ``__init__.py``, e.g. lightning_sig/members/) is listed in
-    pyproject.toml's ``packages``: a new one left out would be missing from installed copies."""
+    pyproject.toml's ``packages``, and the C++ sources and headers compiled at first use are
+    package data: one left out would be missing from installed copies."""
     names = set(zipfile.ZipFile(wheel).namelist())
     package = ROOT / "lightning_sig"
-    sources = {p.relative_to(ROOT).as_posix() for p in package.rglob("*.py")
-               if "__pycache__" not in p.parts}
+    sources = {p.relative_to(ROOT).as_posix() for pattern in ("*.py", "*.cpp", "*.h")
+               for p in package.rglob(pattern) if "__pycache__" not in p.parts}
     assert "lightning_sig/members/interface.py" in sources
+    assert "lightning_sig/gradients/row_copy.h" in sources  # the compiled kernels' sources too
     assert sources <= names, sorted(sources - names)
 
 

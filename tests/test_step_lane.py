@@ -12,8 +12,7 @@ from lightning_sig.gradients.kernel_row import KernelRow, kernel_available
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.stats_pipeline import StatisticsPipeline
 from lightning_sig.gradients.step_buffer import StepBuffer
-from lightning_sig.gradients.step_jobs import StepFlags
-from lightning_sig.gradients.step_lane import StepLane, write_lane_rows
+from lightning_sig.gradients.step_lane import STEADY, make_lane, write_lane_rows
 from lightning_sig.lightning.grad_sources import GradientReader
 
 from tests.test_grad_buffer import _loader
@@ -31,7 +30,7 @@ def _run(tmp_path, name, monkeypatch, lane: bool):
         return done
     monkeypatch.setattr(StatisticsPipeline, "record_lane", spy)
     if not lane:
-        monkeypatch.setattr(GradientReader, "lane", lambda self, module: None)
+        monkeypatch.setattr(GradientReader, "lane", lambda self, *args: None)
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, l2_strength=0.01, init="default")
     callback = GradientQuantileCallback(layer_statistics="all", buffer_steps=8,
@@ -72,10 +71,10 @@ def _setup(r=0.01):
         p.grad = torch.randn_like(p)
     spec_params = list(params)
     layout = (("global", "a", "b"), (12, 5), True)
-    lane = StepLane((RowKey(0, "grad"), RowKey(0, "grad_data")), layout, params, [extra],
-                    lambda: (r, spec_params), r, spec_params)
+    lane = make_lane((RowKey(0, "grad"), RowKey(0, "grad_data")), layout, params, [extra],
+                     lambda: (r, spec_params), r, spec_params, log_every=5, every_k=1)
     buffers = [StepBuffer(4), StepBuffer(4)]
-    flags = StepFlags(False, True, False)
+    flags = STEADY
     grads = [p.grad for p in params]
     buffers[0].append(layout, KernelRow(grads), 0, flags)  # the general path's first rows
     buffers[1].append(layout, KernelRow(grads, spec_params, r), 0, flags)
@@ -128,3 +127,14 @@ def test_lane_declines_and_writes_nothing(change):
     for b, rows in zip(buffers, before):  # bit patterns: the free rows are uninitialized memory
         assert (b.rows is None and rows is None) or \
             torch.equal(b.rows.view(torch.int32), rows.view(torch.int32))
+
+
+@pytest.mark.parametrize("log_every, every_k, steady", [
+    (5, 1, [0, 1, 2, 3, 5, 6, 7, 8]),   # steps 4 and 9 are logged ((s + 1) % 5 == 0)
+    (0, 1, list(range(10))),            # log_every_n_steps=0 logs no step
+    (5, 2, [1, 3, 5, 7]),               # epoch means over every 2nd step; 9 is logged
+])
+def test_steady_steps_by_hand(log_every, every_k, steady):
+    lane = make_lane((RowKey(0, "grad"),), (("global",), (1,), False), [], [], None, 0.0, None,
+                     log_every, every_k)
+    assert [s for s in range(10) if lane.is_steady(s)] == steady

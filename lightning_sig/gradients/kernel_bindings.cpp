@@ -1,7 +1,9 @@
 // The Python module of the compiled gradient-statistics kernels (built by radix_build.py):
 // radix_table (radix_kernel.cpp), log10_histograms (log10_histogram.cpp), and the per-step row
-// copies copy_into_row, data_gradient_into_row and record_step_rows (row_copy.cpp), and the
+// copies copy_into_row, data_gradient_into_row and StepRows (row_copy.cpp), and the
 // SaturationMonitor's saturation_sums_from_output (saturation_sums.cpp).
+#include "row_copy.h"
+
 #include <torch/extension.h>
 
 #include <vector>
@@ -14,9 +16,6 @@ std::vector<torch::Tensor> log10_histograms(torch::Tensor values, torch::Tensor 
 void copy_into_row(std::vector<torch::Tensor> parts, torch::Tensor row);
 void data_gradient_into_row(std::vector<torch::Tensor> grads, std::vector<torch::Tensor> params,
                             double r, torch::Tensor row);
-bool record_step_rows(std::vector<torch::Tensor> params, std::vector<torch::Tensor> absent,
-                      double r, torch::Tensor rows_g, c10::optional<torch::Tensor> rows_d,
-                      int64_t index);
 torch::Tensor saturation_sums_from_output(torch::Tensor y, bool is_tanh, double limit);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -26,8 +25,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("copy_into_row", &copy_into_row, "float32 tensors one after another into a row");
   m.def("data_gradient_into_row", &data_gradient_into_row,
         "g - theta * float(r) of float32 tensors into a row (torch's float32 values)");
-  m.def("record_step_rows", &record_step_rows,
-        "one steady step's gradient (and g - theta * float(r)) into buffer rows, or false");
+  pybind11::class_<StepRows>(m, "StepRows")
+      .def(pybind11::init<std::vector<torch::Tensor>, std::vector<torch::Tensor>>())
+      .def("record", &StepRows::record,
+           "one steady step's gradient (and g - theta * float(r)) into buffer rows, or false");
   m.def("saturation_sums_from_output", &saturation_sums_from_output,
         "(count, saturated count, sum of f') from tanh or logistic outputs, one pass");
 }

@@ -10,6 +10,8 @@
 // rounded to float32 first, then one product and one difference, each rounded; compiled with
 // -ffp-contract=off: no fused multiply-add). The floating-point mode (denormals) is the
 // caller's, as for torch's ops on the same thread.
+#include "row_copy.h"
+
 #include <torch/extension.h>
 
 #include <cstring>
@@ -73,54 +75,62 @@ void data_gradient_into_row(std::vector<torch::Tensor> grads, std::vector<torch:
   }
 }
 
-// record_step_rows: one steady optimizer step in one call (the GradientQuantileCallback's lane,
-// lightning_sig/gradients/step_lane.py): the gradients of `params` one after another into row
-// `index` of `rows_g` (as copy_into_row), and, with `rows_d` defined, g - theta * float(r) into
-// row `index` of `rows_d` (as data_gradient_into_row, the same float32 operations). Checked
-// first, nothing written when any fails (returns false: the caller takes its general path):
-// every parameter's gradient defined, strided, contiguous, float32 on the CPU with the
-// parameter's size (the parameters float32 and contiguous when rows_d is defined); every tensor
-// of `absent` without a gradient (the layout has not changed); rows (capacity, N) contiguous
-// float32 CPU with N the gradients' values and 0 <= index < capacity.
-bool record_step_rows(std::vector<torch::Tensor> params, std::vector<torch::Tensor> absent,
-                      double r, torch::Tensor rows_g, c10::optional<torch::Tensor> rows_d,
+// StepRows: the GradientQuantileCallback's lane for steady steps
+// (lightning_sig/gradients/step_lane.py). Holds the layout's parameters (row order) and the
+// trainable parameters that had no gradient, so that a step costs no list conversion.
+// record(r, rows_g, rows_d, index): the parameters' gradients one after another into row `index`
+// of `rows_g` (as copy_into_row), and, with `rows_d` given, g - theta * float(r) into row `index`
+// of `rows_d` (as data_gradient_into_row: the same float32 operations). Checked first, nothing
+// written when any check fails (returns false: the caller takes its general path): every
+// gradient defined, strided, contiguous, float32 on the CPU with its parameter's size (the
+// parameters float32 and contiguous when rows_d is given); no tensor of `absent` with a gradient
+// (the layout has not changed); rows (capacity, N) contiguous float32 CPU with N the gradients'
+// values and 0 <= index < capacity.
+StepRows::StepRows(std::vector<torch::Tensor> params, std::vector<torch::Tensor> absent)
+    : params_(std::move(params)), absent_(std::move(absent)) {
+  grads_.reserve(params_.size());
+}
+
+bool StepRows::record(double r, torch::Tensor rows_g, c10::optional<torch::Tensor> rows_d,
                       int64_t index) {
-  for (const torch::Tensor& p : absent)
+  for (const torch::Tensor& p : absent_)
     if (p.grad().defined()) return false;
   const bool data = rows_d.has_value() && rows_d->defined();
-  std::vector<torch::Tensor> grads;
-  grads.reserve(params.size());
+  grads_.clear();
   int64_t n = 0;
-  for (const torch::Tensor& p : params) {
+  for (const torch::Tensor& p : params_) {
     const torch::Tensor& g = p.grad();
     if (!g.defined() || g.layout() != torch::kStrided || !g.is_contiguous() ||
         g.scalar_type() != torch::kFloat32 || !g.device().is_cpu() || g.numel() != p.numel())
       return false;
     if (data && (p.scalar_type() != torch::kFloat32 || !p.is_contiguous())) return false;
-    grads.push_back(g);
+    grads_.push_back(g);
     n += g.numel();
   }
   auto row_ok = [&](const torch::Tensor& rows) {
     return rows.dim() == 2 && rows.scalar_type() == torch::kFloat32 && rows.is_contiguous() &&
            rows.device().is_cpu() && rows.size(1) == n && index >= 0 && index < rows.size(0);
   };
-  if (!row_ok(rows_g) || (data && !row_ok(*rows_d))) return false;
-  float* out = rows_g.data_ptr<float>() + index * n;
-  for (const torch::Tensor& g : grads) {
-    const int64_t k = g.numel();
-    if (k) std::memcpy(out, g.data_ptr<float>(), static_cast<size_t>(k) * sizeof(float));
-    out += k;
-  }
-  if (data) {
-    const float rf = static_cast<float>(r);
-    float* d = rows_d->data_ptr<float>() + index * n;
-    for (size_t i = 0; i < grads.size(); ++i) {
-      const float* __restrict g = grads[i].data_ptr<float>();
-      const float* __restrict p = params[i].data_ptr<float>();
-      const int64_t k = grads[i].numel();
-      for (int64_t j = 0; j < k; ++j) d[j] = g[j] - p[j] * rf;
-      d += k;
+  const bool ok = row_ok(rows_g) && (!data || row_ok(*rows_d));
+  if (ok) {
+    float* out = rows_g.data_ptr<float>() + index * n;
+    for (const torch::Tensor& g : grads_) {
+      const int64_t k = g.numel();
+      if (k) std::memcpy(out, g.data_ptr<float>(), static_cast<size_t>(k) * sizeof(float));
+      out += k;
+    }
+    if (data) {
+      const float rf = static_cast<float>(r);
+      float* d = rows_d->data_ptr<float>() + index * n;
+      for (size_t i = 0; i < grads_.size(); ++i) {
+        const float* __restrict g = grads_[i].data_ptr<float>();
+        const float* __restrict p = params_[i].data_ptr<float>();
+        const int64_t k = grads_[i].numel();
+        for (int64_t j = 0; j < k; ++j) d[j] = g[j] - p[j] * rf;
+        d += k;
+      }
     }
   }
-  return true;
+  grads_.clear();  // no gradient kept alive between steps
+  return ok;
 }

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.step_buffer import StepBuffer
-from lightning_sig.gradients.step_lane import StepLane, write_lane_rows
+from lightning_sig.gradients.step_lane import STEADY, StepLane, write_lane_rows
 from lightning_sig.gradients.step_jobs import StatisticsJob, StepFlags, compute_job
 from lightning_sig.gradients.stats_worker import StatisticsWorker
 
@@ -85,15 +85,18 @@ class StatisticsPipeline:
         if buffer.full:
             self.submit(key)
 
-    def record_lane(self, lane: StepLane, step: int, flags: StepFlags) -> bool:
-        """Record one step of every key of ``lane`` with one compiled call
-        (:mod:`~lightning_sig.gradients.step_lane`); False, nothing recorded, where the step
-        needs :meth:`record` instead (e.g. its buffers are empty). Submits full buffers."""
+    def record_lane(self, lane: StepLane, step: int) -> bool:
+        """Record steady step ``step`` (:meth:`StepLane.is_steady`) of every key of ``lane``
+        with one compiled call (:mod:`~lightning_sig.gradients.step_lane`); False, nothing
+        recorded, where the step is not steady or needs :meth:`record` (e.g. its buffers are
+        empty). Submits full buffers."""
+        if not lane.is_steady(step):
+            return False
         buffers = [self._buffers.get(key) for key in lane.keys]
         if not write_lane_rows(lane, buffers):
             return False
         for buffer in buffers:
-            buffer.add_written(step, flags)
+            buffer.add_written(step, STEADY)
         if buffers[0].full:
             for key in lane.keys:
                 self.submit(key)

@@ -123,7 +123,7 @@ class StepBuffer:
         Raises:
             ValueError: the buffer is empty (no storage) or full.
         """
-        if not self.steps or self.full:
+        if not self.steps or len(self.steps) >= self.capacity:
             raise ValueError("StepBuffer.add_written: the buffer is empty or full; append() "
                              "a buffer's first row.")
         self.steps.append(step)

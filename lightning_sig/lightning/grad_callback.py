@@ -263,6 +263,9 @@ class GradientQuantileCallbackMixin(CallbackBase):
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
+        if self._lane is not None and self._pipeline.record_lane(self._lane,
+                                                                 trainer.global_step):
+            return  # a steady step: one compiled call (lightning_sig.gradients.step_lane)
         self._writes = trainer.is_global_zero
         if not self._writes and self._pipeline.group is None:
             return  # DDP: every rank holds the same gradient; rank 0 computes it once
@@ -270,9 +273,6 @@ class GradientQuantileCallbackMixin(CallbackBase):
         flags = self._flags(trainer, pl_module, step)
         if flags is None:
             return
-        if self._lane is not None and not (flags.logged or flags.histogram) and \
-                self._pipeline.record_lane(self._lane, step, flags):
-            return  # a steady step: one compiled call (lightning_sig.gradients.step_lane)
         rows = self._reader.read(pl_module, flags.histogram)
         if not rows:
             self._writer.warn_once("no_grad", "GradientQuantileCallback: no trainable parameter "
@@ -283,7 +283,9 @@ class GradientQuantileCallbackMixin(CallbackBase):
             self._pipeline.histogram_limits = self._writer.histogram_limits(trainer, pl_module)
         for row in rows:
             self._pipeline.record(row.key, row.layout, row.data, step, flags)
-        self._lane = self._reader.lane(pl_module) if self._pipeline.group is None else None
+        self._lane = None if self._pipeline.group is not None or not self.epoch_aggregates \
+            else self._reader.lane(pl_module, self.log_every_n_steps or
+                                   trainer.log_every_n_steps, self._every_k)
         if flags.logged and not self._writer.writes_late(trainer, pl_module):
             self._pipeline.submit()  # other loggers: no steps buffered past a logging step
         if flags.logged:  # (other steps: collected in on_train_batch_end)

@@ -15,7 +15,7 @@ from lightning_sig.gradients.grad_snapshot import GradientSnapshot, flatten_grad
 from lightning_sig.gradients.kernel_row import KernelRow, kernel_available
 from lightning_sig.gradients.penalty import data_gradients, flat_data_gradient, l2_spec
 from lightning_sig.gradients.row_key import RowKey
-from lightning_sig.gradients.step_lane import StepLane
+from lightning_sig.gradients.step_lane import StepLane, make_lane
 from lightning_sig.members.gradients import member_data_layers
 from lightning_sig.members.interface import member_gradient_rows_of, member_seeds_of
 
@@ -58,11 +58,12 @@ class GradientReader:
         self._last_params: List[Tensor] = []  # those of the last snapshot
         self._kernel_rows = (False, False)  # the last snapshot's: (total, data) KernelRows
         self._present: Tuple[int, ...] = ()  # indices of the last snapshot's parameters
+        self._lane: Optional[tuple] = None  # (what it was made for, the last step lane)
 
     def reset(self) -> None:
         """Forget the cached parameters (they may have been added or replaced)."""
         self._module, self._params, self._layouts, self._last_params = None, [], {}, []
-        self._kernel_rows, self._present = (False, False), ()
+        self._kernel_rows, self._present, self._lane = (False, False), (), None
 
     def parameters(self, pl_module: pl.LightningModule) -> List[Tuple[str, Tensor]]:
         """(layer name, parameter) of every parameter, in model order; cached per module (a
@@ -102,9 +103,11 @@ class GradientReader:
             out.append(self._row(RowKey(member, "grad"), snap, data))
         return out + self._data_rows(pl_module, snapshots, flats)
 
-    def lane(self, pl_module: pl.LightningModule) -> Optional[StepLane]:
+    def lane(self, pl_module: pl.LightningModule, log_every: int, every_k: int
+             ) -> Optional[StepLane]:
         """The step lane (:mod:`~lightning_sig.gradients.step_lane`) of the last
-        :meth:`read`'s layout, or None where its steps need the general path: many-seeds
+        :meth:`read`'s layout, with the logging interval ``log_every`` and the epoch means'
+        step interval ``every_k``; None where its steps need the general path: many-seeds
         modules, no compiled kernel row, more than :data:`FLAT_MAX_NUMEL` coordinates, a
         data-loss gradient not given by ``penalty_l2`` (module docstring of
         :mod:`~lightning_sig.gradients.penalty`)."""
@@ -121,12 +124,18 @@ class GradientReader:
                 keys, r, spec_params = (key, key._replace(source="grad_data")), spec[0], spec[1]
             elif l2 is None or spec is not None or pl_module.penalty_gradients():
                 return None  # a data row by the general path
+        ident = (self._present, keys, r, log_every, every_k, l2)
+        if self._lane is not None and self._lane[0] == ident and \
+                self._lane[1].spec_params is spec_params:
+            return self._lane[1]  # e.g. after a logged step: the same lane
         present = set(self._present)
         absent = [p for i, (_, p) in enumerate(self._params) if p.requires_grad
                   and i not in present]
-        snap = GradientSnapshot(*self._layouts[self._present][0], [])
-        layout = self._row(key, snap, None).layout
-        return StepLane(keys, layout, list(params), absent, l2, float(r), spec_params)
+        layout = self._row(key, GradientSnapshot(*self._layouts[self._present][0], []),
+                           None).layout
+        lane = make_lane(keys, layout, params, absent, l2, r, spec_params, log_every, every_k)
+        self._lane = None if lane is None else (ident, lane)
+        return lane
 
     def _row(self, key: RowKey, snap: GradientSnapshot, data) -> GradientRow:
         if self.per_layer:
