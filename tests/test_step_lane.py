@@ -138,3 +138,19 @@ def test_steady_steps_by_hand(log_every, every_k, steady):
     lane = make_lane((RowKey(0, "grad"),), (("global",), (1,), False), [], [], None, 0.0, None,
                      log_every, every_k)
     assert [s for s in range(10) if lane.is_steady(s)] == steady
+
+
+@pytest.mark.parametrize("dtype, has_lane", [(torch.float32, True), (torch.float16, False),
+                                             (torch.bfloat16, False)])
+def test_lane_only_for_float32_parameters(dtype, has_lane):
+    # half-precision gradients are converted by the general path, which the lane does not do
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)).to(dtype)
+    module(torch.randn(5, 3, dtype=dtype)).float().square().sum().backward()
+    reader = GradientReader(per_layer=True, data_gradient=True)
+    rows = reader.read(module, False)
+    assert [row.key.source for row in rows] == ["grad"]  # no penalty_gradients(): no data row
+    lane = reader.lane(module, 50, 1)
+    assert (lane is not None) == has_lane
+    if has_lane:
+        assert lane.keys == (RowKey(0, "grad"),) and lane.l2 is None
+        assert lane.layout == rows[0].layout and reader.lane(module, 50, 1) is lane  # cached

@@ -11,7 +11,7 @@ the same float32 operations as the general path), into the rows the general path
 buffer's first step.
 
 It applies only to what the general path would do with the same result: a single network (no
-members) on the CPU with the compiled kernel, at most ``FLAT_MAX_NUMEL`` coordinates, the
+members) of float32 parameters on the CPU with the compiled kernel, at most ``FLAT_MAX_NUMEL`` coordinates, the
 data-loss gradient by ``penalty_l2`` (or none). Anything else at a step (a buffer's first row,
 another layout, a gradient that appeared or went, not float32, another r) makes the lane
 decline before writing, and that step takes the general path: the same rows, bitwise (tested).

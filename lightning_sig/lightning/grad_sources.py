@@ -108,11 +108,12 @@ class GradientReader:
         """The step lane (:mod:`~lightning_sig.gradients.step_lane`) of the last
         :meth:`read`'s layout, with the logging interval ``log_every`` and the epoch means'
         step interval ``every_k``; None where its steps need the general path: many-seeds
-        modules, no compiled kernel row, more than :data:`FLAT_MAX_NUMEL` coordinates, a
+        modules, no compiled kernel row, parameters other than float32 (their gradients are
+        converted by the general path), more than :data:`FLAT_MAX_NUMEL` coordinates, a
         data-loss gradient not given by ``penalty_l2`` (module docstring of
         :mod:`~lightning_sig.gradients.penalty`)."""
         params = self._last_params
-        if self.seeds(pl_module) or not params or not self._kernel_rows[0] or \
+        if self.seeds(pl_module) or not params or not self._kernel_rows[1] or \
                 sum(p.numel() for p in params) > FLAT_MAX_NUMEL:
             return None
         key, l2, r, spec_params = RowKey(0, "grad"), None, 0.0, None
@@ -120,7 +121,7 @@ class GradientReader:
         if self.data_gradient and hasattr(pl_module, "penalty_gradients"):
             l2 = getattr(pl_module, "penalty_l2", None)
             spec = l2() if l2 is not None else None
-            if spec is not None and self._kernel_rows[1] and l2_spec(pl_module, params):
+            if spec is not None and l2_spec(pl_module, params):
                 keys, r, spec_params = (key, key._replace(source="grad_data")), spec[0], spec[1]
             elif l2 is None or spec is not None or pl_module.penalty_gradients():
                 return None  # a data row by the general path
