@@ -43,15 +43,27 @@ int64_t total_numel(const std::vector<torch::Tensor>& parts) {
   return n;
 }
 
+// The two writes every row copy below shares (checked contiguous float32 data): n values of g,
+// and n values of g - p * rf (one product and one difference, each rounded to float32). Each
+// returns the position after what it wrote.
+float* copy_values(const float* g, int64_t n, float* out) {
+  if (n) std::memcpy(out, g, static_cast<size_t>(n) * sizeof(float));
+  return out + n;
+}
+
+float* data_gradient_values(const float* __restrict g, const float* __restrict p, float rf,
+                            int64_t n, float* __restrict out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = g[j] - p[j] * rf;
+  return out + n;
+}
+
 }  // namespace
 
 void copy_into_row(std::vector<torch::Tensor> parts, torch::Tensor row) {
   float* out = checked_row(row, total_numel(parts), "copy_into_row");
   for (const torch::Tensor& part : parts) {
     const torch::Tensor t = as_float32(part);
-    const int64_t n = t.numel();
-    if (n) std::memcpy(out, t.data_ptr<float>(), static_cast<size_t>(n) * sizeof(float));
-    out += n;
+    out = copy_values(t.data_ptr<float>(), t.numel(), out);
   }
 }
 
@@ -68,24 +80,21 @@ void data_gradient_into_row(std::vector<torch::Tensor> grads, std::vector<torch:
     const int64_t n = gt.numel();
     TORCH_CHECK(pt.numel() == n, "data_gradient_into_row: gradient ", i, " has ", n,
                 " values, its parameter ", pt.numel());
-    const float* __restrict g = gt.data_ptr<float>();
-    const float* __restrict p = pt.data_ptr<float>();
-    for (int64_t j = 0; j < n; ++j) out[j] = g[j] - p[j] * rf;
-    out += n;
+    out = data_gradient_values(gt.data_ptr<float>(), pt.data_ptr<float>(), rf, n, out);
   }
 }
 
 // StepRows: the GradientQuantileCallback's lane for steady steps
 // (lightning_sig/gradients/step_lane.py). Holds the layout's parameters (row order) and the
 // trainable parameters that had no gradient, so that a step costs no list conversion.
-// record(r, rows_g, rows_d, index): the parameters' gradients one after another into row `index`
-// of `rows_g` (as copy_into_row), and, with `rows_d` given, g - theta * float(r) into row `index`
-// of `rows_d` (as data_gradient_into_row: the same float32 operations). Checked first, nothing
-// written when any check fails (returns false: the caller takes its general path): every
-// gradient defined, strided, contiguous, float32 on the CPU with its parameter's size (the
-// parameters float32 and contiguous when rows_d is given); no tensor of `absent` with a gradient
-// (the layout has not changed); rows (capacity, N) contiguous float32 CPU with N the gradients'
-// values and 0 <= index < capacity.
+// record(r, rows_g, rows_d, index): the parameters' gradients one after another into row
+// `index` of `rows_g` (as copy_into_row), and, with `rows_d` given, g - theta * float(r) into
+// row `index` of `rows_d` (as data_gradient_into_row; both through the same helpers, so the
+// same float32 operations). Checked first, nothing written when any check fails (returns
+// false: the caller takes its general path): every gradient defined, strided, contiguous,
+// float32 on the CPU with its parameter's size (the parameters float32 and contiguous when
+// rows_d is given); no tensor of `absent` with a gradient (the layout has not changed); rows
+// (capacity, N) contiguous float32 CPU with N the gradients' values and 0 <= index < capacity.
 StepRows::StepRows(std::vector<torch::Tensor> params, std::vector<torch::Tensor> absent)
     : params_(std::move(params)), absent_(std::move(absent)) {
   grads_.reserve(params_.size());
@@ -114,21 +123,13 @@ bool StepRows::record(double r, torch::Tensor rows_g, c10::optional<torch::Tenso
   const bool ok = row_ok(rows_g) && (!data || row_ok(*rows_d));
   if (ok) {
     float* out = rows_g.data_ptr<float>() + index * n;
-    for (const torch::Tensor& g : grads_) {
-      const int64_t k = g.numel();
-      if (k) std::memcpy(out, g.data_ptr<float>(), static_cast<size_t>(k) * sizeof(float));
-      out += k;
-    }
+    for (const torch::Tensor& g : grads_) out = copy_values(g.data_ptr<float>(), g.numel(), out);
     if (data) {
       const float rf = static_cast<float>(r);
       float* d = rows_d->data_ptr<float>() + index * n;
-      for (size_t i = 0; i < grads_.size(); ++i) {
-        const float* __restrict g = grads_[i].data_ptr<float>();
-        const float* __restrict p = params_[i].data_ptr<float>();
-        const int64_t k = grads_[i].numel();
-        for (int64_t j = 0; j < k; ++j) d[j] = g[j] - p[j] * rf;
-        d += k;
-      }
+      for (size_t i = 0; i < grads_.size(); ++i)
+        d = data_gradient_values(grads_[i].data_ptr<float>(), params_[i].data_ptr<float>(), rf,
+                                 grads_[i].numel(), d);
     }
   }
   grads_.clear();  // no gradient kept alive between steps

@@ -22,6 +22,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from torch import Tensor
 
+from lightning_sig.gradients.epoch_steps import logs_at_step
 from lightning_sig.gradients.radix_build import load_radix_kernel
 from lightning_sig.gradients.row_key import RowKey
 from lightning_sig.gradients.step_buffer import StepBuffer
@@ -60,8 +61,7 @@ class StepLane(NamedTuple):
     def is_steady(self, step: int) -> bool:
         """Whether optimizer step ``step`` only enters the epoch means (not logged, no
         histogram: histograms are at logged steps only)."""
-        s = step + 1  # logging as epoch_steps.logs_at_step: n = 0 logs no step
-        return not (self.log_every > 0 and s % self.log_every == 0) and s % self.every_k == 0
+        return not logs_at_step(step, self.log_every) and (step + 1) % self.every_k == 0
 
 
 def make_lane(keys: Tuple[RowKey, ...], layout: tuple, params: List[Tensor],
