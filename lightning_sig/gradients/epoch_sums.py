@@ -41,9 +41,9 @@ class EpochSums:
                 self.names.append(name)
             pad = torch.zeros(len(new), self.total.shape[1], dtype=torch.float64)
             self.total, self.count = torch.cat([self.total, pad]), torch.cat([self.count, pad])
-        rows = [self._rows[name] for name in names]
-        np.add.at(self.total.numpy(), rows, totals)  # in place: the tensors share the memory
-        np.add.at(self.count.numpy(), rows, counts)
+        rows = [self._rows[name] for name in names]  # distinct (the groups of one table)
+        self.total.numpy()[rows] += totals  # in place: the tensors share the memory
+        self.count.numpy()[rows] += counts
 
     def means(self) -> List[float]:
         """The (R, K) means, row-major; NaN where a statistic was never defined."""

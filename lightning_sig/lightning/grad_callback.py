@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 from typing_extensions import override
@@ -191,21 +192,22 @@ class GradientQuantileCallbackMixin(CallbackBase):
     def _consume(self, job: StatisticsJob, table: Tensor, histograms: list) -> None:
         """Epoch sums and outputs of a finished job (training thread, step order)."""
         key, names = job.key, list(job.names)
-        table = table[..., self._columns].cpu()  # (S, G, K)
+        # (S, G, K) float64; numpy's indexing: torch's costs ~0.1 ms on these small tables
+        table = table.cpu().numpy()[..., self._columns]
         used = [f.aggregate for f in job.flags]
         if self.epoch_aggregates and any(used):
             self._epoch.setdefault(key, EpochSums()).add(
-                names, table if all(used) else table[torch.tensor(used)])
+                names, torch.from_numpy(table if all(used) else table[np.array(used)]))
             self._epoch_steps[key] = self._epoch_steps.get(key, 0) + sum(used)
-        flat = table.reshape(len(job.steps), -1)  # (S, G·K); rows as lists only where written
+        flat = table.reshape(len(job.steps), -1)  # (S, G·K)
         for i, (step, flags, hist) in enumerate(zip(job.steps, job.flags, histograms)):
             if flags.logged and self._writes:
-                self._writer.scalars(*self._context, key.member, key.source, names,
-                                     flat[i].tolist(), step)
+                self._writer.scalars(*self._context, key.member, key.source, names, flat[i],
+                                     step)
             if hist is not None and self._writes:
                 self._writer.histograms(*self._context, key.member, names, hist, step)
         self._unlogged[key] = None if job.flags[-1].logged else \
-            (names, flat[-1].tolist(), job.steps[-1])
+            (names, flat[-1].copy(), job.steps[-1])
 
     def _collect(self, block: bool) -> None:
         """Write what the worker has finished (everything with ``block``)."""
@@ -250,7 +252,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
         self._writer.layout(trainer, ["global"] + layers, self.quantiles, data, acts,
                             self.epoch_aggregates)
         if self._depth_images:
-            self._writer.prepare_depth_image(trainer, pl_module)  # imports now, not mid-epoch
+            self._writer.prepare_depth_image(trainer, pl_module, layers)  # not mid-epoch
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

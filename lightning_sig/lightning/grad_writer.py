@@ -42,7 +42,7 @@ class GradientWriter:
         self._layer_columns = None if layer_statistics is None else \
             [self.statistics.index(k) for k in layer_statistics]
         self._band = band_columns(self.statistics) if log10 else None
-        self._tags: Dict[Tuple[str, Tuple[str, ...]], Tuple[List[str], list]] = {}
+        self._tags: Dict[Tuple[str, Tuple[str, ...]], tuple] = {}  # (tags, picked, band)
         self._events = GradientEventWriter(self.statistics)
         self._step_events = GradientEventWriter(["every_k", "count"])
         self._warned: set = set()
@@ -66,27 +66,33 @@ class GradientWriter:
 
     def scalars(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
                 prefix: str, names: Sequence[str], values: Sequence[float], step: int) -> None:
-        """One step's G × K ``values`` (row-major) as ``<prefix>/<group>/<statistic>`` (layers:
-        the layer statistics) and ``|g|/<prefix>/<group>/log10_q<p>``, one event."""
-        tags, columns = self._layout(prefix, tuple(names))
-        table = np.asarray(values, dtype=np.float64).reshape(len(names), -1)
-        out = [table[g, c] for g, c in columns]
-        if self._band is not None:
-            out.append(log10_band_values(table[:, self._band]).reshape(-1))
-        self._events.write(trainer, pl_module, member, tags, np.concatenate(out).tolist(), step)
+        """One step's G × K ``values`` (row-major; a list or a float64 array) as
+        ``<prefix>/<group>/<statistic>`` (layers: the layer statistics) and
+        ``|g|/<prefix>/<group>/log10_q<p>``, one event."""
+        tags, picked, band = self._layout(prefix, tuple(names))
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)  # (G·K,)
+        out = flat[picked] if band is None else \
+            np.concatenate([flat[picked], log10_band_values(flat[band])])
+        self._events.write(trainer, pl_module, member, tags, out.tolist(), step)
 
-    def _layout(self, prefix: str, names: Tuple[str, ...]) -> Tuple[List[str], list]:
-        """(tags, [(group row, columns)]) of a step's event, cached per prefix and groups."""
+    def _layout(self, prefix: str, names: Tuple[str, ...]
+                ) -> Tuple[List[str], np.ndarray, Optional[np.ndarray]]:
+        """(tags, positions of their values in the row-major G × K table, positions of the
+        band's values or None) of a step's event, cached per prefix and groups."""
         key = (prefix, names)
         if key not in self._tags:
-            every = list(range(len(self.statistics)))
+            width, every = len(self.statistics), list(range(len(self.statistics)))
             columns = [(g, every if name == "global" or self._layer_columns is None
                         else self._layer_columns) for g, name in enumerate(names)]
             tags = [f"{prefix}/{names[g]}/{self.statistics[c]}" for g, cols in columns
                     for c in cols]
+            picked = np.array([g * width + c for g, cols in columns for c in cols], np.int64)
+            band = None
             if self._band is not None:
                 tags += [log10_band_tag(prefix, name, q) for name in names for q in BAND_LEVELS]
-            self._tags[key] = (tags, columns)
+                band = np.array([g * width + c for g in range(len(names)) for c in self._band],
+                                np.int64)
+            self._tags[key] = (tags, picked, band)
         return self._tags[key]
 
     def epoch_steps(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int,
@@ -115,12 +121,16 @@ class GradientWriter:
             self._events.histograms(writers, [f"grad_hist/{n}/log10_abs" for n in names],
                                     histograms, step)
 
-    def prepare_depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Import the drawing modules where :meth:`depth_image` will draw (a TensorBoard writer
-        and ``abs_q50`` logged): 0.34 s once, at the start of training instead of inside the
-        first epoch."""
+    def prepare_depth_image(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                            layers: Sequence[str]) -> None:
+        """Where :meth:`depth_image` will draw (a TensorBoard writer and ``abs_q50`` logged):
+        import the drawing modules (0.34 s once per process) and draw the layer axis of
+        ``layers`` (~35 ms, :meth:`DepthProfileDrawer.prepare`), at the start of training
+        instead of inside the first epoch."""
         if self._depth_writers(trainer, pl_module, 0):
             import_drawing()
+            self._drawer = self._drawer or DepthProfileDrawer()
+            self._drawer.prepare(layers)
 
     def _depth_writers(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int
                        ) -> list:

@@ -157,6 +157,8 @@ class SaturationMonitorMixin(CallbackBase):
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not (self._hooks or self._tapping):
+            return  # not a logging step (the common one)
         ran = outputs is not None and not (isinstance(outputs, Mapping)
                                            and outputs.get("loss") is None)  # a skipped step
         if self._tapping and self._tapped and ran and \
@@ -166,8 +168,7 @@ class SaturationMonitorMixin(CallbackBase):
             self._warn("SaturationMonitor: the training forward did not report the folded "
                        "net's pre-activations (a compiled net?); from the next logging step "
                        "on, a separate forward is run for them.")
-        if self._hooks or self._tapping:
-            self._log()
+        self._log()
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
