@@ -31,7 +31,7 @@ from typing import Any, Dict, Optional
 from lightning_sig._compat import tensorboard_record_writer
 
 __all__ = ["enable_speedups", "disable_speedups", "speedup_report", "use_fast_event_crc",
-           "restore_event_crc", "fast_masked_crc32c", "skip_failing_nvml_check",
+           "restore_event_crc", "event_crc_is_slow", "fast_masked_crc32c", "skip_failing_nvml_check",
            "restore_nvml_check"]
 
 _MASK_DELTA = 0xA282EAD8  # TFRecord's checksum mask (tensorflow/core/lib/hash/crc32c.h)
@@ -75,6 +75,19 @@ def use_fast_event_crc() -> bool:
     _saved["event_crc"] = record_writer.masked_crc32c
     record_writer.masked_crc32c = fast_masked_crc32c
     return True
+
+
+def event_crc_is_slow() -> bool:
+    """Whether TensorBoard checksums event records with its pure-Python CRC-32C although the C
+    one of ``google-crc32c`` is installed, i.e. whether :func:`use_fast_event_crc` would speed
+    up every TensorBoard writer of the process (False without ``google-crc32c``'s C build)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    if getattr(google_crc32c, "implementation", "c") != "c":
+        return False
+    return tensorboard_record_writer().masked_crc32c is not fast_masked_crc32c
 
 
 def restore_event_crc() -> bool:

@@ -253,6 +253,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
                             self.epoch_aggregates)
         if self._depth_images:
             self._writer.prepare_depth_image(trainer, pl_module, layers)  # not mid-epoch
+        self._writer.hint_event_crc(trainer)
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

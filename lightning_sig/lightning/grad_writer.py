@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from lightning_utilities.core.rank_zero import rank_zero_warn
+from lightning_utilities.core.rank_zero import rank_zero_info, rank_zero_warn
 
 from lightning_sig._compat import is_tensorboard_logger
 from lightning_sig.gradients.depth_image import DepthProfileDrawer, depth_profile, \
@@ -19,11 +19,14 @@ from lightning_sig.gradients.layout import custom_scalars_layout
 from lightning_sig.gradients.log10_band import BAND_LEVELS, band_columns, log10_band_tag, \
     log10_band_values
 from lightning_sig.members.interface import member_seeds_of
+from lightning_sig.speedups import event_crc_is_slow
 
 if TYPE_CHECKING:  # annotations only: the body serves both Lightning namespaces
     import pytorch_lightning as pl
 
 __all__ = ["GradientWriter"]
+
+_CRC_HINTED = False  # GradientWriter.hint_event_crc said it in this process
 
 
 class GradientWriter:
@@ -52,6 +55,25 @@ class GradientWriter:
         if key not in self._warned:
             self._warned.add(key)
             rank_zero_warn(message)
+
+    @staticmethod
+    def hint_event_crc(trainer: pl.Trainer) -> bool:
+        """Say once per process (info) where a TensorBoardLogger checksums its records in pure
+        Python although ``lightning_sig.enable_speedups()`` could switch it to C (an explicit
+        process-wide choice left to the user: this only says so). True if it said so."""
+        global _CRC_HINTED
+        if _CRC_HINTED or not any(is_tensorboard_logger(lg) for lg in trainer.loggers) or \
+                not event_crc_is_slow():
+            return False
+        _CRC_HINTED = True
+        rank_zero_info(
+            "GradientQuantileCallback: TensorBoard checksums every event record in pure Python "
+            "in this process (~600 µs per step's record of the callback's scalars, in its "
+            "writer thread, holding the GIL; 1-2 % of a paper-net step at log_every_n_steps=50 "
+            "in benchmarks/RESULTS.md). lightning_sig.enable_speedups() switches every "
+            "TensorBoard writer to the C CRC-32C (the same files; train.py does this); "
+            "lightning_sig.disable_speedups() undoes it.")
+        return True
 
     def layout(self, trainer: pl.Trainer, groups: List[str], levels: Sequence[float],
                data: bool, activations: List[str], epoch: bool) -> None:
