@@ -31,8 +31,8 @@ from typing import Any, Dict, Optional
 from lightning_sig._compat import tensorboard_record_writer
 
 __all__ = ["enable_speedups", "disable_speedups", "speedup_report", "use_fast_event_crc",
-           "restore_event_crc", "event_crc_is_slow", "fast_masked_crc32c", "skip_failing_nvml_check",
-           "restore_nvml_check"]
+           "restore_event_crc", "event_crc_is_slow", "fast_masked_crc32c",
+           "skip_failing_nvml_check", "restore_nvml_check"]
 
 _MASK_DELTA = 0xA282EAD8  # TFRecord's checksum mask (tensorflow/core/lib/hash/crc32c.h)
 _NVML_VARIABLE = "PYTORCH_NVML_BASED_CUDA_CHECK"
@@ -58,15 +58,11 @@ def use_fast_event_crc() -> bool:
     when ``google-crc32c`` is missing or only has its pure-Python fallback, or when the two
     checksums disagree on a probe (then also warns). :func:`restore_event_crc` undoes it.
     """
-    try:
-        import google_crc32c
-    except ImportError:
+    if not _c_crc32c_installed():
         return False
     record_writer = tensorboard_record_writer()
     if record_writer.masked_crc32c is fast_masked_crc32c:
         return True
-    if getattr(google_crc32c, "implementation", "c") != "c":
-        return False
     probe = bytes(range(256)) * 5 + b"lightning_sig"
     if fast_masked_crc32c(probe) != record_writer.masked_crc32c(probe):
         warnings.warn("google-crc32c disagrees with TensorBoard's CRC-32C; keeping TensorBoard's "
@@ -81,13 +77,18 @@ def event_crc_is_slow() -> bool:
     """Whether TensorBoard checksums event records with its pure-Python CRC-32C although the C
     one of ``google-crc32c`` is installed, i.e. whether :func:`use_fast_event_crc` would speed
     up every TensorBoard writer of the process (False without ``google-crc32c``'s C build)."""
+    return _c_crc32c_installed() and \
+        tensorboard_record_writer().masked_crc32c is not fast_masked_crc32c
+
+
+def _c_crc32c_installed() -> bool:
+    """Whether ``google-crc32c`` is installed with its C implementation (not the pure-Python
+    fallback)."""
     try:
         import google_crc32c
     except ImportError:
         return False
-    if getattr(google_crc32c, "implementation", "c") != "c":
-        return False
-    return tensorboard_record_writer().masked_crc32c is not fast_masked_crc32c
+    return getattr(google_crc32c, "implementation", "c") == "c"
 
 
 def restore_event_crc() -> bool:

@@ -70,7 +70,7 @@ def test_markers_are_drawn_at_the_values():
     blue = np.array([31, 119, 180])
     for i, v in enumerate(values):
         if math.isnan(v):
-            x, y = axes.transData.transform((i + 1, 2e-3))  # no marker (the line passes 70 px above)
+            x, y = axes.transData.transform((i + 1, 2e-3))  # no marker: the line is 70 px above
             assert np.abs(image[:, height - int(round(y)), int(round(x))] - blue).sum() > 60
             continue
         x, y = axes.transData.transform((i + 1, v))
