@@ -16,7 +16,8 @@ from typing import Any, Callable, List, Sequence, Tuple
 __all__ = ["CHECKED_AGAINST", "PrivateAPIMoved", "FX_NAME_ATTRIBUTE", "flatten_dense_tensors",
            "unflatten_dense_tensors", "foreach_sub", "foreach_mul", "fused_adam_devices", "tensorboard_record_writer",
            "event_file_writer", "logger_prefix", "tensorboard_logger_types",
-           "is_tensorboard_logger", "trainer_writes_logs_now", "lightning_logs_now", "trainer_log_step",
+           "is_tensorboard_logger", "trainer_writes_logs_now",
+           "training_batch_logs_now", "trainer_log_step",
            "attached_trainer", "fit_batch_progress"]
 
 #: The releases every accessor below was read against: the newest, and the floors of
@@ -147,12 +148,19 @@ def trainer_writes_logs_now(trainer: Any) -> bool:
         raise _moved("Trainer._logger_connector.should_update_logs", error) from None
 
 
-def lightning_logs_now(trainer: Any) -> bool:
-    """Whether Lightning writes this training step's on-step metrics to its loggers: True
-    without a Trainer or with ``fast_dev_run``, else :func:`trainer_writes_logs_now`."""
+def training_batch_logs_now(trainer: Any) -> bool:
+    """Whether Lightning writes this training step's on-step metrics to its loggers, in the
+    hooks of a training batch before its optimizer step
+    (``on_train_batch_start``, ``training_step``), where Lightning's active loop is the fit
+    loop: its rule for that loop, without looking the loop up (~5 µs in a fit, this ~1 µs):
+    ``(_batches_that_stepped + 1) % log_every_n_steps == 0`` or ``should_stop``; never with
+    ``log_every_n_steps=0``; always without a Trainer or with ``fast_dev_run``."""
     if trainer is None or trainer.fast_dev_run:
         return True
-    return trainer_writes_logs_now(trainer)
+    every = trainer.log_every_n_steps
+    if every == 0:
+        return False
+    return (trainer_log_step(trainer) + 1) % every == 0 or bool(trainer.should_stop)
 
 
 def trainer_log_step(trainer: Any) -> int:

@@ -103,3 +103,18 @@ def test_our_modules_implement_the_interface_and_the_mode_test_tells_the_modes_a
         names = set(proto.__annotations__) | {n for n, v in vars(proto).items()
                                               if inspect.isfunction(v)}
         assert names and all(hasattr(obj, n) for n in names), (proto, names)
+
+
+def test_member_seeds_of_needs_both_the_seeds_and_the_protocol():
+    class SeedsOnly:  # member_seeds set, no member_gradients: not a MultiSeedModule
+        member_seeds, member_logger = [1, 2], None
+
+    class Full(SeedsOnly):
+        def member_gradients(self):
+            return []
+
+    empty = Full()
+    empty.member_seeds = []
+    assert interface.member_seeds_of(SeedsOnly()) is None
+    assert interface.member_seeds_of(Full()) == [1, 2]
+    assert interface.member_seeds_of(empty) is None

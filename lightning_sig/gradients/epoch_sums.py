@@ -46,8 +46,10 @@ class EpochSums:
         self.count.numpy()[rows] += counts
 
     def means(self) -> List[float]:
-        """The (R, K) means, row-major; NaN where a statistic was never defined."""
-        return (self.total / self.count).reshape(-1).tolist()
+        """The (R, K) means, row-major; NaN where a statistic was never defined (numpy: a
+        torch op hands the GIL to other threads, e.g. TensorBoard's writer, at an epoch end)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (self.total.numpy() / self.count.numpy()).reshape(-1).tolist()
 
     def state(self) -> Tuple[List[str], Tensor, Tensor]:
         """(names, total, count), copies (a checkpoint does not change with later steps)."""

@@ -28,7 +28,8 @@ from lightning_sig.members.loggers import DEFAULT_MEMBER_LOG_DIR, MemberEvalMetr
     MemberLogger, check_member_log_dir
 from lightning_sig.members.networks import MemberConvNet, build_member_nets, resolve_member_seeds
 from lightning_sig.members.steps import MemberStepsMixin
-from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, lightning_logs_now
+from lightning_sig._compat import FX_NAME_ATTRIBUTE, attached_trainer, foreach_mul, \
+    training_batch_logs_now
 from lightning_sig.nn.folding import l2_penalty
 from lightning_sig.nn.optim import adam, portable_adam_state
 from lightning_sig.nn.convnets import TABLE1, TABLE2, TABLE3, ConvNetSpec, build_initialised_net
@@ -226,7 +227,7 @@ class SigmoidNetModuleMixin(MemberStepsMixin):
             logits, penalty = self.net.forward_penalized(x, self.l2_strength)
         data_loss = F.cross_entropy(logits, y)
         loss = data_loss + penalty
-        if lightning_logs_now(attached_trainer(self)):
+        if training_batch_logs_now(attached_trainer(self)):
             self.train_acc(logits, y)
             self.log_dict({"train/loss": loss, "train/acc": self.train_acc},
                           on_step=True, on_epoch=False, prog_bar=True)

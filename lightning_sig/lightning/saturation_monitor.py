@@ -34,7 +34,7 @@ from lightning_sig.gradients.saturation import DEFAULT_EPSILON, check_epsilon, \
     folded_saturation_sums, means_of, monitored_activations, saturation_sums
 from lightning_sig.nn.activation_tap import add_tap, remove_tap
 from lightning_sig.nn.convnets import preferred_memory_format
-from lightning_sig._compat import lightning_logs_now  # Lightning's own logging rule
+from lightning_sig._compat import training_batch_logs_now  # Lightning's own logging rule
 from lightning_sig.lightning.namespace import check_namespace
 from lightning_sig.members.interface import member_seeds_of
 from lightning_sig.lightning.mixin_bases import CallbackBase
@@ -125,7 +125,7 @@ class SaturationMonitorMixin(CallbackBase):
     @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        if not lightning_logs_now(trainer) or self._last_step == trainer.global_step:
+        if not training_batch_logs_now(trainer) or self._last_step == trainer.global_step:
             return  # also: only the first micro-batch of an accumulated step
         if member_seeds_of(pl_module):
             self._warn("SaturationMonitor does not support num_members > 1; nothing logged.")

@@ -118,8 +118,12 @@ def member_seeds_of(module: object) -> Optional[List[int]]:
     """The member seeds of a :class:`MultiSeedModule` with S ≥ 1 members; None for any other
     module (including ours with ``num_members = 1``, whose ``member_seeds`` is None).
 
-    A ``Protocol`` check (~20 µs): callers on a hot path cache the answer per module."""
-    if isinstance(module, MultiSeedModule) and module.member_seeds:
+    The ``Protocol`` check (~20 µs) runs only for a module whose ``member_seeds`` is set: for
+    any other one the answer (None) costs an attribute read, as the callbacks ask at each
+    logged step."""
+    if not getattr(module, "member_seeds", None):
+        return None
+    if isinstance(module, MultiSeedModule):
         return list(module.member_seeds)
     return None
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
-from lightning_sig._compat import attached_trainer, lightning_logs_now, trainer_log_step
+from lightning_sig._compat import attached_trainer, trainer_log_step, training_batch_logs_now
 from lightning_sig.members.gradients import MemberGradientRows, member_gradient_rows, \
     member_layer_gradients
 from lightning_sig.members.loggers import MemberLogger
@@ -56,7 +56,7 @@ class MemberStepsMixin(ModuleBase):
         data_loss = member_losses(logits, y)  # (S,)
         penalty = member_l2_penalty(self.penalized_parameters(), self.l2_strength)  # (S,)
         loss = data_loss + penalty
-        if self.member_logger is not None and lightning_logs_now(attached_trainer(self)):
+        if self.member_logger is not None and training_batch_logs_now(attached_trainer(self)):
             acc = (logits.argmax(-1) == y).float().mean(1)
             self.member_logger.log_stacked(
                 {"train/loss": loss, "train/data_loss": data_loss, "train/l2_penalty": penalty,
