@@ -87,6 +87,32 @@ def test_monitor_in_users_training_forward(tmp_path):
     assert metrics["act/global/saturated_frac"] == 0.25
 
 
+def test_activations_are_looked_up_once_per_epoch(tmp_path, monkeypatch):
+    from lightning_sig.lightning import saturation_monitor as module
+
+    class Swap(pl.Callback):  # epoch 1: the last layer's input goes through a new Softsign
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                pl_module.model[2] = nn.Sequential(nn.Softsign(), nn.Linear(2, 3))
+
+    walks = []
+    real = module.monitored_activations
+    monkeypatch.setattr(module, "monitored_activations", lambda m: walks.append(1) or real(m))
+    x = torch.tensor([[1.0, 1.0], [0.1, 3.0], [-2.0, 0.5], [0.0, 0.0]])
+    data = DataLoader(TensorDataset(x, torch.zeros(4, dtype=torch.long)), batch_size=1)
+    logger = RecordingLogger()
+    pl.Trainer(callbacks=[Swap(), SaturationMonitor()], logger=logger, max_epochs=2,
+               log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, default_root_dir=tmp_path).fit(TinyModule(), data)
+    acts = [(s, sorted(k for k in m if k.endswith("saturated_frac"))) for s, m in logger.records
+            if any(k.startswith("act/") for k in m)]
+    assert [s for s, _ in acts] == list(range(8)) and len(walks) == 2  # 8 logging steps
+    assert all(names == ["act/global/saturated_frac", "act/model.1/saturated_frac"]
+               for s, names in acts if s < 4)
+    assert all(names == ["act/global/saturated_frac", "act/model.1/saturated_frac",
+                         "act/model.2.0/saturated_frac"] for s, names in acts if s >= 4)
+
+
 def test_monitor_sees_folded_nets_preactivations(tmp_path):
     torch.manual_seed(0)
     model = CombinedNet(alpha=2.0, init="uniform", init_scale=3.0)
