@@ -232,7 +232,10 @@ def training_step_fn(module, batches, optimizer=None) -> Callable[[], None]:
 def quiet_steps() -> None:
     """Make our modules' training_step treat every step as a non-logging step (no Trainer here)."""
     import lightning_sig.lightning.modules as modules
-    modules.lightning_logs_now = lambda trainer: False
+    if not hasattr(modules, "training_batch_logs_now"):  # renamed: the patch would do nothing
+        raise AttributeError("quiet_steps: lightning_sig.lightning.modules has no "
+                             "training_batch_logs_now to patch")
+    modules.training_batch_logs_now = lambda trainer: False
 
 
 def collect_interleaved(variants: Mapping[str, Callable[[], float]],

@@ -78,9 +78,9 @@ def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
     from pytorch_lightning.loggers import TensorBoardLogger
     torch.manual_seed(0)
     module = CombinedNet(**HPARAMS)
-    original = modules.lightning_logs_now
+    original = modules.training_batch_logs_now
     if log_calls_every_step:  # the previous code: self.log_dict(...) on every training step
-        modules.lightning_logs_now = lambda trainer: True
+        modules.training_batch_logs_now = lambda trainer: True
     try:  # the progress bar draws into /dev/null (its cost is measured, not its output)
         with tempfile.TemporaryDirectory() as logs, open(os.devnull, "w") as null, \
                 contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
@@ -89,7 +89,7 @@ def lightning_fit(args, dm, log_every: int = 50, progress_bar: bool = False,
                 logger=TensorBoardLogger(logs, name="bench"), log_every_n_steps=log_every,
                 enable_progress_bar=progress_bar)
     finally:
-        modules.lightning_logs_now = original
+        modules.training_batch_logs_now = original
 
 
 def trivial_pair(args, dm):
