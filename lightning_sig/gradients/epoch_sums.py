@@ -2,7 +2,7 @@
 ``grad_epoch/*`` means)."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,10 +24,12 @@ class EpochSums:
         self.total, self.count = total, count
         self._rows = {name: i for i, name in enumerate(self.names)}
 
-    def add(self, names: Sequence[str], table: Tensor) -> None:
-        """Add a (S, G, K) table of S steps for the G groups ``names`` (float64 sums in numpy:
-        for the paper nets' small tables ten torch ops cost more than the arithmetic)."""
-        values = table.detach().cpu().double().numpy()
+    def add(self, names: Sequence[str], table: Union[np.ndarray, Tensor]) -> None:
+        """Add a (S, G, K) table of S steps for the G groups ``names`` (a numpy array or a
+        tensor; float64 sums in numpy: for the paper nets' small tables ten torch ops cost more
+        than the arithmetic)."""
+        values = np.asarray(table.detach().cpu() if isinstance(table, Tensor) else table,
+                            dtype=np.float64)
         defined = ~np.isnan(values)
         totals = np.where(defined, values, 0.0).sum(0)  # (G, K)
         counts = defined.sum(0).astype(np.float64)

@@ -197,7 +197,7 @@ class GradientQuantileCallbackMixin(CallbackBase):
         used = [f.aggregate for f in job.flags]
         if self.epoch_aggregates and any(used):
             self._epoch.setdefault(key, EpochSums()).add(
-                names, torch.from_numpy(table if all(used) else table[np.array(used)]))
+                names, table if all(used) else table[np.array(used)])
             self._epoch_steps[key] = self._epoch_steps.get(key, 0) + sum(used)
         flat = table.reshape(len(job.steps), -1)  # (S, G·K)
         for i, (step, flags, hist) in enumerate(zip(job.steps, job.flags, histograms)):
